@@ -1,0 +1,77 @@
+import os
+
+import pytest
+import torch
+
+from labkit import env
+
+
+def test_scale_reads_the_variable(monkeypatch):
+    for s in env.SCALES:
+        monkeypatch.setenv("LABKIT_SCALE", s.upper())
+        assert env.scale() == s
+
+
+def test_scale_default_follows_cuda(monkeypatch):
+    monkeypatch.delenv("LABKIT_SCALE", raising=False)
+    assert env.scale() == ("gpu" if torch.cuda.is_available() else "cpu")
+
+
+def test_unknown_scale_lists_the_valid_ones(monkeypatch):
+    monkeypatch.setenv("LABKIT_SCALE", "laptop")
+    with pytest.raises(env.ScaleError, match="smoke, cpu, gpu"):
+        env.scale()
+
+
+def test_seed_everything_repeats_random_draws():
+    env.seed_everything(3)
+    a = torch.rand(4)
+    env.seed_everything(3)
+    assert torch.equal(a, torch.rand(4))
+    with pytest.raises(TypeError):
+        env.seed_everything("3")
+
+
+def test_device_is_a_torch_device():
+    assert env.device().type in ("cpu", "cuda")
+
+
+def test_offline_defaults_respect_the_user(monkeypatch):
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "LABKIT_ONLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("LABKIT_ONLINE", "1")
+    env.offline_defaults()
+    assert "HF_HUB_OFFLINE" not in os.environ and env.online()
+    monkeypatch.delenv("LABKIT_ONLINE")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "0")
+    env.offline_defaults()
+    assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["HF_DATASETS_OFFLINE"] == "0"
+    assert not env.online()
+
+
+def test_importing_labkit_turns_the_hub_off():
+    import subprocess
+    import sys
+    code = "import os, labkit; print(os.environ.get('HF_HUB_OFFLINE'))"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "LABKIT_ONLINE"))}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=clean)
+    assert out.stdout.strip() == "1"
+
+
+def test_cache_dir_override(monkeypatch, tmp_path):
+    monkeypatch.setenv("LABKIT_CACHE", str(tmp_path))
+    assert env.cache_dir() == tmp_path
+    monkeypatch.delenv("LABKIT_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
+    assert env.cache_dir() == tmp_path / "x" / "labkit"
+
+
+def test_doctor_reports_missing_data_and_the_fix(tmp_cache, monkeypatch, capsys):
+    monkeypatch.setenv("LABKIT_SCALE", "smoke")
+    facts = env.doctor()
+    out = capsys.readouterr().out
+    assert facts["scale"] == "smoke" and facts["cache"] == str(tmp_cache)
+    assert facts["fetched"] and not any(facts["fetched"].values())
+    assert "labkit fetch" in out and "MISSING" in out
+    assert set(facts["expected"]) == set(env.EXPECTED)
+    assert facts["cores"] >= 1 and facts["ram_gb"] > 0
