@@ -1,0 +1,86 @@
+"""Exercise checks: ``check.answer("01.2", your_answer)`` says right, or gives a hint.
+
+A wrong or missing answer never raises (a notebook with unanswered exercises still runs
+top to bottom); `answer` returns True or False so a solutions notebook can assert it.
+Each exercise's truth is computed from the real data, not stored.
+Leaves out: grading and scores.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Exercise:
+    question: str
+    check: Callable  # value -> None, raising AssertionError(hint) when wrong
+    hint: str
+
+
+def _positive_en(value):
+    from .data import load_reviews
+    truth = sum(load_reviews("en")["label"])
+    assert isinstance(value, int), "give a whole number (an int)"
+    assert value == truth, "count rows whose label is 1 (positive) in load_reviews('en')"
+
+
+def _median_len_zh(value):
+    import numpy as np
+    from .data import load_reviews
+    truth = float(np.median([len(t) for t in load_reviews("zh")["text"]]))
+    assert isinstance(value, (int, float)), "give a number of characters"
+    assert abs(value - truth) <= 0.5, "take np.median of len(text) over load_reviews('zh')"
+
+
+def _near_dup_pairs(value):
+    from .data import find_near_duplicates, load_reviews
+    truth = len(find_near_duplicates(load_reviews("en")["text"], threshold=0.8))
+    assert isinstance(value, int), "give a whole number of pairs"
+    assert value == truth, ("call find_near_duplicates on the cleaned English texts "
+                            "with threshold=0.8 and count the pairs")
+
+
+def _leaks(fn):
+    assert callable(fn), "pass the function itself, e.g. check.answer('01.2', leaks)"
+    cases = [((["Great film!", "Dull."], ["great film", "new one"]), 1),
+             ((["a"], ["b"]), 0),
+             ((["It's <i>fine</i>", "x"], ["it's fine", "X!", "y"]), 2),
+             (([], ["anything"]), 0)]
+    for (train, test), want in cases:
+        got = fn(train, test)
+        assert got == want, (f"leaks({train}, {test}) returned {got}, expected {want}: compare "
+                             "labkit.data.dedup_key of each test text with the train keys")
+
+
+EXERCISES = {
+    "00.1": Exercise("How many of the cleaned English reviews are positive?", _positive_en,
+                     "count the 1s in the label column"),
+    "00.2": Exercise("What is the median length, in characters, of the cleaned Chinese reviews?",
+                     _median_len_zh, "np.median over len(text)"),
+    "01.1": Exercise("How many near-duplicate pairs do the English reviews have at cosine >= 0.8?",
+                     _near_dup_pairs, "find_near_duplicates(texts, threshold=0.8)"),
+    "01.2": Exercise("Write leaks(train_texts, test_texts): how many test texts also occur in "
+                     "train after normalisation?", _leaks, "use labkit.data.dedup_key"),
+}
+
+
+def answer(exercise: str, value) -> bool:
+    """Check an answer; prints a verdict or a hint and returns whether it is right."""
+    if exercise not in EXERCISES:
+        print(f"No exercise {exercise!r}; the exercises are {', '.join(EXERCISES)}.")
+        return False
+    ex = EXERCISES[exercise]
+    if value is None or value is Ellipsis:
+        print(f"[{exercise}] not answered yet. {ex.question} Hint: {ex.hint}.")
+        return False
+    try:
+        ex.check(value)
+    except AssertionError as e:
+        print(f"[{exercise}] not yet: {e or ex.hint}.")
+        return False
+    except Exception as e:  # the learner's function crashed: show why, not a traceback
+        print(f"[{exercise}] your answer raised {type(e).__name__}: {e}. Hint: {ex.hint}.")
+        return False
+    print(f"[{exercise}] correct.")
+    return True

@@ -1,0 +1,35 @@
+from labkit import check
+
+
+def test_unanswered_gives_a_hint(capsys):
+    assert check.answer("00.1", None) is False
+    assert "not answered yet" in capsys.readouterr().out
+
+
+def test_wrong_answer_gives_a_hint_not_a_traceback(capsys):
+    assert check.answer("00.1", 3) is False
+    assert "not yet" in capsys.readouterr().out
+    assert check.answer("00.1", "7368") is False  # wrong type is a hint too
+
+
+def test_right_answer():
+    from labkit import data
+    assert check.answer("00.1", int(sum(data.load_reviews("en")["label"])))
+
+
+def test_function_exercises_report_crashes(capsys):
+    assert check.answer("01.2", lambda a, b: 1 / 0) is False
+    assert "ZeroDivisionError" in capsys.readouterr().out
+    assert check.answer("01.2", lambda a, b: 0) is False
+
+    def leaks(train, test):
+        from labkit.data import dedup_key
+        keys = {dedup_key(t) for t in train}
+        return sum(dedup_key(t) in keys for t in test)
+
+    assert check.answer("01.2", leaks) is True
+
+
+def test_unknown_exercise(capsys):
+    assert check.answer("99.9", 1) is False
+    assert "00.1" in capsys.readouterr().out

@@ -1,0 +1,24 @@
+"""Slow checks: the labs at `cpu` scale, with their real-result bands. Minutes, not seconds:
+run them with `pytest -m slow` (CI runs the fast suite and every notebook at `smoke`)."""
+import json
+from pathlib import Path
+
+import pytest
+
+from labkit import cli
+
+NOTEBOOKS = Path(__file__).parents[1] / "notebooks"
+
+
+@pytest.mark.slow
+def test_labs_00_01_at_cpu_scale(tmp_path):
+    rows = cli.run([NOTEBOOKS / "00_start_here.ipynb", NOTEBOOKS / "01_data.ipynb"], "cpu",
+                   tmp_path)
+    assert [r["status"] for r in rows] == ["passed", "passed"], rows
+    r = rows[1]["results"]
+    assert r["pii_recall"] >= 0.95 and r["pii_precision"] >= 0.9
+    assert r["label_noise_precision"] >= 0.5 and r["label_noise_recall"] >= 0.5
+    assert r["label_noise_review_flagged"] > r["label_noise_noisy"]
+    for row in rows:  # the budgets the README promises
+        assert row["wall_s"] < 300 and row["peak_mb"] < 1500, row
+    print(json.dumps(rows, indent=1))
