@@ -14,11 +14,12 @@ from pathlib import Path
 
 SCALES = ("smoke", "cpu", "gpu")
 
-# Wall time (minutes) and peak memory (MB) of each notebook, measured with `labkit run` on
-# the reference machine (2 cores, no GPU). `None` = not measured yet.
+# Wall time (minutes) and peak kernel memory (MB) of each notebook, measured with
+# `labkit run` on the reference machine (2 cores, no GPU), cold artifact cache.
+# `None` = not measured yet (no GPU was available to measure `gpu`).
 EXPECTED = {
-    "00_start_here": {"smoke": (0.3, 360), "cpu": (0.3, 360), "gpu": None},
-    "01_data": {"smoke": (0.5, 420), "cpu": (1.5, 600), "gpu": None},
+    "00_start_here": {"smoke": (0.2, 430), "cpu": (0.2, 420), "gpu": None},
+    "01_data": {"smoke": (0.6, 760), "cpu": (3.8, 1250), "gpu": None},
 }
 
 

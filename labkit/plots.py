@@ -37,8 +37,9 @@ def length_hist(lengths: dict, title: str = "text length", unit: str = "characte
 
 
 def learning_curves(curves: dict, title: str = "accuracy vs number of labels", ax=None,
-                    chance: float | None = 0.5):
-    """``curves = {name: {n_labels: [acc per seed]}}``: mean line, min-max band, log x."""
+                    majority: float | None = None):
+    """``curves = {name: {n_labels: [acc per seed]}}``: mean line, min-max band, log x.
+    ``majority``: the accuracy of always predicting the most common class, drawn dotted."""
     ax = _ax(ax, (6.5, 4))
     for name, curve in curves.items():
         n = np.array(sorted(curve))
@@ -46,8 +47,8 @@ def learning_curves(curves: dict, title: str = "accuracy vs number of labels", a
         mean = np.array([a.mean() for a in accs])
         ax.plot(n, mean, marker="o", label=name)
         ax.fill_between(n, [a.min() for a in accs], [a.max() for a in accs], alpha=0.2)
-    if chance is not None:
-        ax.axhline(chance, color="grey", ls=":", lw=1, label="chance")
+    if majority is not None:
+        ax.axhline(majority, color="grey", ls=":", lw=1, label="majority class")
     ax.set(xscale="log", xlabel="labelled training examples", ylabel="test accuracy", title=title)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -64,8 +65,8 @@ def precision_recall(scores: dict, title: str = "", ax=None):
         r = ax.bar(x + (k - 0.5) * 0.38, vals, 0.38, label=metric, color=color)
         ax.bar_label(r, labels=[f"{v:.2f}" for v in vals], fontsize=8)
     ax.set_xticks(x, names)
-    ax.set(ylim=(0, 1.1), title=title)
-    ax.legend(loc="lower right")
+    ax.set(ylim=(0, 1.25), title=title)
+    ax.legend(loc="upper center", ncol=2, fontsize=8)
     return ax
 
 
