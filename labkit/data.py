@@ -519,3 +519,9 @@ def split(ds, test: float = 0.15, validation: float = 0.1, seed: int = 0):
             parts[name].extend(g)
             taken += len(g)
     return DatasetDict({k: ds.select(sorted(v)) for k, v in parts.items()})
+
+
+def review_splits(lang: str = "en", seed: int = 0):
+    """The course's fixed train/validation/test splits (15% test, 10% validation) of the
+    cleaned reviews: every lab evaluates on the same test reviews."""
+    return split(load_reviews(lang), test=0.15, validation=0.1, seed=seed)

@@ -9,7 +9,10 @@ from __future__ import annotations
 import os
 import platform
 import random
+import shutil
 import sys
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 SCALES = ("smoke", "cpu", "gpu")
@@ -96,12 +99,48 @@ def cache_dir() -> Path:
     return Path(base) / "labkit"
 
 
+@contextmanager
+def atomic_folder(final: Path):
+    """Yield a temporary folder beside ``final``; when the block succeeds it replaces
+    ``final`` in one rename, when it fails it is deleted. Nothing half-written is left."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        yield tmp
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
 def memory_gb() -> float | None:
     """Total RAM in GB (Linux/macOS), None when unknown."""
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
     except (ValueError, OSError, AttributeError):
         return None
+
+
+def matmul_gflops(n: int = 1024, repeats: int = 5) -> float:
+    """Measured fp32 matrix-multiply throughput of this machine (GFLOP/s), best of
+    ``repeats``: the yardstick for model FLOPs utilisation (lab 02)."""
+    import time
+    import torch
+    dev = device()
+    a, b = torch.randn(n, n, device=dev), torch.randn(n, n, device=dev)
+    best = float("inf")
+    for _ in range(repeats + 1):
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        a @ b
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best / 1e9
 
 
 def _version(name: str) -> str:
@@ -131,11 +170,13 @@ def doctor(verbose: bool = True) -> dict:
         "cache": str(cache_dir()),
         "fetched": {name: fetch.is_fetched(name) for name in fetch.REGISTRY},
     }
+    facts["matmul_gflops"] = round(matmul_gflops()) if facts["device"] != "no torch" else None
     facts["expected"] = {lab: times.get(facts["scale"]) for lab, times in EXPECTED.items()}
     if verbose:
         print(f"Python {facts['python']} on {facts['platform']}, "
               f"{facts['cores']} cores, {facts['ram_gb']} GB RAM, device {facts['device']}")
         print("  " + ", ".join(f"{k} {v}" for k, v in facts["packages"].items()))
+        print(f"fp32 matmul: {facts['matmul_gflops']} GFLOP/s measured on {facts['device']}")
         print(f"scale: {facts['scale']} (set LABKIT_SCALE to one of {', '.join(SCALES)})")
         print(f"hub access: {'ON (opted in)' if online() else 'off (offline-first)'}")
         print(f"cache: {facts['cache']}")

@@ -34,7 +34,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .env import cache_dir
+from .env import atomic_folder, cache_dir
 
 MARKER = ".fetched.json"
 
@@ -215,11 +215,8 @@ def _members(archive_file: Path):
 
 
 def _extract(src: Source, archive_file: Path) -> Path:
-    data = cache_dir() / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    final = data / src.name
-    tmp = Path(tempfile.mkdtemp(prefix=f".{src.name}.", dir=data))
-    try:
+    final = cache_dir() / "data" / src.name
+    with atomic_folder(final) as tmp:
         try:
             handle, files = _members(archive_file)
         except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as e:
@@ -247,12 +244,6 @@ def _extract(src: Source, archive_file: Path) -> Path:
         (tmp / MARKER).write_text(json.dumps(
             {"name": src.name, "archive": src.archive.filename, "sha256": src.archive.sha256,
              "license": src.license, "citation": src.citation}, indent=1))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return final
 
 

@@ -74,3 +74,50 @@ def embed(texts, max_length: int = 64, batch_size: int = 64, cache: bool = True,
         save_file({"embeddings": out}, str(tmp))
         os.replace(tmp, path)
     return out
+
+
+# ---------------------------------------------------------------- small BERTs (lab 02 on)
+
+def small_bert(vocab_size: int, hidden: int = 128, layers: int = 2, heads: int = 2,
+               max_len: int = 128, num_labels: int | None = None, pad_token_id: int = 0):
+    """A small BERT from a config: ``BertForMaskedLM``, or with ``num_labels`` a
+    ``BertForSequenceClassification``. Example: ``small_bert(8000)`` has ~1.5 M parameters."""
+    from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification
+    if hidden % heads:
+        raise ValueError(f"hidden={hidden} must be divisible by heads={heads}")
+    cfg = BertConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers,
+                     num_attention_heads=heads, intermediate_size=4 * hidden,
+                     max_position_embeddings=max_len, pad_token_id=pad_token_id,
+                     num_labels=num_labels or 2)
+    return BertForSequenceClassification(cfg) if num_labels else BertForMaskedLM(cfg)
+
+
+def save(model, tokenizer, folder: Path) -> Path:
+    """Save model (safetensors) and tokenizer into ``folder``, atomically."""
+    from .env import atomic_folder
+    with atomic_folder(folder) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+    return Path(folder)
+
+
+def load(folder: Path, cls=None):
+    """(tokenizer, model) saved by `save`; refuses a model whose vocabulary does not match
+    the tokenizer's. Only safetensors weights are read."""
+    from transformers import AutoTokenizer, BertForMaskedLM
+    folder = Path(folder)
+    if not (folder / "model.safetensors").exists():
+        raise FileNotFoundError(f"no model.safetensors in {folder}; save with labkit.models.save")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = (cls or BertForMaskedLM).from_pretrained(folder, use_safetensors=True)
+    check_vocab(model, tokenizer)
+    return tokenizer, model
+
+
+def check_vocab(model, tokenizer) -> None:
+    """Raise ValueError when the model's embedding table does not fit the tokenizer."""
+    rows = model.get_input_embeddings().num_embeddings
+    if rows != len(tokenizer):
+        raise ValueError(f"the model has {rows} token embeddings but the tokenizer has "
+                         f"{len(tokenizer)} tokens: they were not trained together. Load the "
+                         "tokenizer saved with this checkpoint.")

@@ -212,3 +212,9 @@ def test_learning_curve_and_sampling():
 def test_config_per_scale():
     smoke, cpu = data.DataConfig.for_scale("smoke"), data.DataConfig.for_scale("cpu")
     assert smoke.n_reviews and cpu.n_reviews is None and cpu.noise_seeds >= 3
+
+
+def test_review_splits_are_the_fixed_course_splits():
+    a, b = data.review_splits(), data.review_splits()
+    assert {k: v.num_rows for k, v in a.items()} == {"train": 9564, "validation": 1275, "test": 1913}
+    assert a["test"]["text"] == b["test"]["text"]

@@ -75,3 +75,8 @@ def test_doctor_reports_missing_data_and_the_fix(tmp_cache, monkeypatch, capsys)
     assert "labkit fetch" in out and "MISSING" in out
     assert set(facts["expected"]) == set(env.EXPECTED)
     assert facts["cores"] >= 1 and facts["ram_gb"] > 0
+    assert facts["matmul_gflops"] > 1 and "GFLOP/s" in out
+
+
+def test_matmul_gflops_is_positive_and_plausible():
+    assert 0.5 < env.matmul_gflops(n=256, repeats=2) < 1e6

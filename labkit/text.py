@@ -1,0 +1,59 @@
+"""Lab 02: tokenizers. Train a WordPiece tokenizer on unlabelled text and measure it.
+
+`train_wordpiece` returns a `transformers.PreTrainedTokenizerFast` (BERT-style: lower case,
+``[CLS] ... [SEP]``, ``[PAD] [UNK] [MASK]``) that saves with ``save_pretrained`` and loads
+with ``AutoTokenizer.from_pretrained``. Leaves out: byte-level BPE, sentencepiece.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def _check_texts(texts) -> list:
+    texts = list(texts)
+    if not texts:
+        raise ValueError("the corpus is empty: give at least one text to train a tokenizer on")
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    if bad:
+        raise TypeError(f"texts must be strings; items {bad[:5]} are "
+                        f"{type(texts[bad[0]]).__name__}")
+    return texts
+
+
+def train_wordpiece(texts, vocab_size: int = 8000, min_frequency: int = 2):
+    """A WordPiece tokenizer learned from ``texts``.
+
+    Example: trained on the English text, ``tok.tokenize("unforgettable")`` ->
+    ``['unfor', '##get', '##table']``.
+    """
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+    texts = _check_texts(texts)
+    if vocab_size <= len(SPECIAL):
+        raise ValueError(f"vocab_size={vocab_size} leaves no room beyond the special tokens")
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.train_from_iterator(texts, trainers.WordPieceTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL,
+        show_progress=False))
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
+                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+
+
+def unk_rate(tokenizer, texts) -> float:
+    """Share of tokens that are ``[UNK]`` (special tokens not counted)."""
+    ids = tokenizer(_check_texts(texts), add_special_tokens=False)["input_ids"]
+    total = sum(len(x) for x in ids)
+    return sum(x.count(tokenizer.unk_token_id) for x in ids) / max(total, 1)
+
+
+def lengths(tokenizer, texts) -> np.ndarray:
+    """Tokens per text (without special tokens)."""
+    return np.array([len(x) for x in tokenizer(_check_texts(texts), add_special_tokens=False)["input_ids"]])

@@ -1,0 +1,98 @@
+import pytest
+import torch
+
+from labkit import models, pretrain as P, text
+
+CORPUS = ["a good film and a good cast", "a bad film with a bad plot", "the plot is thin",
+          "the cast is great", "good acting, bad script"] * 20
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return text.train_wordpiece(CORPUS, vocab_size=60, min_frequency=1)
+
+
+def test_tokenizer_special_tokens_and_unk(tok):
+    enc = tok("a good film")["input_ids"]
+    assert enc[0] == tok.cls_token_id and enc[-1] == tok.sep_token_id
+    assert tok.convert_ids_to_tokens([0, 1, 2, 3, 4]) == text.SPECIAL
+    assert text.unk_rate(tok, ["a good film"]) == 0
+    assert text.unk_rate(tok, ["ß"]) == 1.0  # a character never seen in training
+    assert list(text.lengths(tok, ["a good film", "the cast"])) == [3, 2]
+
+
+def test_tokenizer_bad_input():
+    with pytest.raises(ValueError, match="corpus is empty"):
+        text.train_wordpiece([])
+    with pytest.raises(TypeError, match="strings"):
+        text.train_wordpiece(["ok", None])
+    with pytest.raises(ValueError, match="no room"):
+        text.train_wordpiece(["ok"], vocab_size=3)
+
+
+def test_masking_rate_split_and_specials():
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 1000, (400, 50))
+    special = torch.zeros_like(ids, dtype=torch.bool)
+    special[:, 0] = special[:, -1] = True
+    inputs, labels = P.mask_tokens(ids, special, mask_id=4, vocab_size=1000, prob=0.15, generator=g)
+    picked = labels != -100
+    assert not picked[special].any()                          # specials never picked
+    assert abs(picked.float().mean().item() / (48 / 50) - 0.15) < 0.01
+    assert torch.equal(labels[picked], ids[picked])           # labels are the originals
+    as_mask = (inputs[picked] == 4).float().mean().item()
+    kept = (inputs[picked] == ids[picked]).float().mean().item()
+    assert abs(as_mask - 0.8) < 0.02 and abs(kept - 0.1) < 0.02  # (+ ~0.1% random hits)
+    assert torch.equal(inputs[~picked], ids[~picked])         # unpicked tokens untouched
+
+
+def test_masking_hand_case():
+    ids = torch.tensor([[2, 10, 11, 3]])
+    special = torch.tensor([[True, False, False, True]])
+    inputs, labels = P.mask_tokens(ids, special, 4, 20, prob=1.0, generator=torch.Generator().manual_seed(1))
+    assert labels.tolist() == [[-100, 10, 11, -100]]
+    assert inputs[0, 0] == 2 and inputs[0, 3] == 3
+    with pytest.raises(ValueError, match="mask prob"):
+        P.mask_tokens(ids, special, 4, 20, prob=0)
+
+
+def test_masked_only_loss_equals_the_full_loss(tok):
+    torch.manual_seed(0)
+    model = models.small_bert(len(tok), hidden=32, layers=1, heads=2).eval()
+    collate = P.MLMCollator(tok, prob=0.3, seed=0)
+    batch = collate(tok(CORPUS[:8])["input_ids"])
+    assert (batch["labels"] != -100).any()
+    assert P.mlm_loss(model, batch).item() == pytest.approx(P.full_mlm_loss(model, batch).item(), rel=1e-5)
+
+
+def test_pretraining_lowers_heldout_loss(tok):
+    cfg = P.PretrainConfig(vocab_size=60, hidden=32, layers=1, heads=2, max_len=16, batch_size=16,
+                           steps=60, lr=3e-3, warmup=5, heldout=20, eval_every=30)
+    model, hist = P.pretrain(cfg, CORPUS, tok, progress=False)
+    assert hist.eval_step == [0, 30, 60]
+    assert hist.eval[-1]["loss"] < 0.7 * hist.eval[0]["loss"]
+    top = P.fill_mask(model, tok, "the [MASK] is great")
+    assert len(top) == 5 and top[0][1] > 1 / len(tok)
+    with pytest.raises(ValueError, match=r"\[MASK\]"):
+        P.fill_mask(model, tok, "no mask here")
+
+
+def test_save_load_round_trip_and_vocab_check(tok, tmp_path):
+    model = models.small_bert(len(tok), hidden=32, layers=1, heads=2)
+    folder = models.save(model, tok, tmp_path / "ckpt")
+    assert (folder / "model.safetensors").exists() and not list(folder.glob("*.bin"))
+    tok2, model2 = models.load(folder)
+    assert tok2("a good film")["input_ids"] == tok("a good film")["input_ids"]
+    for (k, a), (_, b) in zip(model.state_dict().items(), model2.state_dict().items()):
+        assert torch.equal(a, b), k
+    other = text.train_wordpiece(CORPUS, vocab_size=40, min_frequency=1)
+    with pytest.raises(ValueError, match="not trained together"):
+        models.check_vocab(model, other)
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+        models.load(tmp_path)
+
+
+def test_config_per_scale():
+    assert P.PretrainConfig.for_scale("smoke").steps < P.PretrainConfig.for_scale("cpu").steps
+    with pytest.raises(ValueError, match="divisible"):
+        models.small_bert(100, hidden=30, heads=4)
