@@ -41,16 +41,16 @@ def _near_dup_pairs(value):
                             "with threshold=0.8 and count the pairs")
 
 
-def _leaks(fn):
-    assert callable(fn), "pass the function itself, e.g. check.answer('01.2', leaks)"
-    cases = [((["Great film!", "Dull."], ["great film", "new one"]), 1),
-             ((["a"], ["b"]), 0),
-             ((["It's <i>fine</i>", "x"], ["it's fine", "X!", "y"]), 2),
-             (([], ["anything"]), 0)]
-    for (train, test), want in cases:
-        got = fn(train, test)
-        assert got == want, (f"leaks({train}, {test}) returned {got}, expected {want}: compare "
-                             "labkit.data.dedup_key of each test text with the train keys")
+def _contradiction_rate(fn):
+    assert callable(fn), "pass the function itself, e.g. check.answer('01.2', contradiction_rate)"
+    cases = [((["good", "Good!", "bad", "bad"], [1, 0, 0, 0]), 0.5),
+             ((["a", "b"], [0, 1]), 0.0),
+             ((["x", "x", "x"], [1, 1, 0]), 1.0)]
+    for (texts, labels), want in cases:
+        got = fn(texts, labels)
+        assert isinstance(got, (int, float)) and abs(got - want) < 1e-9, (
+            f"contradiction_rate({texts}, {labels}) returned {got!r}, expected {want}: "
+            "count the rows that labkit.data.find_contradictions returns, over all rows")
 
 
 EXERCISES = {
@@ -60,8 +60,9 @@ EXERCISES = {
                      _median_len_zh, "np.median over len(text)"),
     "01.1": Exercise("How many near-duplicate pairs do the English reviews have at cosine >= 0.8?",
                      _near_dup_pairs, "find_near_duplicates(texts, threshold=0.8)"),
-    "01.2": Exercise("Write leaks(train_texts, test_texts): how many test texts also occur in "
-                     "train after normalisation?", _leaks, "use labkit.data.dedup_key"),
+    "01.2": Exercise("Write contradiction_rate(texts, labels): the share of rows whose text "
+                     "(after normalisation) also occurs with another label.", _contradiction_rate,
+                     "labkit.data.find_contradictions gives the rows of each such text"),
 }
 
 

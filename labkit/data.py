@@ -265,6 +265,15 @@ def find_near_duplicates(texts, threshold: float = 0.85, batch: int = 1000):
     return sorted(pairs)
 
 
+def count_leaks(train_texts, test_texts) -> int:
+    """How many test texts also occur in training after normalisation (`dedup_key`).
+
+    Example: ``count_leaks(["Great film!"], ["great film", "new"])`` -> 1.
+    """
+    keys = {dedup_key(t) for t in train_texts}
+    return sum(dedup_key(t) in keys for t in test_texts)
+
+
 def find_contradictions(texts, labels) -> dict[str, list[int]]:
     """Texts (by `dedup_key`) that occur with more than one label -> their row indices."""
     rows, seen = defaultdict(list), defaultdict(set)

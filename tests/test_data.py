@@ -94,6 +94,11 @@ def test_find_near_duplicates_hand_case():
     assert 0.8 <= pairs[0][2] < 1
 
 
+def test_count_leaks():
+    assert data.count_leaks(["Great film!", "Dull."], ["great film", "new one", "DULL"]) == 2
+    assert data.count_leaks([], ["a"]) == 0
+
+
 def test_find_contradictions():
     out = data.find_contradictions(["good", "Good!", "bad", "bad"], [1, 0, 0, 0])
     assert out == {"good": [0, 1]}
