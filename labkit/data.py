@@ -319,6 +319,17 @@ def scrub_pii(text: str) -> tuple[str, Counter]:
     return text, counts
 
 
+def _injectable(texts, rate: float) -> list:
+    """The texts as a list, after checking what the seeded injectors need."""
+    if not 0 <= rate <= 1:
+        raise DataError(f"rate must be between 0 and 1, got {rate}")
+    texts = list(texts)
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    if bad:
+        raise DataError(f"texts must be strings; items {bad[:5]} are {type(texts[bad[0]]).__name__}")
+    return texts
+
+
 _FIRST = ["anna", "john", "li.wei", "maria", "d.smith", "k_jones", "sam99", "olga.p"]
 _DOMAINS = ["gmail.com", "example.org", "mail.co.uk", "uni-bonn.de", "yahoo.fr"]
 
@@ -348,8 +359,8 @@ def inject_pii(texts, rate: float = 0.05, seed: int = 0):
 
     Returns (new_texts, spans) with spans = [(row, start, end, kind)] of what was planted.
     """
+    texts = _injectable(texts, rate)
     rng = random.Random(seed)
-    texts = list(texts)
     rows = rng.sample(range(len(texts)), round(rate * len(texts)))
     spans = []
     for r in sorted(rows):
@@ -389,8 +400,8 @@ def corrupt(texts, rate: float = 0.05, seed: int = 0):
 
     Returns (new_texts, rows changed). `normalize` should undo all three.
     """
+    texts = _injectable(texts, rate)
     rng = random.Random(seed)
-    texts = list(texts)
     rows = sorted(rng.sample(range(len(texts)), round(rate * len(texts))))
     for r in rows:
         t, kind = texts[r], rng.choice(["markup", "entity", "mojibake"])

@@ -140,6 +140,14 @@ def test_inject_pii_is_seeded_and_found():
     assert scores["recall"] == 1.0 and scores["precision"] == 1.0
 
 
+def test_injectors_reject_bad_input():
+    for inject in (data.inject_pii, data.corrupt):
+        with pytest.raises(DataError, match="between 0 and 1"):
+            inject(["a b"], rate=2)
+        with pytest.raises(DataError, match="must be strings"):
+            inject(["a b", 3], rate=0.5)
+
+
 def test_corrupt_is_undone_by_normalize():
     texts = ["It's a fine film", "Don't \"miss\" it & go", "plain words here"] * 20
     bad, rows = data.corrupt(texts, rate=0.5, seed=0)
