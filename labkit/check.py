@@ -53,6 +53,16 @@ def _contradiction_rate(fn):
             "count the rows that labkit.data.find_contradictions returns, over all rows")
 
 
+def _word_spans(fn):
+    assert callable(fn), "pass the function itself, e.g. check.answer('02.1', word_spans)"
+    cases = [(["un", "##for", "##get", "the"], [[0, 1, 2], [3]]), ([], []),
+             (["a", "b"], [[0], [1]]), (["##x", "y", "##z"], [[0], [1, 2]])]
+    for tokens, want in cases:
+        got = fn(tokens)
+        assert [list(s) for s in got] == want, (f"word_spans({tokens}) returned {got}, expected "
+                                               f"{want}: a token starting with ## continues a word")
+
+
 EXERCISES = {
     "00.1": Exercise("How many of the cleaned English reviews are positive?", _positive_en,
                      "count the 1s in the label column"),
@@ -63,6 +73,8 @@ EXERCISES = {
     "01.2": Exercise("Write contradiction_rate(texts, labels): the share of rows whose text "
                      "(after normalisation) also occurs with another label.", _contradiction_rate,
                      "labkit.data.find_contradictions gives the rows of each such text"),
+    "02.1": Exercise("Write word_spans(tokens): group WordPiece tokens into words.",
+                     _word_spans, "start a new span at each token without the ## prefix"),
 }
 
 

@@ -23,6 +23,7 @@ SCALES = ("smoke", "cpu", "gpu")
 EXPECTED = {
     "00_start_here": {"smoke": (0.2, 430), "cpu": (0.2, 420), "gpu": None},
     "01_data": {"smoke": (0.6, 760), "cpu": (3.8, 1250), "gpu": None},
+    "02_pretraining": {"smoke": (0.4, 680), "cpu": (3.7, 1250), "gpu": None},
 }
 
 

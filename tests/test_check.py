@@ -32,3 +32,17 @@ def test_function_exercises_report_crashes(capsys):
 def test_unknown_exercise(capsys):
     assert check.answer("99.9", 1) is False
     assert "00.1" in capsys.readouterr().out
+
+
+def test_word_spans_exercise():
+    def word_spans(tokens):
+        spans = []
+        for i, t in enumerate(tokens):
+            if t.startswith("##") and spans:
+                spans[-1].append(i)
+            else:
+                spans.append([i])
+        return spans
+
+    assert check.answer("02.1", word_spans) is True
+    assert check.answer("02.1", lambda toks: [[i] for i in range(len(toks))]) is False

@@ -96,3 +96,25 @@ def test_config_per_scale():
     assert P.PretrainConfig.for_scale("smoke").steps < P.PretrainConfig.for_scale("cpu").steps
     with pytest.raises(ValueError, match="divisible"):
         models.small_bert(100, hidden=30, heads=4)
+
+
+def test_flops_and_throughput(tok):
+    model = models.small_bert(len(tok), hidden=32, layers=1, heads=2)
+    enc = 32 * 32 * 4 + 2 * 32 * 128  # one block's matmul weights (q, k, v, o; two FFN)
+    head = 32 * (len(tok) + 32)
+    assert P.flops_per_token(model, 0.15) == pytest.approx(6 * (enc + 0.15 * head))
+
+    class H:
+        examples, seconds = 1000, 2.0
+
+    tokens_s, mfu = P.throughput(H, 10, model, gflops=100)
+    assert tokens_s == 5000 and mfu == pytest.approx(5000 * P.flops_per_token(model) / 1e11)
+
+
+def test_fill_mask_explorer_prints_a_fallback(tok, capsys):
+    from labkit import widgets
+    model = models.small_bert(len(tok), hidden=32, layers=1, heads=2)
+    box = widgets.fill_mask_explorer(model, tok, "the [MASK] is great", k=3)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "the [MASK] is great" and len(out) == 4
+    assert box is not None

@@ -22,3 +22,11 @@ def test_labs_00_01_at_cpu_scale(tmp_path):
     for row in rows:  # the budgets the README promises
         assert row["wall_s"] < 300 and row["peak_mb"] < 1500, row
     print(json.dumps(rows, indent=1))
+
+
+@pytest.mark.slow
+def test_lab_02_at_cpu_scale(tmp_path):
+    (row,) = cli.run([NOTEBOOKS / "02_pretraining.ipynb"], "cpu", tmp_path)
+    assert row["status"] == "passed", row
+    assert row["results"]["mlm_heldout_fall"] >= 0.30
+    assert row["wall_s"] < 300 and row["peak_mb"] < 1500, row
