@@ -1,7 +1,8 @@
 """Model factories and artifacts: the real pretrained MiniLM from the cache, sentence
-embeddings from it (cached as safetensors), and atomic artifact writes.
+embeddings from it (cached as safetensors), small BERTs built from a config, and
+safetensors save/load that checks the tokenizer fits the model.
 
-Leaves out: training (`labkit.train`) and small BERTs built from a config (lab 02).
+Leaves out: training (`labkit.train`, `labkit.pretrain`).
 """
 from __future__ import annotations
 

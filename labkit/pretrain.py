@@ -123,8 +123,8 @@ def heldout_loss(model, loader) -> dict:
     return {"loss": loss, "perplexity": math.exp(min(loss, 50))}
 
 
-def fill_mask(model, tokenizer, text: str, k: int = 5):
-    """Top-k (token, probability) for the first ``[MASK]`` in ``text``."""
+def mask_logits(model, tokenizer, text: str):
+    """The model's logits (vocab,) for the first ``[MASK]`` in ``text``."""
     import torch
     if tokenizer.mask_token not in text:
         raise ValueError(f"put {tokenizer.mask_token} in the text, e.g. 'a [MASK] film'")
@@ -132,15 +132,19 @@ def fill_mask(model, tokenizer, text: str, k: int = 5):
     pos = (enc["input_ids"][0] == tokenizer.mask_token_id).nonzero()[0, 0]
     model.eval()
     with torch.no_grad():
-        logits = model(**{k_: v.to(model.device) for k_, v in enc.items()
-                          if k_ != "token_type_ids"}).logits[0, pos]
-    probs = logits.softmax(-1)
-    top = probs.topk(k)
+        return model(input_ids=enc["input_ids"].to(model.device),
+                     attention_mask=enc["attention_mask"].to(model.device)).logits[0, pos]
+
+
+def fill_mask(model, tokenizer, text: str, k: int = 5):
+    """Top-k (token, probability) for the first ``[MASK]`` in ``text``."""
+    top = mask_logits(model, tokenizer, text).softmax(-1).topk(k)
     return [(tokenizer.convert_ids_to_tokens(int(i)), float(p)) for p, i in zip(top.values, top.indices)]
 
 
 def loaders(tokenizer, texts, cfg: PretrainConfig):
     """(train, held-out) DataLoaders of tokenized, masked passages; held-out masks are fixed."""
+    import torch
     from torch.utils.data import DataLoader
     ids = tokenizer(list(texts), truncation=True, max_length=cfg.max_len)["input_ids"]
     rng = np.random.default_rng(cfg.seed)
@@ -149,7 +153,6 @@ def loaders(tokenizer, texts, cfg: PretrainConfig):
     train = [ids[i] for i in order[cfg.heldout:]]
     held_batches = list(DataLoader(held, batch_size=cfg.batch_size,
                                    collate_fn=MLMCollator(tokenizer, cfg.mask_prob, cfg.seed + 1)))
-    import torch
     train_loader = DataLoader(train, batch_size=cfg.batch_size, shuffle=True,
                               generator=torch.Generator().manual_seed(cfg.seed),
                               collate_fn=MLMCollator(tokenizer, cfg.mask_prob, cfg.seed))
@@ -189,13 +192,19 @@ def pretrain(cfg: PretrainConfig, texts, tokenizer, model=None, progress: bool =
     return model, hist
 
 
+def checkpoint_dir():
+    """Where lab 02 saves its tokenizer and model for the current scale."""
+    from .env import scale
+    from .models import artifact_path
+    return artifact_path(f"pretrained-mlm-{scale()}")
+
+
 def load_or_pretrain(cfg: PretrainConfig | None = None, progress: bool = True):
     """(tokenizer, model) pretrained at the current scale, from the artifact cache or, when
     absent, rebuilt here (tokenizer + pretraining, as in lab 02) and cached."""
     from . import text
-    from .env import scale
-    from .models import artifact_path, load, save
-    folder = artifact_path(f"pretrained-mlm-{scale()}")
+    from .models import load, save
+    folder = checkpoint_dir()
     if (folder / "model.safetensors").exists():
         return load(folder)
     cfg = cfg or PretrainConfig.for_scale()
