@@ -494,16 +494,27 @@ def sample_per_class(labels, n: int, seed: int = 0) -> np.ndarray:
     return np.sort(keep)
 
 
+def budget_curve(run, labels, budgets, seeds: int = 3) -> dict:
+    """Accuracy at each label budget: ``{n: [run(rows, seed) for each seed]}``.
+
+    ``run(rows, seed) -> accuracy`` trains on the training rows ``rows`` (a stratified sample
+    of ``n`` rows, different for each seed). A budget of None or >= len(labels) means all
+    rows, run once (every seed would see the same data).
+    """
+    out = {}
+    for n in budgets:
+        n_eff = len(labels) if n is None else min(n, len(labels))
+        out[n_eff] = [run(sample_per_class(labels, n_eff, seed), seed)
+                      for seed in range(seeds if n_eff < len(labels) else 1)]
+    return out
+
+
 def learning_curve(train, test, sizes, seeds: int = 3) -> dict:
     """Baseline accuracy at each training size (None = all): {size: [acc per seed]}."""
-    out = {}
-    for n in sizes:
-        n_eff = train.num_rows if n is None else n
-        out[n_eff] = []
-        for seed in range(seeds if n_eff < train.num_rows else 1):
-            sub = train.select(sample_per_class(train["label"], n_eff, seed))
-            out[n_eff].append(baseline_accuracy(sub["text"], sub["label"], test["text"], test["label"]))
-    return out
+    def run(rows, seed):
+        sub = train.select(rows)
+        return baseline_accuracy(sub["text"], sub["label"], test["text"], test["label"])
+    return budget_curve(run, train["label"], sizes, seeds)
 
 
 # ---------------------------------------------------------------- splits

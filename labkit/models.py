@@ -47,12 +47,8 @@ def embed(texts, max_length: int = 64, batch_size: int = 64, cache: bool = True,
     import torch
     from safetensors.numpy import load_file, save_file
     from tqdm.auto import tqdm
-    texts = list(texts)
-    if not texts:
-        raise ValueError("embed() got no texts")
-    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
-    if bad:
-        raise TypeError(f"embed() needs strings; items {bad[:5]} are {type(texts[bad[0]]).__name__}")
+    from .text import check_texts
+    texts = check_texts(texts, "embed() got no texts")
     path = artifact_path(f"minilm-embeddings-{_texts_key(texts, max_length)}.safetensors")
     if cache and path.exists():
         return load_file(path)["embeddings"]

@@ -11,10 +11,12 @@ import numpy as np
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
-def _check_texts(texts) -> list:
+def check_texts(texts, empty: str = "no texts: give at least one") -> list:
+    """``texts`` as a list, after checking it is non-empty (else ValueError(``empty``)) and
+    holds only strings (else a TypeError naming the first bad items)."""
     texts = list(texts)
     if not texts:
-        raise ValueError("the corpus is empty: give at least one text to train a tokenizer on")
+        raise ValueError(empty)
     bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
     if bad:
         raise TypeError(f"texts must be strings; items {bad[:5]} are "
@@ -30,7 +32,7 @@ def train_wordpiece(texts, vocab_size: int = 8000, min_frequency: int = 2):
     """
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
-    texts = _check_texts(texts)
+    texts = check_texts(texts, "the corpus is empty: give at least one text to train a tokenizer on")
     if vocab_size <= len(SPECIAL):
         raise ValueError(f"vocab_size={vocab_size} leaves no room beyond the special tokens")
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
@@ -49,11 +51,11 @@ def train_wordpiece(texts, vocab_size: int = 8000, min_frequency: int = 2):
 
 def unk_rate(tokenizer, texts) -> float:
     """Share of tokens that are ``[UNK]`` (special tokens not counted)."""
-    ids = tokenizer(_check_texts(texts), add_special_tokens=False)["input_ids"]
+    ids = tokenizer(check_texts(texts), add_special_tokens=False)["input_ids"]
     total = sum(len(x) for x in ids)
     return sum(x.count(tokenizer.unk_token_id) for x in ids) / max(total, 1)
 
 
 def lengths(tokenizer, texts) -> np.ndarray:
     """Tokens per text (without special tokens)."""
-    return np.array([len(x) for x in tokenizer(_check_texts(texts), add_special_tokens=False)["input_ids"]])
+    return np.array([len(x) for x in tokenizer(check_texts(texts), add_special_tokens=False)["input_ids"]])
