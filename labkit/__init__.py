@@ -7,10 +7,10 @@ from .env import offline_defaults as _offline_defaults
 
 _offline_defaults()
 
-from . import check, data, env, fetch, models, plots, pretrain, text, train, widgets  # noqa: E402
+from . import check, data, env, fetch, finetune, models, plots, pretrain, text, train, widgets  # noqa: E402
 from .cli import record  # noqa: E402
 from .env import device, doctor, scale, seed_everything  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["check", "data", "env", "fetch", "models", "plots", "pretrain", "text", "train", "widgets",
+__all__ = ["check", "data", "env", "fetch", "finetune", "models", "plots", "pretrain", "text", "train", "widgets",
            "record", "device", "doctor", "scale", "seed_everything"]

@@ -63,6 +63,26 @@ def _word_spans(fn):
                                                f"{want}: a token starting with ## continues a word")
 
 
+def _always_positive(value):
+    import numpy as np
+    from .data import review_splits
+    truth = float(np.mean(review_splits()["test"]["label"]))
+    assert isinstance(value, (int, float)), "give a number between 0 and 1"
+    assert abs(value - truth) < 1e-3, ("on data.review_splits()['test'], the share of labels "
+                                       "equal to 1 is the accuracy of always saying positive")
+
+
+def _negation_accuracy(fn):
+    assert callable(fn), "pass the function itself, e.g. check.answer('03.2', negation_accuracy)"
+    cases = [((["not bad", "great", "isn't good", "bad"], [1, 1, 0, 0], [1, 0, 1, 0]), 0.5),
+             ((["never again", "no way"], [0, 0], [0, 0]), 1.0)]
+    for (texts, labels, preds), want in cases:
+        got = fn(texts, labels, preds)
+        assert isinstance(got, (int, float)) and abs(got - want) < 1e-9, (
+            f"negation_accuracy({texts}, {labels}, {preds}) returned {got!r}, expected {want}: "
+            "keep the rows where finetune.slices(texts)['negation'] is True")
+
+
 EXERCISES = {
     "00.1": Exercise("How many of the cleaned English reviews are positive?", _positive_en,
                      "count the 1s in the label column"),
@@ -75,6 +95,11 @@ EXERCISES = {
                      "labkit.data.find_contradictions gives the rows of each such text"),
     "02.1": Exercise("Write word_spans(tokens): group WordPiece tokens into words.",
                      _word_spans, "start a new span at each token without the ## prefix"),
+    "03.1": Exercise("What accuracy does always answering 'positive' get on the test reviews?",
+                     _always_positive, "the mean of the test labels"),
+    "03.2": Exercise("Write negation_accuracy(texts, labels, predictions): accuracy on the "
+                     "reviews with a negation word.", _negation_accuracy,
+                     "mask = finetune.slices(texts)['negation']"),
 }
 
 
