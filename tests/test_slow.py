@@ -30,3 +30,15 @@ def test_lab_02_at_cpu_scale(tmp_path):
     assert row["status"] == "passed", row
     assert row["results"]["mlm_heldout_fall"] >= 0.30
     assert row["wall_s"] < 300 and row["peak_mb"] < 1500, row
+
+
+@pytest.mark.slow
+def test_lab_03_at_cpu_scale(tmp_path):
+    (row,) = cli.run([NOTEBOOKS / "03_fine_tuning.ipynb"], "cpu", tmp_path)
+    assert row["status"] == "passed", row
+    curves = row["results"]["learning_curves"]
+    tfidf, minilm = curves["TF-IDF + LR"], curves["MiniLM fine-tuned"]
+    assert minilm["2000"] >= max(tfidf.values())           # 2,000 labels vs all of them
+    assert minilm["500"] >= curves["small BERT, scratch"]["500"] + 0.07
+    assert minilm["500"] >= tfidf["500"] + 0.04
+    assert row["wall_s"] < 600 and row["peak_mb"] < 1500, row
