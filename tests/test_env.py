@@ -80,3 +80,11 @@ def test_doctor_reports_missing_data_and_the_fix(tmp_cache, monkeypatch, capsys)
 
 def test_matmul_gflops_is_positive_and_plausible():
     assert 0.5 < env.matmul_gflops(n=256, repeats=2) < 1e6
+
+
+def test_import_labkit_leaves_torch_for_later():
+    import subprocess
+    import sys
+    code = ("import sys, labkit; assert 'torch' not in sys.modules, 'import labkit loaded torch'; "
+            "labkit.finetune.Classifier; assert 'torch' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
