@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .env import scale as current_scale
-from .text import check_texts
+from .text import check_texts, pad
 
 
 @dataclass
@@ -113,14 +113,11 @@ def loader(tokenizer, texts, labels=None, max_len: int = 64, batch_size: int = 3
     texts, labels = _check(texts, labels)
     ids = tokenizer(texts, truncation=True, max_length=max_len)["input_ids"]
     items = list(zip(ids, labels.tolist() if labels is not None else [None] * len(ids)))
-    pad = tokenizer.pad_token_id
+    pad_id = tokenizer.pad_token_id
 
     def collate(batch):
-        width = max(len(x) for x, _ in batch)
-        input_ids = torch.full((len(batch), width), pad)                 # (b, width)
-        for i, (x, _) in enumerate(batch):
-            input_ids[i, :len(x)] = torch.tensor(x)
-        out = {"input_ids": input_ids, "attention_mask": (input_ids != pad).long()}
+        input_ids = pad([x for x, _ in batch], pad_id)                   # (b, longest)
+        out = {"input_ids": input_ids, "attention_mask": (input_ids != pad_id).long()}
         if batch[0][1] is not None:
             out["labels"] = torch.tensor([y for _, y in batch])
         return out

@@ -94,10 +94,8 @@ class MLMCollator:
 
     def __call__(self, examples):
         import torch
-        width = max(len(e) for e in examples)
-        ids = torch.full((len(examples), width), self.tok.pad_token_id)
-        for i, e in enumerate(examples):
-            ids[i, :len(e)] = torch.tensor(e)
+        from .text import pad
+        ids = pad(examples, self.tok.pad_token_id)                       # (b, longest)
         special = torch.zeros_like(ids, dtype=torch.bool)
         for s in self.special:
             special |= ids == s

@@ -59,3 +59,15 @@ def unk_rate(tokenizer, texts) -> float:
 def lengths(tokenizer, texts) -> np.ndarray:
     """Tokens per text (without special tokens)."""
     return np.array([len(x) for x in tokenizer(check_texts(texts), add_special_tokens=False)["input_ids"]])
+
+
+def pad(seqs, pad_id: int):
+    """Token-id lists padded on the right into one tensor (len(seqs), longest).
+
+    Example: ``pad([[5, 6, 7], [8]], 0)`` -> tensor([[5, 6, 7], [8, 0, 0]]).
+    """
+    import torch
+    ids = torch.full((len(seqs), max(len(s) for s in seqs)), pad_id)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)] = torch.tensor(s)
+    return ids

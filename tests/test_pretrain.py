@@ -118,3 +118,7 @@ def test_fill_mask_explorer_prints_a_fallback(tok, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "the [MASK] is great" and len(out) == 4
     assert box is not None
+
+
+def test_pad_hand_case():
+    assert text.pad([[5, 6, 7], [8]], 0).tolist() == [[5, 6, 7], [8, 0, 0]]
