@@ -494,18 +494,19 @@ def sample_per_class(labels, n: int, seed: int = 0) -> np.ndarray:
     return np.sort(keep)
 
 
-def budget_curve(run, labels, budgets, seeds: int = 3) -> dict:
+def budget_curve(run, labels, budgets, seeds: int = 3, seeds_on_all: bool = False) -> dict:
     """Accuracy at each label budget: ``{n: [run(rows, seed) for each seed]}``.
 
     ``run(rows, seed) -> accuracy`` trains on the training rows ``rows`` (a stratified sample
     of ``n`` rows, different for each seed). A budget of None or >= len(labels) means all
-    rows, run once (every seed would see the same data).
+    rows, run once (every seed would see the same data), or once per seed with
+    ``seeds_on_all`` (for models whose initialisation depends on the seed).
     """
     out = {}
     for n in budgets:
         n_eff = len(labels) if n is None else min(n, len(labels))
         out[n_eff] = [run(sample_per_class(labels, n_eff, seed), seed)
-                      for seed in range(seeds if n_eff < len(labels) else 1)]
+                      for seed in range(seeds if n_eff < len(labels) or seeds_on_all else 1)]
     return out
 
 

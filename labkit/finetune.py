@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .env import scale as current_scale
-from .text import check_texts, pad
+from .text import CONTRAST, NEGATION, check_texts, pad
 
 
 @dataclass
@@ -81,9 +81,9 @@ def _check(texts, labels=None) -> tuple[list, np.ndarray | None]:
     labels = np.asarray(labels)
     if len(labels) != len(texts):
         raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
-    if labels.dtype.kind not in "iu" or (labels < 0).any():
-        raise ValueError(f"labels must be class numbers 0, 1, ...; got dtype {labels.dtype} "
-                         f"with values like {labels[:3].tolist()}")
+    if labels.dtype.kind not in "iu" or (labels < -1).any():
+        raise ValueError(f"labels must be class numbers 0, 1, ... (-1: unlabelled); got dtype "
+                         f"{labels.dtype} with values like {labels[:3].tolist()}")
     return texts, labels
 
 
@@ -106,20 +106,28 @@ def length_grouped_batches(lengths, batch_size: int, seed: int = 0, pool: int = 
 
 
 def loader(tokenizer, texts, labels=None, max_len: int = 64, batch_size: int = 32,
-           shuffle: bool = False, seed: int = 0):
-    """A DataLoader of padded batches {input_ids, attention_mask[, labels]}; with
-    ``shuffle``, batches are drawn by `length_grouped_batches` (a new draw each epoch)."""
+           shuffle: bool = False, seed: int = 0, targets=None):
+    """A DataLoader of padded batches {input_ids, attention_mask[, labels][, targets]};
+    with ``shuffle``, batches are drawn by `length_grouped_batches` (a new draw each epoch).
+    ``targets`` (one row of numbers per text, e.g. a teacher's logits in lab 05) ride along
+    as a float tensor; a label of -1 marks an unlabelled text."""
     from torch.utils.data import DataLoader
     texts, labels = _check(texts, labels)
     ids = tokenizer(texts, truncation=True, max_length=max_len)["input_ids"]
-    items = list(zip(ids, labels.tolist() if labels is not None else [None] * len(ids)))
+    if targets is not None and len(targets) != len(ids):
+        raise ValueError(f"{len(targets)} target rows for {len(ids)} texts")
+    items = list(zip(ids, labels.tolist() if labels is not None else [None] * len(ids),
+                     np.asarray(targets, dtype=np.float32) if targets is not None
+                     else [None] * len(ids)))
     pad_id = tokenizer.pad_token_id
 
     def collate(batch):
-        input_ids = pad([x for x, _ in batch], pad_id)                   # (b, longest)
+        input_ids = pad([x for x, _, _ in batch], pad_id)                # (b, longest)
         out = {"input_ids": input_ids, "attention_mask": (input_ids != pad_id).long()}
         if batch[0][1] is not None:
-            out["labels"] = torch.tensor([y for _, y in batch])
+            out["labels"] = torch.tensor([y for _, y, _ in batch])
+        if batch[0][2] is not None:
+            out["targets"] = torch.from_numpy(np.stack([t for _, _, t in batch]))
         return out
 
     if not shuffle:
@@ -207,12 +215,15 @@ def minilm_classifier(seed: int = 0, num_labels: int = 2, train_word_embeddings:
 
 def fine_tune(model, tokenizer, texts, labels, lr: float, steps: int | None = None,
               epochs: int = 1, batch_size: int = 32, max_len: int = 64, seed: int = 0,
-              progress: bool = True):
+              progress: bool = True, loss_fn=None, targets=None):
     """Train ``model`` on (texts, labels) with AdamW, 10% linear warm-up then linear decay,
-    for ``steps`` optimizer steps (default: ``epochs`` passes). Returns the History."""
+    for ``steps`` optimizer steps (default: ``epochs`` passes). Returns the History.
+    ``loss_fn`` and ``targets`` go to `labkit.train.train` and `loader` (lab 05 passes a
+    distillation loss and the teacher's logits)."""
     from .env import release_memory, seed_everything
     from .train import train
-    dl = loader(tokenizer, texts, labels, max_len, batch_size, shuffle=True, seed=seed)
+    dl = loader(tokenizer, texts, labels, max_len, batch_size, shuffle=True, seed=seed,
+                targets=targets)
     total = steps or epochs * len(dl)
     warm = max(1, total // 10)
     seed_everything(seed)
@@ -220,8 +231,8 @@ def fine_tune(model, tokenizer, texts, labels, lr: float, steps: int | None = No
                             weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
-    hist = train(model, dl, opt, scheduler=sched, epochs=10**6, max_steps=total,
-                 progress=progress)
+    hist = train(model, dl, opt, loss_fn=loss_fn, scheduler=sched, epochs=10**6,
+                 max_steps=total, progress=progress)
     model.zero_grad(set_to_none=True)  # free the gradients: a MiniLM's are ~90 MB
     release_memory()
     return hist
@@ -316,10 +327,6 @@ def load_best(kind: str):
 
 
 # ---------------------------------------------------------------- error analysis
-
-NEGATION = r"\b(not|no|never|nothing|nobody|neither|nor|hardly|without|\w+n't)\b"
-CONTRAST = r"\b(but|although|though|however|yet|despite|even if|while)\b"
-
 
 def slices(texts) -> dict:
     """Boolean masks of the reviews with a negation, a contrast, both, or neither.

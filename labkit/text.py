@@ -10,6 +10,12 @@ import numpy as np
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
+# Words that carry a review's logic rather than its topic: a negation flips what follows it,
+# a contrast word says which half of the review counts. Lab 03 slices the test set by them;
+# lab 04's augmentation never deletes, moves or replaces them.
+NEGATION = r"\b(not|no|never|nothing|nobody|neither|nor|hardly|without|\w+n't)\b"
+CONTRAST = r"\b(but|although|though|however|yet|despite|even if|while)\b"
+
 
 def check_texts(texts, empty: str = "no texts: give at least one") -> list:
     """``texts`` as a list, after checking it is non-empty (else ValueError(``empty``)) and

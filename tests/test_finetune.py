@@ -134,6 +134,9 @@ def test_budget_curve_and_frozen_accuracy():
     assert set(curve) == {10, 100} and len(curve[10]) == 3 and len(curve[100]) == 1
     assert seen == [(10, 0), (10, 1), (10, 2), (100, 0), (100, 0)]
     assert all(a == 1.0 for accs in curve.values() for a in accs)
+    seen.clear()
+    assert len(data.budget_curve(run, y, (None,), seeds=2, seeds_on_all=True)[100]) == 2
+    assert seen == [(100, 0), (100, 1)]
 
 
 def test_slices_and_confident_mistakes():
