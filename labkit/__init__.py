@@ -7,7 +7,7 @@ from .env import offline_defaults as _offline_defaults
 
 _offline_defaults()
 
-from . import check, data, env, fetch, models, plots, pretrain, text, train, widgets  # noqa: E402
+from . import augment, check, data, env, fetch, models, plots, pretrain, text, train, widgets  # noqa: E402
 from .cli import record  # noqa: E402
 from .env import device, doctor, scale, seed_everything  # noqa: E402
 
@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 
 # Modules that import torch when loaded are loaded on first use (`labkit.finetune` or
 # `from labkit import finetune`), so `import labkit` and the `labkit` command stay fast.
-_LAZY = ("finetune",)
+_LAZY = ("distill", "finetune")
 
 
 def __getattr__(name):
@@ -24,5 +24,5 @@ def __getattr__(name):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'labkit' has no attribute {name!r}")
 
-__all__ = ["check", "data", "env", "fetch", "finetune", "models", "plots", "pretrain", "text", "train", "widgets",
-           "record", "device", "doctor", "scale", "seed_everything"]
+__all__ = ["augment", "check", "data", "distill", "env", "fetch", "finetune", "models", "plots", "pretrain",
+           "text", "train", "widgets", "record", "device", "doctor", "scale", "seed_everything"]

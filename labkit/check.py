@@ -83,6 +83,29 @@ def _negation_accuracy(fn):
             "keep the rows where finetune.slices(texts)['negation'] is True")
 
 
+def _negations_changed(value):
+    import numpy as np
+    from .augment import augment, negations, negations_kept
+    from .data import review_splits
+    negated = [t for t in review_splits()["train"]["text"] if negations(t)]
+    variants, _ = augment(negated, np.zeros(len(negated), int), 4, 0.1, seed=0, guard=False)
+    truth = 1 - negations_kept([t for t in negated for _ in range(4)], variants[len(negated):])
+    assert isinstance(value, (int, float)), "give a share between 0 and 1"
+    assert abs(value - truth) < 1e-3, ("augment the reviews that have a negation word with "
+                                       "guard=False, then 1 - augment.negations_kept(...)")
+
+
+def _strength_of(fn):
+    assert callable(fn), "pass the function itself, e.g. check.answer('04.2', strength_of)"
+    cases = [(("a b c d", "a c d"), 0.25), (("a b", "b a"), 0.0), (("a a b", "a b"), 1 / 3),
+             (("not good", "great"), 1.0), (("good film", "good film good"), 0.0)]
+    for args, want in cases:
+        got = fn(*args)
+        assert isinstance(got, (int, float)) and abs(got - want) < 1e-9, (
+            f"strength_of{args} returned {got!r}, expected {want}: count words with "
+            "collections.Counter and subtract the variant's counts")
+
+
 EXERCISES = {
     "00.1": Exercise("How many of the cleaned English reviews are positive?", _positive_en,
                      "count the 1s in the label column"),
@@ -100,6 +123,12 @@ EXERCISES = {
     "03.2": Exercise("Write negation_accuracy(texts, labels, predictions): accuracy on the "
                      "reviews with a negation word.", _negation_accuracy,
                      "mask = finetune.slices(texts)['negation']"),
+    "04.1": Exercise("With the guard off, what share of the variants of the training reviews "
+                     "with a negation word change their negation words?", _negations_changed,
+                     "augment(..., guard=False) and augment.negations_kept"),
+    "04.2": Exercise("Write strength_of(original, variant): the share of the original's words "
+                     "missing from the variant.", _strength_of,
+                     "Counter(original.split()) - Counter(variant.split())"),
 }
 
 

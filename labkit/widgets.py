@@ -33,3 +33,37 @@ def fill_mask_explorer(model, tokenizer, text: str = "this movie is [MASK] good 
 
     box.observe(update, "value")
     return w.VBox([box, out])
+
+
+def augment_explorer(text: str = "not a bad film at all, but the plot is thin and slow",
+                     strength: float = 0.2, n_aug: int = 4):
+    """Type a review, move the strength slider, tick the guard: see EDA's variants."""
+    from .augment import OPS, eda
+
+    def show(review, s, guard):
+        try:
+            variants = eda(review, n_aug, s, seed=0, guard=guard)
+        except (TypeError, ValueError) as e:
+            return f"{e}"
+        return "\n".join(f"{OPS[i % len(OPS)]:>8}: {v}" for i, v in enumerate(variants))
+
+    print(f"strength {strength}, guard on:\n{show(text, strength, True)}")  # the fallback
+    try:
+        import ipywidgets as w
+    except ImportError:
+        return None
+    box = w.Text(value=text, description="review", continuous_update=False,
+                 layout=w.Layout(width="80%"))
+    slider = w.FloatSlider(value=strength, min=0.0, max=0.5, step=0.05, description="strength",
+                           continuous_update=False)
+    guard = w.Checkbox(value=True, description="guard negations")
+    out = w.Output()
+
+    def update(_=None):
+        out.clear_output()
+        with out:
+            print(show(box.value, slider.value, guard.value))
+
+    for control in (box, slider, guard):
+        control.observe(update, "value")
+    return w.VBox([box, w.HBox([slider, guard]), out])

@@ -1,0 +1,307 @@
+"""Lab 04: data augmentation. EDA (Wei and Zou 2019) with a guard for meaning.
+
+Four token-level operations make new training reviews from the ones you have: synonym
+replacement, random insertion (of a synonym of a word already there), random swap and random
+deletion. ``strength`` is the share of words changed. `eda` makes ``n_aug`` variants of a
+review, `augment` a whole labelled set. Everything is seeded: the same text, seed and
+settings give the same variants, whatever else is in the list.
+
+Synonyms come offline from the `thesaurus-en` source (`labkit fetch`): two words are
+candidates when Roget's thesaurus puts them in a common category; candidates are ranked by
+the cosine similarity of their MiniLM input embeddings (Roget's categories alone are far too
+broad: "good" shares one with 8,689 words, "bad" among them), and with ``same_polarity``
+a candidate must have the same General Inquirer polarity (positive / negative / neutral).
+
+The guard (``guard=True``, the default) protects the words that carry a review's logic:
+negation and contrast words (`labkit.text.NEGATION`, `CONTRAST`) and the word right after a
+negation are never replaced, deleted or moved, and synonyms keep their polarity. Without it,
+"not good at all" can become "good at all" (deletion) or "not bad at all" (replacement).
+Leaves out: back-translation and model-based augmentation (they need a hub model or a GPU).
+"""
+from __future__ import annotations
+
+import functools
+import random
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .env import scale as current_scale
+from .text import CONTRAST, NEGATION, check_texts
+
+OPS = ("replace", "insert", "swap", "delete")
+_NEG = re.compile(NEGATION, re.I)
+_LOGIC = re.compile(f"{NEGATION}|{CONTRAST}", re.I)  # negation or contrast
+_TOKEN = re.compile(r"(\W*)(.*?)(\W*)", re.S)  # leading punctuation, core, trailing punctuation
+
+
+@dataclass
+class AugmentConfig:
+    """Settings of lab 04. ``AugmentConfig.for_scale()`` picks them for LABKIT_SCALE."""
+    budgets: tuple = (100, 500, 2000)  # labels per run (the same samples as lab 03)
+    seeds: int = 3                 # label samples per budget; run i uses seed i for both arms
+    n_aug: int = 4                 # augmented variants per labelled review
+    strength: float = 0.1          # share of a review's words each operation changes
+    max_len: int = 64
+    small_steps: int = 150         # small-BERT optimizer steps (as lab 03), batch 32
+    small_lr: float = 1e-3
+    small_batch_size: int = 32
+    train_size: int | None = None  # cap on the training pool (None = the fixed split)
+    test_size: int | None = None
+    seed: int = 0
+
+    @classmethod
+    def for_scale(cls, scale: str | None = None) -> "AugmentConfig":
+        scale = scale or current_scale()
+        if scale == "smoke":
+            return cls(budgets=(50, 200), seeds=2, max_len=32, small_steps=15,
+                       train_size=1000, test_size=300)
+        if scale == "gpu":
+            return cls(budgets=(100, 500, 2000, None), seeds=5, max_len=128, small_steps=600)
+        return cls()
+
+
+# ---------------------------------------------------------------- synonyms
+
+class Thesaurus:
+    """Ranked synonyms from word categories, word vectors and word polarities.
+
+    ``categories``: word -> set of category names (two words sharing one are candidates);
+    ``vectors``: word -> unit vector (candidates are ranked by cosine similarity and kept
+    from ``min_similarity`` up); ``polarity``: word -> +1 / -1 / 0 (missing = 0);
+    ``common``: words allowed as replacements (None = any).
+    Example: ``Thesaurus.load().synonyms("funny")`` -> ['hilarious', 'humorous', ...].
+    """
+
+    def __init__(self, categories: dict, vectors: dict, polarity: dict | None = None,
+                 common=None, min_similarity: float = 0.35, k: int = 5):
+        self.categories, self.polarity = categories, polarity or {}
+        self.min_similarity, self.k = min_similarity, k
+        self.words = [w for w in categories if w in vectors]
+        self.index = {w: i for i, w in enumerate(self.words)}
+        self.matrix = np.stack([vectors[w] for w in self.words]) if self.words else np.zeros((0, 1))
+        self.signs = np.array([self.polarity.get(w, 0) for w in self.words])
+        members: dict[str, list] = {}  # category -> indices of the words allowed as synonyms
+        for w in self.words:
+            if (common is None or w in common) and not _protected_word(w):
+                for c in categories[w]:
+                    members.setdefault(c, []).append(self.index[w])
+        self.members = {c: np.array(ix) for c, ix in members.items()}
+        self._cache: dict = {}
+
+    @classmethod
+    @functools.lru_cache(maxsize=1)
+    def load(cls, common_words: int = 40000) -> "Thesaurus":
+        """The course's English thesaurus from the fetched `thesaurus-en` and `minilm`."""
+        return cls(*_load_sources(common_words))
+
+    def synonyms(self, word: str, same_polarity: bool = True) -> list[str]:
+        """Up to ``k`` synonyms of ``word`` (lower case), most similar first; never a
+        negation or contrast word, and with ``same_polarity`` only words whose polarity
+        equals the word's."""
+        key = (word, same_polarity)
+        if key not in self._cache:
+            self._cache[key] = self._rank(word.lower(), same_polarity)
+        return self._cache[key]
+
+    def _rank(self, word: str, same_polarity: bool) -> list[str]:
+        if word not in self.index:
+            return []
+        i = self.index[word]
+        cands = np.unique(np.concatenate([self.members.get(c, np.zeros(0, int))
+                                          for c in self.categories[word]]))
+        cands = cands[cands != i]
+        if same_polarity:
+            cands = cands[self.signs[cands] == self.signs[i]]
+        sims = self.matrix[cands] @ self.matrix[i]
+        best = np.argsort(-sims, kind="stable")[:self.k]
+        return [self.words[cands[j]] for j in best if sims[j] >= self.min_similarity]
+
+
+def _load_sources(common_words: int):
+    """(categories, vectors, polarity, common) read from the fetched files."""
+    import bz2
+    import json
+    from safetensors import safe_open
+    from .fetch import path
+    folder = path("thesaurus-en")
+    categories: dict[str, set] = {}
+    with bz2.open(folder / "roget.csv.bz2", "rt", encoding="utf-8") as f:
+        for line in f:  # word,CATEGORY; split on the last comma (the csv module trips on
+            word, _, cat = line.rstrip("\n").rpartition(",")  # an unbalanced quote)
+            word = word.strip().lower()
+            if word.isalpha() and word.isascii():
+                categories.setdefault(word, set()).add(cat)
+    with open(folder / "count_1w.txt", encoding="utf-8") as f:
+        common = {line.split("\t", 1)[0] for _, line in zip(range(common_words), f)}
+    senses: dict[str, set] = {}
+    with open(folder / "inqtabs.txt", encoding="latin-1") as f:
+        next(f)
+        for line in f:  # Entry, Source, Positiv, Negativ, ...; one row per word sense
+            cols = line.split("\t", 4)
+            senses.setdefault(cols[0].split("#")[0].lower(), set()).update(
+                {1} if cols[2] else set(), {-1} if cols[3] else set())
+    # +1: some sense positive and none negative; -1 the reverse; 2: both; 0: neither
+    polarity = {w: (2 if len(s) == 2 else s.pop()) for w, s in senses.items() if s}
+    minilm = path("minilm")
+    vocab = (minilm / "vocab.txt").read_text(encoding="utf-8").split("\n")
+    with safe_open(str(minilm / "model.safetensors"), "np") as f:
+        key = next(k for k in f.keys() if k.endswith("word_embeddings.weight"))
+        table = f.get_tensor(key)
+    table = table / np.linalg.norm(table, axis=1, keepdims=True)
+    vectors = {w: table[i] for i, w in enumerate(vocab) if w in categories}
+    return categories, vectors, polarity, common
+
+
+# ---------------------------------------------------------------- the four operations
+
+def _protected_word(word: str) -> bool:
+    return bool(_LOGIC.search(word))
+
+
+def _split(token: str) -> tuple[str, str, str]:
+    return _TOKEN.fullmatch(token).groups()
+
+
+def protected_positions(words: list[str]) -> set[int]:
+    """Indices of negation and contrast words, and of the word after each negation.
+
+    Example: ``protected_positions("it is not good but fun".split())`` -> {2, 3, 4}.
+    """
+    out = set()
+    for i, w in enumerate(words):
+        if _LOGIC.search(w):
+            out.add(i)
+            if i + 1 < len(words) and _NEG.search(w):
+                out.add(i + 1)
+    return out
+
+
+def _with_case(new: str, old: str) -> str:
+    return new.capitalize() if old[:1].isupper() else new
+
+
+def _replaceable(words, guard, thesaurus, stop):
+    frozen = protected_positions(words) if guard else set()
+    out = []
+    for i, w in enumerate(words):
+        core = _split(w)[1]
+        if i not in frozen and core.lower() not in stop and thesaurus.synonyms(core, guard):
+            out.append(i)
+    return out
+
+
+def _replace(words, n, rng, thesaurus, guard, stop):
+    words = list(words)
+    spots = _replaceable(words, guard, thesaurus, stop)
+    for i in rng.sample(spots, min(n, len(spots))):
+        pre, core, post = _split(words[i])
+        words[i] = pre + _with_case(rng.choice(thesaurus.synonyms(core, guard)), core) + post
+    return words
+
+
+def _insert(words, n, rng, thesaurus, guard, stop):
+    words = list(words)
+    for _ in range(n):
+        spots = _replaceable(words, guard, thesaurus, stop)
+        if not spots:
+            break
+        core = _split(words[rng.choice(spots)])[1]
+        new = rng.choice(thesaurus.synonyms(core, guard))
+        # with the guard, never between a negation and the word it negates
+        after_neg = {i + 1 for i, w in enumerate(words) if _NEG.search(w)}
+        gaps = [g for g in range(len(words) + 1) if not (guard and g in after_neg)]
+        words.insert(rng.choice(gaps), new)
+    return words
+
+
+def _swap(words, n, rng, thesaurus, guard, stop):
+    words = list(words)
+    frozen = protected_positions(words) if guard else set()
+    free = [i for i in range(len(words)) if i not in frozen]
+    for _ in range(n if len(free) >= 2 else 0):
+        i, j = rng.sample(free, 2)
+        words[i], words[j] = words[j], words[i]
+    return words
+
+
+def _delete(words, p, rng, thesaurus, guard, stop):
+    frozen = protected_positions(words) if guard else set()
+    kept = [w for i, w in enumerate(words) if i in frozen or rng.random() >= p]
+    return kept or [rng.choice(words)]
+
+
+def _check_strength(strength: float) -> None:
+    if not 0 <= strength <= 1:
+        raise ValueError(f"strength={strength}: it is the share of words changed, between 0 and 1")
+
+
+def apply(op: str, text: str, strength: float = 0.1, seed: int = 0, guard: bool = True,
+          thesaurus: Thesaurus | None = None) -> str:
+    """One operation (``replace``, ``insert``, ``swap`` or ``delete``) on ``text``, changing
+    ``max(1, round(strength * words))`` words (deletion: each word with probability
+    ``strength``). Empty text comes back unchanged.
+
+    Example: ``apply("swap", "a b c d", 0.5, seed=1)`` swaps two pairs of words.
+    """
+    if op not in OPS:
+        raise ValueError(f"unknown operation {op!r}; use one of {', '.join(OPS)}")
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a string, got {type(text).__name__}: {text!r:.60}")
+    _check_strength(strength)
+    words = text.split()
+    if not words or strength == 0:
+        return text
+    rng = random.Random(f"{seed}|{op}|{text}")  # string seeds are stable across runs
+    n = max(1, round(strength * len(words)))
+    thesaurus = thesaurus if thesaurus is not None or op in ("swap", "delete") else Thesaurus.load()
+    fn = {"replace": _replace, "insert": _insert, "swap": _swap, "delete": _delete}[op]
+    return " ".join(fn(words, strength if op == "delete" else n, rng, thesaurus, guard, _stop()))
+
+
+@functools.lru_cache(maxsize=1)
+def _stop() -> frozenset:
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+    return frozenset(ENGLISH_STOP_WORDS)
+
+
+def eda(text: str, n_aug: int = 4, strength: float = 0.1, seed: int = 0, guard: bool = True,
+        ops=OPS, thesaurus: Thesaurus | None = None) -> list[str]:
+    """``n_aug`` augmented variants of ``text``, cycling through ``ops`` (EDA's recipe: each
+    variant applies one operation)."""
+    if n_aug < 0:
+        raise ValueError(f"n_aug={n_aug}: ask for 0 or more variants")
+    bad = [o for o in ops if o not in OPS]
+    if bad or not ops:
+        raise ValueError(f"unknown operations {bad}; use some of {', '.join(OPS)}")
+    return [apply(ops[i % len(ops)], text, strength, seed * 1000 + i, guard, thesaurus)
+            for i in range(n_aug)]
+
+
+def augment(texts, labels, n_aug: int = 4, strength: float = 0.1, seed: int = 0,
+            guard: bool = True, ops=OPS) -> tuple[list, np.ndarray]:
+    """The labelled set plus ``n_aug`` variants of each review (same label), originals
+    first. Example: 100 reviews, n_aug=4 -> 500 reviews."""
+    texts = check_texts(texts, "no texts to augment")
+    labels = np.asarray(labels)
+    if len(labels) != len(texts):
+        raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
+    thesaurus = Thesaurus.load() if {"replace", "insert"} & set(ops) else None
+    new = [v for t in texts for v in eda(t, n_aug, strength, seed, guard, ops, thesaurus)]
+    return texts + new, np.concatenate([labels, np.repeat(labels, n_aug)])
+
+
+def negations(text: str) -> list[str]:
+    """The negation words of ``text`` in order, lower case.
+    Example: ``negations("Not bad, never dull")`` -> ['not', 'never']."""
+    return [m.group(0).lower() for m in _NEG.finditer(text)]
+
+
+def negations_kept(originals, variants) -> float:
+    """Share of (original, variant) pairs, among originals with a negation word, whose
+    variant keeps the same negation words in the same order (1.0 if none has one)."""
+    pairs = [(o, v) for o, v in zip(originals, variants) if negations(o)]
+    if not pairs:
+        return 1.0
+    return float(np.mean([negations(o) == negations(v) for o, v in pairs]))

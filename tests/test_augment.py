@@ -1,0 +1,115 @@
+import numpy as np
+import pytest
+
+from labkit import augment as A
+
+# a hand-made thesaurus: good ~ great ~ fine (positive), bad ~ awful (negative), and
+# film ~ movie; "good" and "bad" share a category, as in Roget
+CATS = {"good": {"G", "Q"}, "great": {"G"}, "fine": {"G"}, "bad": {"B", "Q"}, "awful": {"B"},
+        "film": {"F"}, "movie": {"F"}, "not": {"G"}}
+_rng = np.random.default_rng(0)
+BASE = _rng.normal(size=8)
+VECS = {w: v / np.linalg.norm(v) for w, v in {
+    "good": BASE, "great": BASE + 0.1 * _rng.normal(size=8), "fine": BASE + 0.3 * _rng.normal(size=8),
+    "bad": BASE + 0.05 * _rng.normal(size=8), "awful": -BASE, "film": _rng.normal(size=8),
+    "not": BASE}.items()}
+VECS["movie"] = VECS["film"]
+VECS["awful"] = VECS["bad"]
+POL = {"good": 1, "great": 1, "fine": 1, "bad": -1, "awful": -1}
+
+
+@pytest.fixture
+def th():
+    return A.Thesaurus(CATS, VECS, POL, min_similarity=0.3)
+
+
+def test_synonyms_ranked_and_polarity_kept(th):
+    assert th.synonyms("good") == ["great", "fine"]  # never "bad", never "not"
+    assert th.synonyms("good", same_polarity=False)[0] == "bad"  # the trap the guard avoids
+    assert th.synonyms("film") == ["movie"]
+    assert th.synonyms("unknown") == []
+
+
+def test_protected_positions():
+    words = "it is not good but fun , isn't it".split()
+    assert A.protected_positions(words) == {2, 3, 4, 7, 8}
+    assert A.protected_positions(["never"]) == {0}
+
+
+@pytest.mark.parametrize("op", A.OPS)
+def test_each_op_is_seeded_and_handles_edge_cases(op, th):
+    text = "the good film was a fine movie and a great time"
+    one = A.apply(op, text, 0.3, seed=1, thesaurus=th)
+    assert one == A.apply(op, text, 0.3, seed=1, thesaurus=th)  # deterministic
+    assert {A.apply(op, text, 0.3, seed=s, thesaurus=th) for s in range(6)} != {one}  # seed matters
+    assert one != text
+    assert A.apply(op, "", 0.3, thesaurus=th) == ""
+    single = A.apply(op, "good", 0.5, seed=0, thesaurus=th)
+    assert len(single.split()) in (1, 2) and single.strip()
+    assert A.apply(op, text, 0.0, thesaurus=th) == text
+    with pytest.raises(TypeError, match="must be a string"):
+        A.apply(op, 3.5, thesaurus=th)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        A.apply(op, text, 1.5, thesaurus=th)
+
+
+def test_ops_by_hand(th):
+    # swap and delete keep the multiset / an ordered subset of the words
+    words = "a b c d e f g h".split()
+    swapped = A.apply("swap", " ".join(words), 0.25, seed=2).split()
+    assert sorted(swapped) == sorted(words) and swapped != words
+    deleted = A.apply("delete", " ".join(words), 0.5, seed=2).split()
+    assert 0 < len(deleted) < len(words) and deleted == [w for w in words if w in deleted]
+    assert A.apply("delete", "a b", 1.0, seed=0) in ("a", "b")  # never empty
+    # replace: one word of two changes, into a synonym, keeping case and punctuation
+    assert A.apply("replace", "Good, film", 0.5, seed=0, thesaurus=th) in (
+        "Great, film", "Fine, film", "Good, movie")
+    inserted = A.apply("insert", "good film", 0.5, seed=0, thesaurus=th).split()
+    assert len(inserted) == 3 and set(inserted) - {"good", "film"} <= {"great", "fine", "movie"}
+
+
+def test_the_guard_protects_negation(th):
+    text = "not good , not a great film but fine"
+    for seed in range(30):
+        for op in A.OPS:
+            out = A.apply(op, text, 0.5, seed=seed, thesaurus=th)
+            assert A.negations(out) == ["not", "not"]
+            assert "bad" not in out and "awful" not in out
+            w = out.split()
+            assert w[w.index("not") + 1] == "good"  # the negated word stays put
+    unguarded = {A.apply(op, text, 0.5, seed=s, guard=False, thesaurus=th)
+                 for s in range(30) for op in ("delete", "replace")}
+    assert any(A.negations(u) != ["not", "not"] for u in unguarded)
+    assert any("bad" in u or "awful" in u for u in unguarded)
+
+
+def test_eda_and_augment(th, monkeypatch):
+    monkeypatch.setattr(A.Thesaurus, "load", classmethod(lambda cls, *a: th))
+    texts, labels = ["not a good film", "a bad movie", "great"], [1, 0, 1]
+    out, y = A.augment(texts, labels, n_aug=4, strength=0.3, seed=0)
+    assert out[:3] == texts and len(out) == 15 and y.tolist() == [1, 0, 1] + [1] * 4 + [0] * 4 + [1] * 4
+    assert A.augment(texts, labels, 4, 0.3, seed=0)[0] == out
+    variants = A.eda("not a good film", 4, 0.3, seed=0, thesaurus=th)
+    assert variants == out[3:7]  # augment = eda on each review, in order
+    assert variants == [A.apply(op, "not a good film", 0.3, i, thesaurus=th) for i, op in enumerate(A.OPS)]
+    assert A.negations_kept([t for t in texts for _ in range(4)], out[3:]) == 1.0
+    with pytest.raises(ValueError, match="3 texts but 2 labels"):
+        A.augment(texts, [1, 0])
+    with pytest.raises(TypeError, match="must be strings"):
+        A.augment(["ok", None], [1, 0])
+    with pytest.raises(ValueError, match="unknown operations"):
+        A.eda("a b", ops=("shuffle",))
+
+
+def test_negations_kept():
+    assert A.negations("Not bad, never dull; isn't it") == ["not", "never", "isn't"]
+    assert A.negations_kept(["not bad", "good"], ["bad", "fine"]) == 0.0
+    assert A.negations_kept(["not bad", "not good"], ["not awful", "good"]) == 0.5
+    assert A.negations_kept(["good"], ["fine"]) == 1.0
+
+
+def test_real_thesaurus():
+    th = A.Thesaurus.load()
+    assert "hilarious" in th.synonyms("funny")
+    assert "bad" not in th.synonyms("good") and "bad" in th.synonyms("good", same_polarity=False)
+    assert "movie" in th.synonyms("film")
