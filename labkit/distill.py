@@ -1,0 +1,153 @@
+"""Lab 05: knowledge distillation. A big fine-tuned teacher teaches a small fast student.
+
+The teacher (lab 03's fine-tuned MiniLM) labels the training reviews with its logits once
+(`teacher_logits`, cached: on a CPU the teacher's forward passes are the expensive part).
+The student (lab 02's small BERT architecture) then trains through the one loop
+`labkit.train.train` with `kd_loss` (Hinton et al. 2015): the KL divergence between the
+teacher's and the student's softmax at temperature T, times T^2, mixed with the usual
+cross entropy on the true labels by ``alpha``. Unlabelled reviews (label -1) get only the
+soft part: the teacher labels them, no person has to. `benchmark` measures what the student
+buys: latency at batch 1 and throughput at batch 32 on the CPU.
+Leaves out: distilling hidden states or attention maps (TinyBERT), and task-agnostic
+distillation during pretraining (DistilBERT).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .env import scale as current_scale
+
+
+@dataclass
+class DistillConfig:
+    """Settings of lab 05. ``DistillConfig.for_scale()`` picks them for LABKIT_SCALE."""
+    budgets: tuple = (2000, None)  # true labels the students get (None = all ~9,600)
+    seeds: int = 3
+    temperature: float = 2.0
+    alpha: float = 0.5             # weight of the soft (teacher) part of the loss
+    steps: int = 300               # student optimizer steps, batch 32 (~0.05 s each here)
+    lr: float = 1e-3
+    batch_size: int = 32
+    max_len: int = 64
+    grid_temperatures: tuple = (1.0, 2.0, 4.0, 8.0)
+    grid_alphas: tuple = (0.2, 0.5, 0.8, 1.0)
+    grid_budget: int = 2000        # labels for the T x alpha grid (one seed)
+    repeats: int = 20              # timed runs per latency / throughput measurement
+    train_size: int | None = None
+    test_size: int | None = None
+    seed: int = 0
+
+    @classmethod
+    def for_scale(cls, scale: str | None = None) -> "DistillConfig":
+        scale = scale or current_scale()
+        if scale == "smoke":
+            return cls(budgets=(200, None), seeds=2, steps=15, max_len=32,
+                       grid_temperatures=(1.0, 4.0), grid_alphas=(0.5,), grid_budget=200,
+                       repeats=3, train_size=1000, test_size=300)
+        if scale == "gpu":
+            return cls(seeds=5, steps=1200, max_len=128)
+        return cls()
+
+
+def soft_targets(logits, temperature: float = 1.0) -> np.ndarray:
+    """softmax(logits / T) of a (n, classes) array: higher T spreads the probability.
+
+    Example: ``soft_targets([[2.0, 0.0]], 1)`` -> [[0.881, 0.119]]; at T=4 -> [[0.622, 0.378]].
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature={temperature}: it must be > 0")
+    return torch.as_tensor(np.asarray(logits, dtype=np.float32) / temperature).softmax(-1).numpy()
+
+
+def kd_loss(student_logits, teacher_logits, labels, temperature: float = 2.0,
+            alpha: float = 0.5):
+    """alpha * T^2 * KL(softmax(teacher/T) || softmax(student/T)) + (1 - alpha) * CE(student, labels).
+
+    The KL is averaged over the batch; the cross entropy over the labelled rows only
+    (label -1 = unlabelled; a batch with none adds 0). T^2 keeps the soft part's gradients
+    the same size whatever T is. With alpha=0 it is plain cross entropy.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature={temperature}: it must be > 0")
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"alpha={alpha}: it is the weight of the soft loss, between 0 and 1")
+    t = temperature
+    soft = F.kl_div(F.log_softmax(student_logits / t, -1), F.log_softmax(teacher_logits / t, -1),
+                    reduction="batchmean", log_target=True) * t * t
+    known = labels >= 0
+    hard = (F.cross_entropy(student_logits[known], labels[known]) if known.any()
+            else student_logits.sum() * 0)
+    return alpha * soft + (1 - alpha) * hard
+
+
+def kd_loss_fn(temperature: float = 2.0, alpha: float = 0.5):
+    """A ``loss_fn(model, batch)`` for `labkit.train.train`: `kd_loss` of the model's logits
+    against ``batch['targets']`` (the teacher's logits) and ``batch['labels']``."""
+    def loss_fn(model, batch):
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        return kd_loss(logits, batch["targets"], batch["labels"], temperature, alpha)
+    return loss_fn
+
+
+def teacher_logits(model, tokenizer, texts, max_len: int = 64, name: str = "teacher") -> np.ndarray:
+    """The teacher's logits for ``texts``, shape (n, classes), computed once and cached in
+    the artifact cache (keyed by the teacher's weights and the texts)."""
+    from safetensors.numpy import load_file, save_file
+    from .env import atomic_folder
+    from .finetune import _outputs, run_key
+    from .text import check_texts
+    from .models import artifact_path
+    texts = check_texts(texts, "no texts for the teacher to label")
+    weights = run_key(**{k: round(float(v.double().sum()), 4) for k, v in model.state_dict().items()})
+    folder = artifact_path(f"{name}-logits-{run_key(weights=weights, texts=texts, max_len=max_len)}")
+    if (folder / "logits.safetensors").exists():
+        return load_file(str(folder / "logits.safetensors"))["logits"]
+    logits = _outputs(model.eval(), tokenizer, texts, max_len)
+    with atomic_folder(folder) as tmp:
+        save_file({"logits": np.ascontiguousarray(logits)}, str(tmp / "logits.safetensors"))
+    return logits
+
+
+def parameters(model) -> int:
+    """Number of weights (trainable or not)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def disk_size(model, tokenizer) -> int:
+    """Bytes of the model's safetensors files when saved with `finetune.save_classifier`."""
+    import tempfile
+    from pathlib import Path
+    from .finetune import save_classifier
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = save_classifier(model, tokenizer, Path(tmp) / "m")
+        return sum(f.stat().st_size for f in folder.glob("*.safetensors"))
+
+
+def benchmark(model, tokenizer, texts, batch_size: int, max_len: int = 64,
+              repeats: int = 20) -> dict:
+    """CPU speed of ``model`` on real ``texts``: the median seconds for one batch of
+    ``batch_size`` (tokenizing included), over ``repeats`` timed runs after 2 warm-up runs,
+    and the reviews per second that makes. Batches cycle through ``texts``."""
+    from .text import check_texts
+    texts = check_texts(texts, "no texts to time the model on")
+    if repeats < 1 or batch_size < 1:
+        raise ValueError(f"repeats={repeats}, batch_size={batch_size}: both must be >= 1")
+    model = model.to("cpu").eval()
+    times = []
+    with torch.inference_mode():
+        for r in range(repeats + 2):
+            start = (r * batch_size) % len(texts)
+            batch = (texts * (1 + batch_size // len(texts) + 1))[start:start + batch_size]
+            t0 = time.perf_counter()
+            enc = tokenizer(batch, truncation=True, max_length=max_len, padding=True,
+                            return_tensors="pt")
+            model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+            if r >= 2:
+                times.append(time.perf_counter() - t0)
+    median = float(np.median(times))
+    return {"batch_size": batch_size, "seconds": median, "per_second": batch_size / median}
