@@ -13,8 +13,9 @@ broad: "good" shares one with 8,689 words, "bad" among them), and with ``same_po
 a candidate must have the same General Inquirer polarity (positive / negative / neutral).
 
 The guard (``guard=True``, the default) protects the words that carry a review's logic:
-negation and contrast words (`labkit.text.NEGATION`, `CONTRAST`) and the word right after a
-negation are never replaced, deleted or moved, and synonyms keep their polarity. Without it,
+negation and contrast words (`labkit.text.NEGATION`, `CONTRAST`) and what a negation
+negates (up to its first content word: "not a *bad*") are never replaced, deleted or moved,
+nothing is inserted inside that run, and synonyms keep their polarity. Without it,
 "not good at all" can become "good at all" (deletion) or "not bad at all" (replacement).
 Leaves out: back-translation and model-based augmentation (they need a hub model or a GPU).
 """
@@ -165,16 +166,20 @@ def _split(token: str) -> tuple[str, str, str]:
 
 
 def protected_positions(words: list[str]) -> set[int]:
-    """Indices of negation and contrast words, and of the word after each negation.
+    """Indices of negation and contrast words, and of each negation's scope: the words after
+    it up to and including the first one that is not a stop word ("not *a bad* film").
 
-    Example: ``protected_positions("it is not good but fun".split())`` -> {2, 3, 4}.
+    Example: ``protected_positions("it is not a good film but fun".split())`` -> {2, 3, 4, 6}.
     """
     out = set()
     for i, w in enumerate(words):
         if _LOGIC.search(w):
             out.add(i)
-            if i + 1 < len(words) and _NEG.search(w):
-                out.add(i + 1)
+            if _NEG.search(w):
+                for j in range(i + 1, min(i + 4, len(words))):  # at most 3 words on
+                    out.add(j)
+                    if _split(words[j])[1].lower() not in _stop():
+                        break
     return out
 
 
@@ -209,9 +214,9 @@ def _insert(words, n, rng, thesaurus, guard, stop):
             break
         core = _split(words[rng.choice(spots)])[1]
         new = rng.choice(thesaurus.synonyms(core, guard))
-        # with the guard, never between a negation and the word it negates
-        after_neg = {i + 1 for i, w in enumerate(words) if _NEG.search(w)}
-        gaps = [g for g in range(len(words) + 1) if not (guard and g in after_neg)]
+        # with the guard, never inside a protected run ("not | a | bad")
+        frozen = protected_positions(words) if guard else set()
+        gaps = [g for g in range(len(words) + 1) if not (g - 1 in frozen and g in frozen)]
         words.insert(rng.choice(gaps), new)
     return words
 
@@ -241,7 +246,8 @@ def apply(op: str, text: str, strength: float = 0.1, seed: int = 0, guard: bool 
           thesaurus: Thesaurus | None = None) -> str:
     """One operation (``replace``, ``insert``, ``swap`` or ``delete``) on ``text``, changing
     ``max(1, round(strength * words))`` words (deletion: each word with probability
-    ``strength``). Empty text comes back unchanged.
+    ``strength``). Empty text comes back unchanged. ``guard``: see the module docstring
+    (it also makes synonyms keep their polarity).
 
     Example: ``apply("swap", "a b c d", 0.5, seed=1)`` swaps two pairs of words.
     """

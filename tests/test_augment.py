@@ -34,6 +34,8 @@ def test_protected_positions():
     words = "it is not good but fun , isn't it".split()
     assert A.protected_positions(words) == {2, 3, 4, 7, 8}
     assert A.protected_positions(["never"]) == {0}
+    assert A.protected_positions("not a bad film".split()) == {0, 1, 2}  # the scope: "a bad"
+    assert A.protected_positions("no , it is not".split()) == {0, 1, 4}  # scope ends at punctuation
 
 
 @pytest.mark.parametrize("op", A.OPS)
@@ -77,6 +79,9 @@ def test_the_guard_protects_negation(th):
             assert "bad" not in out and "awful" not in out
             w = out.split()
             assert w[w.index("not") + 1] == "good"  # the negated word stays put
+    for seed in range(30):  # nothing lands inside "not a good"
+        w = A.apply("insert", "not a good film , a fine movie", 0.5, seed=seed, thesaurus=th).split()
+        assert w[w.index("not"):w.index("not") + 3] == ["not", "a", "good"]
     unguarded = {A.apply(op, text, 0.5, seed=s, guard=False, thesaurus=th)
                  for s in range(30) for op in ("delete", "replace")}
     assert any(A.negations(u) != ["not", "not"] for u in unguarded)
