@@ -557,3 +557,19 @@ def review_splits(lang: str = "en", seed: int = 0):
     """The course's fixed train/validation/test splits (15% test, 10% validation) of the
     cleaned reviews: every lab evaluates on the same test reviews."""
     return split(load_reviews(lang), test=0.15, validation=0.1, seed=seed)
+
+
+def review_arrays(train_size: int | None = None, test_size: int | None = None, seed: int = 0):
+    """The fixed English split as arrays, for labs that train many models on samples of it:
+    (x_train, y_train, x_test, y_test). ``x_train`` is an object array (index it with a
+    sample's rows), ``x_test`` a list. ``train_size`` / ``test_size`` cap each side with a
+    stratified sample drawn with ``seed`` (what `smoke` scale does); None keeps all of it.
+    The split itself is always the course's fixed one."""
+    splits = review_splits()
+    train, test = splits["train"], splits["test"]
+    if train_size:
+        train = train.select(sample_per_class(train["label"], train_size, seed))
+    if test_size:
+        test = test.select(sample_per_class(test["label"], test_size, seed))
+    return (np.array(train["text"], dtype=object), np.array(train["label"]),
+            list(test["text"]), np.array(test["label"]))

@@ -231,3 +231,14 @@ def test_review_splits_are_the_fixed_course_splits():
     a, b = data.review_splits(), data.review_splits()
     assert {k: v.num_rows for k, v in a.items()} == {"train": 9564, "validation": 1275, "test": 1913}
     assert a["test"]["text"] == b["test"]["text"]
+
+
+def test_review_arrays_are_the_fixed_split_and_caps_are_stratified():
+    x_train, y_train, x_test, y_test = data.review_arrays()
+    splits = data.review_splits()
+    assert list(x_train) == list(splits["train"]["text"]) and x_test == list(splits["test"]["text"])
+    assert x_train.dtype == object and y_train.dtype.kind == "i"
+    xs, ys, xt, yt = data.review_arrays(train_size=200, test_size=50, seed=1)
+    assert len(xs) == 200 and len(xt) == 50 and set(xs) <= set(x_train) and set(xt) <= set(x_test)
+    assert abs(ys.mean() - y_train.mean()) < 0.02  # class shares kept
+    assert list(data.review_arrays(train_size=200, seed=1)[0]) == list(xs)  # seeded
