@@ -106,6 +106,28 @@ def _strength_of(fn):
             "collections.Counter and subtract the variant's counts")
 
 
+def _soft_p(value):
+    import math
+    truth = math.exp(0.5) / (1 + math.exp(0.5))
+    assert isinstance(value, (int, float)), "give a probability between 0 and 1"
+    assert abs(value - truth) < 1e-4, "divide the logits [0, 2] by T=4, then take the softmax"
+
+
+def _soft_loss(fn):
+    import torch
+    from .distill import kd_loss
+    assert callable(fn), "pass the function itself, e.g. check.answer('05.2', soft_loss)"
+    g = torch.Generator().manual_seed(0)
+    for T in (1.0, 2.0, 5.0):
+        s, t = torch.randn(6, 3, generator=g), torch.randn(6, 3, generator=g)
+        want = kd_loss(s, t, torch.zeros(6, dtype=torch.long), T, alpha=1.0)
+        got = fn(s, t, T)
+        assert torch.is_tensor(got) and got.numel() == 1, "return a scalar tensor"
+        assert torch.allclose(got.float(), want, atol=1e-5), (
+            f"at T={T} got {float(got):.5f}, expected {float(want):.5f}: KL(p || q) = sum p * "
+            "(log p - log q) with p the teacher's softmax at T; mean over rows; times T^2")
+
+
 EXERCISES = {
     "00.1": Exercise("How many of the cleaned English reviews are positive?", _positive_en,
                      "count the 1s in the label column"),
@@ -129,6 +151,11 @@ EXERCISES = {
     "04.2": Exercise("Write strength_of(original, variant): the share of the original's words "
                      "missing from the variant.", _strength_of,
                      "Counter(original.split()) - Counter(variant.split())"),
+    "05.1": Exercise("What is the teacher's P(positive) for logits [0, 2] at temperature 4?",
+                     _soft_p, "softmax([0, 2] / 4)"),
+    "05.2": Exercise("Write soft_loss(student_logits, teacher_logits, T): T^2 times the KL "
+                     "divergence of the softmaxes at T.", _soft_loss,
+                     "torch.log_softmax(x / T, -1) for both; KL = sum p (log p - log q)"),
 }
 
 
