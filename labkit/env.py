@@ -25,6 +25,8 @@ EXPECTED = {
     "01_data": {"smoke": (0.6, 760), "cpu": (3.8, 1250), "gpu": None},
     "02_pretraining": {"smoke": (0.4, 680), "cpu": (3.7, 1250), "gpu": None},
     "03_fine_tuning": {"smoke": (0.5, 900), "cpu": (8.0, 1400), "gpu": None},
+    "04_augmentation": {"smoke": (0.5, 715), "cpu": (3.5, 970), "gpu": None},
+    "05_distillation": {"smoke": (0.6, 840), "cpu": (6.8, 1190), "gpu": None},
 }
 
 

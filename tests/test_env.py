@@ -88,3 +88,11 @@ def test_import_labkit_leaves_torch_for_later():
     code = ("import sys, labkit; assert 'torch' not in sys.modules, 'import labkit loaded torch'; "
             "labkit.finetune.Classifier; assert 'torch' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_lab_states_its_measured_cost():
+    """`labkit doctor` and the README quote env.EXPECTED: a new lab must be measured."""
+    from pathlib import Path
+    labs = {p.stem for p in (Path(__file__).parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb")}
+    assert labs == set(env.EXPECTED)
+    assert all(env.EXPECTED[lab]["smoke"] and env.EXPECTED[lab]["cpu"] for lab in labs)

@@ -42,3 +42,32 @@ def test_lab_03_at_cpu_scale(tmp_path):
     assert minilm["500"] >= curves["small BERT, scratch"]["500"] + 0.07
     assert minilm["500"] >= tfidf["500"] + 0.04
     assert row["wall_s"] < 600 and row["peak_mb"] < 1500, row
+
+
+@pytest.mark.slow
+def test_lab_04_at_cpu_scale(tmp_path):
+    (row,) = cli.run([NOTEBOOKS / "04_augmentation.ipynb"], "cpu", tmp_path)
+    assert row["status"] == "passed", row
+    r = row["results"]
+    assert r["negations_kept"]["guard on"] >= 0.99 > r["negations_kept"]["guard off"]
+    for name, gains in r["augmentation_gain"].items():  # {labels: [mean gain, spread]}
+        assert set(gains) >= {"100", "500", "2000"}, name
+        assert all(abs(mean) < 0.05 and spread >= 0 for mean, spread in gains.values()), name
+    assert row["wall_s"] < 300 and row["peak_mb"] < 1500, row
+
+
+@pytest.mark.slow
+def test_lab_05_at_cpu_scale(tmp_path):
+    (row,) = cli.run([NOTEBOOKS / "05_distillation.ipynb"], "cpu", tmp_path)
+    assert row["status"] == "passed", row
+    s = row["results"]["students"]  # "kind @ labels": [mean, spread]
+    assert s["distilled @ 2000"][0] > s["hard labels @ 2000"][0]
+    assert s["distilled @ 9564"][0] > s["hard labels @ 9564"][0]
+    assert s["distilled + unlabelled @ 2000"][0] > s["distilled @ 2000"][0]
+    teacher, student = row["results"]["side_by_side"].values()
+    assert student["accuracy"] >= 0.9 * teacher["accuracy"]
+    assert student["parameters"] * 5 <= teacher["parameters"]
+    assert student["per_second"] >= 5 * teacher["per_second"]
+    # 15 student runs of 300 steps are ~5 min of compute here: 6.2 min measured (issue 4's
+    # 5-minute target is missed; see README), plus ~1.5 min for a cold teacher-logit cache
+    assert row["wall_s"] < 540 and row["peak_mb"] < 1500, row
