@@ -151,8 +151,7 @@ def benchmark(model, tokenizer, texts, batch_size: int, max_len: int = 64,
     times = []
     with torch.inference_mode():
         for r in range(repeats + 2):
-            start = (r * batch_size) % len(texts)
-            batch = (texts * (1 + batch_size // len(texts) + 1))[start:start + batch_size]
+            batch = [texts[(r * batch_size + i) % len(texts)] for i in range(batch_size)]
             t0 = time.perf_counter()
             enc = tokenizer(batch, truncation=True, max_length=max_len, padding=True,
                             return_tensors="pt")
