@@ -28,7 +28,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .env import scale as current_scale
 from .text import CONTRAST, NEGATION, check_texts
 
 OPS = ("replace", "insert", "swap", "delete")
@@ -39,28 +38,11 @@ _TOKEN = re.compile(r"(\W*)(.*?)(\W*)", re.S)  # leading punctuation, core, trai
 
 @dataclass
 class AugmentConfig:
-    """Settings of lab 04. ``AugmentConfig.for_scale()`` picks them for LABKIT_SCALE."""
-    budgets: tuple = (100, 500, 2000)  # labels per run (the same samples as lab 03)
-    seeds: int = 3                 # label samples per budget; run i uses seed i for both arms
+    """Lab 04's own settings. Budgets, seeds, split caps and the small BERT's training come
+    from lab 03's `labkit.finetune.FinetuneConfig.for_scale()`, so both labs run the same
+    experiment with and without augmentation."""
     n_aug: int = 4                 # augmented variants per labelled review
     strength: float = 0.1          # share of a review's words each operation changes
-    max_len: int = 64
-    small_steps: int = 150         # small-BERT optimizer steps (as lab 03), batch 32
-    small_lr: float = 1e-3
-    small_batch_size: int = 32
-    train_size: int | None = None  # cap on the training pool (None = the fixed split)
-    test_size: int | None = None
-    seed: int = 0
-
-    @classmethod
-    def for_scale(cls, scale: str | None = None) -> "AugmentConfig":
-        scale = scale or current_scale()
-        if scale == "smoke":
-            return cls(budgets=(50, 200), seeds=2, max_len=32, small_steps=15,
-                       train_size=1000, test_size=300)
-        if scale == "gpu":
-            return cls(budgets=(100, 500, 2000, None), seeds=5, max_len=128, small_steps=600)
-        return cls()
 
 
 # ---------------------------------------------------------------- synonyms
@@ -123,7 +105,6 @@ class Thesaurus:
 def _load_sources(common_words: int):
     """(categories, vectors, polarity, common) read from the fetched files."""
     import bz2
-    import json
     from safetensors import safe_open
     from .fetch import path
     folder = path("thesaurus-en")
@@ -311,3 +292,16 @@ def negations_kept(originals, variants) -> float:
     if not pairs:
         return 1.0
     return float(np.mean([negations(o) == negations(v) for o, v in pairs]))
+
+
+def negation_survival(texts, n_aug: int = 4, strength: float = 0.1, seed: int = 0,
+                      guard: bool = True, ops=OPS) -> tuple[int, float]:
+    """Augment the reviews of ``texts`` that have a negation word; return how many there
+    are and the share of their variants that keep their negation words (`negations_kept`).
+    Example: on lab 04's training reviews, guard on -> (2071, 1.0)."""
+    negated = [t for t in check_texts(texts, "no texts to check") if negations(t)]
+    if not negated:
+        return 0, 1.0
+    variants, _ = augment(negated, np.zeros(len(negated), int), n_aug, strength, seed, guard, ops)
+    originals = [t for t in negated for _ in range(n_aug)]
+    return len(negated), negations_kept(originals, variants[len(negated):])

@@ -84,15 +84,12 @@ def _negation_accuracy(fn):
 
 
 def _negations_changed(value):
-    import numpy as np
-    from .augment import augment, negations, negations_kept
+    from .augment import negation_survival
     from .data import review_splits
-    negated = [t for t in review_splits()["train"]["text"] if negations(t)]
-    variants, _ = augment(negated, np.zeros(len(negated), int), 4, 0.1, seed=0, guard=False)
-    truth = 1 - negations_kept([t for t in negated for _ in range(4)], variants[len(negated):])
+    truth = 1 - negation_survival(review_splits()["train"]["text"], 4, 0.3, guard=False)[1]
     assert isinstance(value, (int, float)), "give a share between 0 and 1"
-    assert abs(value - truth) < 1e-3, ("augment the reviews that have a negation word with "
-                                       "guard=False, then 1 - augment.negations_kept(...)")
+    assert abs(value - truth) < 1e-3, ("augment.negation_survival(training texts, 4, 0.3, "
+                                       "guard=False) gives the share kept; 1 minus it is changed")
 
 
 def _strength_of(fn):
@@ -145,9 +142,10 @@ EXERCISES = {
     "03.2": Exercise("Write negation_accuracy(texts, labels, predictions): accuracy on the "
                      "reviews with a negation word.", _negation_accuracy,
                      "mask = finetune.slices(texts)['negation']"),
-    "04.1": Exercise("With the guard off, what share of the variants of the training reviews "
-                     "with a negation word change their negation words?", _negations_changed,
-                     "augment(..., guard=False) and augment.negations_kept"),
+    "04.1": Exercise("With the guard off at strength 0.3 (3x the lab's), what share of the "
+                     "variants of the training reviews with a negation word change their "
+                     "negation words?", _negations_changed,
+                     "augment.negation_survival(..., strength=0.3, guard=False)"),
     "04.2": Exercise("Write strength_of(original, variant): the share of the original's words "
                      "missing from the variant.", _strength_of,
                      "Counter(original.split()) - Counter(variant.split())"),

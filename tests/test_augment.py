@@ -98,6 +98,12 @@ def test_eda_and_augment(th, monkeypatch):
     assert variants == out[3:7]  # augment = eda on each review, in order
     assert variants == [A.apply(op, "not a good film", 0.3, i, thesaurus=th) for i, op in enumerate(A.OPS)]
     assert A.negations_kept([t for t in texts for _ in range(4)], out[3:]) == 1.0
+    # negation_survival: only the reviews with a negation count, 4 variants each
+    assert A.negation_survival(texts, 4, 0.3) == (1, 1.0)
+    assert A.negation_survival(["a fine film", "great"], 4, 0.3) == (0, 1.0)
+    gone = A.negation_survival(["not a good film"], 8, 1.0, guard=False, ops=("delete",))
+    assert gone[0] == 1 and gone[1] < 0.5  # delete keeps one word of four: rarely "not"
+    assert A.negation_survival(["not a good film"], 8, 1.0, ops=("delete",)) == (1, 1.0)
     with pytest.raises(ValueError, match="3 texts but 2 labels"):
         A.augment(texts, [1, 0])
     with pytest.raises(TypeError, match="must be strings"):
