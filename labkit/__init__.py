@@ -7,22 +7,26 @@ from .env import offline_defaults as _offline_defaults
 
 _offline_defaults()
 
-from . import augment, check, data, env, fetch, models, plots, pretrain, text, train, widgets  # noqa: E402
-from .cli import record  # noqa: E402
+from . import (augment, cache, check, clean, curves, data, env, fetch, measure, models,  # noqa: E402
+               plots, pretrain, report, text, train, widgets)
 from .env import device, doctor, scale, seed_everything  # noqa: E402
+from .report import record, table  # noqa: E402
 
 __version__ = "0.1.0"
 
-# Modules that import torch when loaded are loaded on first use (`labkit.finetune` or
-# `from labkit import finetune`), so `import labkit` and the `labkit` command stay fast.
-_LAZY = ("distill", "finetune")
+# The modules that import torch when they load. They load on first use (`labkit.finetune`,
+# `from labkit import finetune`), so `import labkit` and the `labkit` command stay fast; the
+# other modules import them only inside the functions that need them.
+LAZY = ("classifier", "distill", "finetune")
 
 
 def __getattr__(name):
-    if name in _LAZY:
+    if name in LAZY:
         import importlib
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'labkit' has no attribute {name!r}")
 
-__all__ = ["augment", "check", "data", "distill", "env", "fetch", "finetune", "models", "plots", "pretrain",
-           "text", "train", "widgets", "record", "device", "doctor", "scale", "seed_everything"]
+
+__all__ = ["augment", "cache", "check", "classifier", "clean", "curves", "data", "distill", "env",
+           "fetch", "finetune", "measure", "models", "plots", "pretrain", "report", "text", "train",
+           "widgets", "record", "table", "device", "doctor", "scale", "seed_everything"]

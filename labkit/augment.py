@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import fetch
 from .text import CONTRAST, NEGATION, check_texts
 
 OPS = ("replace", "insert", "swap", "delete")
@@ -106,8 +107,7 @@ def _load_sources(common_words: int):
     """(categories, vectors, polarity, common) read from the fetched files."""
     import bz2
     from safetensors import safe_open
-    from .fetch import path
-    folder = path("thesaurus-en")
+    folder = fetch.path("thesaurus-en")
     categories: dict[str, set] = {}
     with bz2.open(folder / "roget.csv.bz2", "rt", encoding="utf-8") as f:
         for line in f:  # word,CATEGORY; split on the last comma (the csv module trips on
@@ -126,7 +126,7 @@ def _load_sources(common_words: int):
                 {1} if cols[2] else set(), {-1} if cols[3] else set())
     # +1: some sense positive and none negative; -1 the reverse; 2: both; 0: neither
     polarity = {w: (2 if len(s) == 2 else s.pop()) for w, s in senses.items() if s}
-    minilm = path("minilm")
+    minilm = fetch.path("minilm")
     vocab = (minilm / "vocab.txt").read_text(encoding="utf-8").split("\n")
     with safe_open(str(minilm / "model.safetensors"), "np") as f:
         key = next(k for k in f.keys() if k.endswith("word_embeddings.weight"))

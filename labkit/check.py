@@ -1,4 +1,4 @@
-"""Exercise checks: ``check.answer("01.2", your_answer)`` says right, or gives a hint.
+"""Tools: exercise checks: ``check.answer("01.2", your_answer)`` says right, or gives a hint.
 
 A wrong or missing answer never raises (a notebook with unanswered exercises still runs
 top to bottom); `answer` returns True or False so a solutions notebook can assert it.
@@ -7,8 +7,15 @@ Leaves out: grading and scores.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
+
+import numpy as np
+
+from .augment import negation_survival
+from .clean import find_near_duplicates
+from .data import load_reviews, review_splits
 
 
 @dataclass(frozen=True)
@@ -19,7 +26,6 @@ class Exercise:
 
 
 def _positive_en(value):
-    from .data import load_reviews
     truth = sum(load_reviews("en")["label"])
     assert isinstance(value, int), "give a whole number (an int)"
     assert value == truth, "count rows whose label is 1 (positive) in load_reviews('en')"
@@ -27,14 +33,12 @@ def _positive_en(value):
 
 def _median_len_zh(value):
     import numpy as np
-    from .data import load_reviews
     truth = float(np.median([len(t) for t in load_reviews("zh")["text"]]))
     assert isinstance(value, (int, float)), "give a number of characters"
     assert abs(value - truth) <= 0.5, "take np.median of len(text) over load_reviews('zh')"
 
 
 def _near_dup_pairs(value):
-    from .data import find_near_duplicates, load_reviews
     truth = len(find_near_duplicates(load_reviews("en")["text"], threshold=0.8))
     assert isinstance(value, int), "give a whole number of pairs"
     assert value == truth, ("call find_near_duplicates on the cleaned English texts "
@@ -50,7 +54,7 @@ def _contradiction_rate(fn):
         got = fn(texts, labels)
         assert isinstance(got, (int, float)) and abs(got - want) < 1e-9, (
             f"contradiction_rate({texts}, {labels}) returned {got!r}, expected {want}: "
-            "count the rows that labkit.data.find_contradictions returns, over all rows")
+            "count the rows that labkit.clean.find_contradictions returns, over all rows")
 
 
 def _word_spans(fn):
@@ -64,8 +68,6 @@ def _word_spans(fn):
 
 
 def _always_positive(value):
-    import numpy as np
-    from .data import review_splits
     truth = float(np.mean(review_splits()["test"]["label"]))
     assert isinstance(value, (int, float)), "give a number between 0 and 1"
     assert abs(value - truth) < 1e-3, ("on data.review_splits()['test'], the share of labels "
@@ -84,8 +86,6 @@ def _negation_accuracy(fn):
 
 
 def _negations_changed(value):
-    from .augment import negation_survival
-    from .data import review_splits
     truth = 1 - negation_survival(review_splits()["train"]["text"], 4, 0.3, guard=False)[1]
     assert isinstance(value, (int, float)), "give a share between 0 and 1"
     assert abs(value - truth) < 1e-3, ("augment.negation_survival(training texts, 4, 0.3, "
@@ -104,7 +104,6 @@ def _strength_of(fn):
 
 
 def _soft_p(value):
-    import math
     truth = math.exp(0.5) / (1 + math.exp(0.5))
     assert isinstance(value, (int, float)), "give a probability between 0 and 1"
     assert abs(value - truth) < 1e-4, "divide the logits [0, 2] by T=4, then take the softmax"
@@ -134,7 +133,7 @@ EXERCISES = {
                      _near_dup_pairs, "find_near_duplicates(texts, threshold=0.8)"),
     "01.2": Exercise("Write contradiction_rate(texts, labels): the share of rows whose text "
                      "(after normalisation) also occurs with another label.", _contradiction_rate,
-                     "labkit.data.find_contradictions gives the rows of each such text"),
+                     "labkit.clean.find_contradictions gives the rows of each such text"),
     "02.1": Exercise("Write word_spans(tokens): group WordPiece tokens into words.",
                      _word_spans, "start a new span at each token without the ## prefix"),
     "03.1": Exercise("What accuracy does always answering 'positive' get on the test reviews?",

@@ -1,13 +1,11 @@
-"""Lab 01: loading reviews, measuring and fixing their quality, and leakage-free splits.
+"""Core: the course's data. Loaders that return `datasets.Dataset` objects, validation,
+your own CSV, the normalisation key that says when two texts are the same review, and
+leakage-free splits (the course's fixed one is `review_splits`).
 
-Loaders return `datasets.Dataset` objects with a ``text`` column (and ``label``: 0 negative,
-1 positive). Cleaning tools each do one thing and report what they did: `normalize`,
-`find_duplicates`, `find_near_duplicates`, `find_pii` / `scrub_pii`, `find_contradictions`,
-`find_label_issues` (confident learning, via cleanlab). Seeded injectors (`inject_pii`,
-`corrupt`, `inject_label_noise`) plant known problems so the lab can measure each fix.
-`split` makes stratified train/validation/test splits that share no text.
-The TF-IDF + logistic-regression `baseline` is the yardstick of labs 01, 03 and 04.
-Leaves out: tokenization for neural models (`labkit.text`, lab 02).
+Loaders return a ``text`` column and a ``label`` (0 negative, 1 positive); the English
+reviews also carry ``source`` (the movie). `split` makes stratified train/validation/test
+splits that share no text. Leaves out: cleaning (`labkit.clean`, lab 01), baselines and
+learning curves (`labkit.curves`), tokenization (`labkit.text`).
 """
 from __future__ import annotations
 
@@ -15,43 +13,25 @@ import html
 import random
 import re
 from collections import Counter, defaultdict
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from . import fetch
-from .env import scale as current_scale
 
 LABEL_NAMES = ["negative", "positive"]
+LANGS = ("en", "zh")
 
 
 class DataError(ValueError):
     """Bad input to a data function; the message says what was expected."""
 
 
-@dataclass
-class DataConfig:
-    """Settings of lab 01. ``DataConfig.for_scale()`` picks them for LABKIT_SCALE."""
-    n_reviews: int | None = None  # English reviews used; None = all 12,752
-    pii_rate: float = 0.05        # share of reviews that get one synthetic PII string
-    corrupt_rate: float = 0.05    # share that get markup / entities / mojibake
-    noise_rate: float = 0.15      # share of training labels flipped
-    folds: int = 10               # cross-validation folds for confident learning
-    noise_seeds: int = 3          # label-noise draws (results are means over them)
-    embeddings: bool = True       # add MiniLM features to confident learning (~2 min once)
-    curve_sizes: tuple = (100, 250, 500, 1000, 2000, 4000, None)  # None = all training labels
-    curve_seeds: int = 3          # repeats per learning-curve point
-    seed: int = 0
-
-    @classmethod
-    def for_scale(cls, scale: str | None = None) -> "DataConfig":
-        scale = scale or current_scale()
-        if scale == "smoke":
-            return cls(n_reviews=2500, folds=3, noise_seeds=1, embeddings=False,
-                       curve_sizes=(100, 500, None), curve_seeds=1)
-        return cls()
+def check_lang(lang: str) -> None:
+    """Raise DataError unless ``lang`` is one of the course's languages."""
+    if lang not in LANGS:
+        raise DataError(f"unknown language {lang!r}: use 'en' or 'zh'")
 
 
 # ---------------------------------------------------------------- loading and validation
@@ -65,6 +45,7 @@ def load_reviews(lang: str = "en", raw: bool = False):
     the 47 texts that carry both labels (``raw=True``: all 35,124 lines).
     """
     from datasets import ClassLabel, Dataset, Features, Value
+    check_lang(lang)
     if lang == "en":
         import pandas as pd
         df = pd.read_csv(fetch.path("reviews-en") / "rotten_tomatoes_corpus_full.csv.bz2",
@@ -72,15 +53,13 @@ def load_reviews(lang: str = "en", raw: bool = False):
         df = df[df["category"].isin(["fresh", "rotten"])]
         rows = {"text": df["text"].tolist(), "label": (df["category"] == "fresh").astype(int).tolist(),
                 "source": df["movie_name"].tolist()}
-    elif lang == "zh":
+    else:
         folder = fetch.path("reviews-zh")
         rows = {"text": [], "label": []}
         for label, name in ((1, "pos.txt"), (0, "neg.txt")):
             lines = (folder / name).read_text(encoding="utf-8").splitlines()
             rows["text"] += lines
             rows["label"] += [label] * len(lines)
-    else:
-        raise DataError(f"unknown language {lang!r}: use 'en' or 'zh'")
     if not raw:  # strip; drop empty texts, texts under both labels, and repeats
         labels_of = defaultdict(set)
         for t, y in zip(rows["text"], rows["label"]):
@@ -123,6 +102,7 @@ def load_text(lang: str = "en", exclude=None):
     """
     from datasets import Dataset
     import pandas as pd
+    check_lang(lang)
     if lang == "en":
         d = fetch.path("text-en")
         rt = pd.read_csv(d / "rotten_tomatoes_corpus_full.csv.bz2", dtype=str, keep_default_na=False)
@@ -134,12 +114,10 @@ def load_text(lang: str = "en", exclude=None):
             frame = pd.read_csv(d / name, dtype=str, keep_default_na=False)
             for doc in frame[col]:
                 texts += list(_chunks(re.split(r"\n+|(?<=[.!?])\s+(?=[A-Z])", doc), 80))
-    elif lang == "zh":
+    else:
         raw = (fetch.path("text-zh") / "199801.txt").read_text(encoding="utf-8").splitlines()
         texts = [re.sub(r"\s+", "", _TAG.sub("", line)) for line in raw]
         texts = [t for t in texts if t]
-    else:
-        raise DataError(f"unknown language {lang!r}: use 'en' or 'zh'")
     if exclude is not None:
         drop = {dedup_key(t) for t in exclude}
         texts = [t for t in texts if dedup_key(t) not in drop]
@@ -238,252 +216,6 @@ def dedup_key(text: str) -> str:
     return " ".join(re.findall(r"\w+", normalize(text).lower()))
 
 
-def find_duplicates(texts) -> list[list[int]]:
-    """Groups (lists of indices, first-seen order) of texts with the same `dedup_key`.
-
-    Example: ``["A b", "x", "a B!"]`` -> ``[[0, 2]]``.
-    """
-    groups = defaultdict(list)
-    for i, t in enumerate(texts):
-        groups[dedup_key(t)].append(i)
-    return [g for g in groups.values() if len(g) > 1]
-
-
-def find_near_duplicates(texts, threshold: float = 0.85, batch: int = 1000):
-    """Pairs (i, j, cosine) with i < j whose word/bigram TF-IDF cosine is >= threshold
-    and whose `dedup_key`s differ (exact duplicates are `find_duplicates`' job)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    keys = [dedup_key(t) for t in texts]
-    x = TfidfVectorizer(ngram_range=(1, 2)).fit_transform(keys)  # words and word pairs
-    pairs = []
-    for start in range(0, x.shape[0], batch):
-        sims = (x[start:start + batch] @ x.T).tocoo()       # (batch, n) cosines
-        hit = (sims.data >= threshold) & (sims.row + start < sims.col)
-        for i, j, s in zip(sims.row[hit] + start, sims.col[hit], sims.data[hit]):
-            if keys[i] != keys[j]:
-                pairs.append((int(i), int(j), float(s)))
-    return sorted(pairs)
-
-
-def count_leaks(train_texts, test_texts) -> int:
-    """How many test texts also occur in training after normalisation (`dedup_key`).
-
-    Example: ``count_leaks(["Great film!"], ["great film", "new"])`` -> 1.
-    """
-    keys = {dedup_key(t) for t in train_texts}
-    return sum(dedup_key(t) in keys for t in test_texts)
-
-
-def find_contradictions(texts, labels) -> dict[str, list[int]]:
-    """Texts (by `dedup_key`) that occur with more than one label -> their row indices."""
-    rows, seen = defaultdict(list), defaultdict(set)
-    for i, (t, y) in enumerate(zip(texts, labels)):
-        k = dedup_key(t)
-        rows[k].append(i)
-        seen[k].add(y)
-    return {k: rows[k] for k in rows if len(seen[k]) > 1}
-
-
-# ---------------------------------------------------------------- PII
-
-PII_PATTERNS = {
-    "EMAIL": re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b"),
-    "URL": re.compile(r"\b(?:https?://|www\.)[^\s<>\"']+[^\s<>\"'.,;:!?)]"),
-    "ID": re.compile(r"\b\d{3}-\d{2}-\d{4}\b|\b(?:\d{4}[ -]?){3}\d{4}\b|\b\d{9,}\b"),
-    "PHONE": re.compile(r"(?<![\w-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])"
-                        r"\d{3,4}[ .-]\d{3,4}\b"),
-}
-
-
-def find_pii(text: str) -> list[tuple[int, int, str]]:
-    """Non-overlapping (start, end, kind) spans of emails, URLs, ID-like numbers and phones.
-
-    Example: ``find_pii("mail a@b.com")`` -> ``[(5, 12, 'EMAIL')]``.
-    """
-    if not isinstance(text, str):
-        raise TypeError(f"find_pii() takes a str, got {type(text).__name__}")
-    spans = []
-    for kind, pattern in PII_PATTERNS.items():  # earlier kinds win overlaps
-        for m in pattern.finditer(text):
-            if not any(m.start() < e and s < m.end() for s, e, _ in spans):
-                spans.append((m.start(), m.end(), kind))
-    return sorted(spans)
-
-
-def scrub_pii(text: str) -> tuple[str, Counter]:
-    """Replace each PII span by ``[KIND]``; returns the text and counts per kind."""
-    counts = Counter()
-    for s, e, kind in reversed(find_pii(text)):
-        text = text[:s] + f"[{kind}]" + text[e:]
-        counts[kind] += 1
-    return text, counts
-
-
-def _injectable(texts, rate: float) -> list:
-    """The texts as a list, after checking what the seeded injectors need."""
-    if not 0 <= rate <= 1:
-        raise DataError(f"rate must be between 0 and 1, got {rate}")
-    texts = list(texts)
-    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
-    if bad:
-        raise DataError(f"texts must be strings; items {bad[:5]} are {type(texts[bad[0]]).__name__}")
-    return texts
-
-
-_FIRST = ["anna", "john", "li.wei", "maria", "d.smith", "k_jones", "sam99", "olga.p"]
-_DOMAINS = ["gmail.com", "example.org", "mail.co.uk", "uni-bonn.de", "yahoo.fr"]
-
-
-def _fake_pii(rng: random.Random) -> tuple[str, str]:
-    d = lambda n: "".join(str(rng.randrange(10)) for _ in range(n))  # noqa: E731
-    kind = rng.choice(["EMAIL", "PHONE", "URL", "ID"])
-    if kind == "EMAIL":
-        return kind, f"{rng.choice(_FIRST)}{rng.choice(['', d(2)])}@{rng.choice(_DOMAINS)}"
-    if kind == "PHONE":
-        return kind, rng.choice([f"({d(3)}) {d(3)}-{d(4)}", f"{d(3)}-{d(3)}-{d(4)}",
-                                 f"+1 {d(3)} {d(3)} {d(4)}", f"+44 20 {d(4)} {d(4)}",
-                                 f"0{d(3)} {d(3)} {d(4)}", f"{d(3)}.{d(3)}.{d(4)}"])
-    if kind == "URL":
-        return kind, rng.choice([f"https://www.{rng.choice(['myblog', 'filmfan', 'reviews-r-us'])}"
-                                 f".com/post/{d(4)}", f"www.cinema{d(2)}.net",
-                                 f"http://example.org/u/{rng.choice(_FIRST)}"])
-    return kind, rng.choice([f"{d(3)}-{d(2)}-{d(4)}", f"{d(4)} {d(4)} {d(4)} {d(4)}", d(10)])
-
-
-_TEMPLATES = ["{t} Contact me at {p}.", "{t} (reach me: {p})", "{p} - {t}", "{t} More at {p}",
-              "{t} My number/ref is {p}, call any time."]
-
-
-def inject_pii(texts, rate: float = 0.05, seed: int = 0):
-    """Add one synthetic email/phone/URL/ID to a ``rate`` share of texts.
-
-    Returns (new_texts, spans) with spans = [(row, start, end, kind)] of what was planted.
-    """
-    texts = _injectable(texts, rate)
-    rng = random.Random(seed)
-    rows = rng.sample(range(len(texts)), round(rate * len(texts)))
-    spans = []
-    for r in sorted(rows):
-        kind, value = _fake_pii(rng)
-        template = rng.choice(_TEMPLATES)
-        new = template.format(t=texts[r], p=value)
-        start = new.index(value) if template.startswith("{p}") else new.rindex(value)
-        texts[r] = new
-        spans.append((r, start, start + len(value), kind))
-    return texts, spans
-
-
-def pii_scores(texts, planted) -> dict:
-    """Precision and recall of `find_pii` against planted spans (from `inject_pii`).
-
-    A planted span counts as found when a detected span overlaps it; a detected span is a
-    true positive when it overlaps a planted one.
-    """
-    by_row = defaultdict(list)
-    for r, s, e, _ in planted:
-        by_row[r].append((s, e))
-    tp_found = n_found = hit = 0
-    for r, t in enumerate(texts):
-        found = find_pii(t)
-        n_found += len(found)
-        tp_found += sum(any(s < pe and ps < e for ps, pe in by_row[r]) for s, e, _ in found)
-        hit += sum(any(s < pe and ps < e for s, e, _ in found) for ps, pe in by_row[r])
-    return {"precision": tp_found / n_found if n_found else 1.0,
-            "recall": hit / len(planted) if planted else 1.0,
-            "planted": len(planted), "found": n_found}
-
-
-# ---------------------------------------------------------------- corruption and label noise
-
-def corrupt(texts, rate: float = 0.05, seed: int = 0):
-    """Plant markup, HTML entities or mojibake in a ``rate`` share of texts.
-
-    Returns (new_texts, rows changed). `normalize` should undo all three.
-    """
-    texts = _injectable(texts, rate)
-    rng = random.Random(seed)
-    rows = sorted(rng.sample(range(len(texts)), round(rate * len(texts))))
-    for r in rows:
-        t, kind = texts[r], rng.choice(["markup", "entity", "mojibake"])
-        if kind == "mojibake" and "'" not in t and t.isascii():
-            kind = "markup"  # nothing to garble
-        if kind == "markup":
-            words = t.split(" ")
-            k = rng.randrange(len(words))
-            words[k] = f"<{rng.choice(['i', 'b', 'em'])}>{words[k]}</i>"
-            t = " ".join(words) + rng.choice([" <br />", "<br/><br/>", " <p>"])
-        elif kind == "entity":
-            t = html.escape(t, quote=True).replace(" ", "&nbsp;", 1)
-        else:  # UTF-8 bytes read as Windows-1252: "it’s" -> "itâ€™s"
-            t = t.replace("'", "\u2019").encode("utf-8").decode("cp1252", "replace")
-        texts[r] = t
-    return texts, rows
-
-
-def inject_label_noise(labels, rate: float = 0.15, seed: int = 0, num_labels: int = 2):
-    """Flip exactly round(rate * n) labels to another class. Returns (noisy, flipped mask)."""
-    if not 0 <= rate <= 1:
-        raise DataError(f"rate must be between 0 and 1, got {rate}")
-    labels = np.asarray(labels)
-    rng = np.random.default_rng(seed)
-    rows = rng.choice(len(labels), round(rate * len(labels)), replace=False)
-    noisy = labels.copy()
-    noisy[rows] = (labels[rows] + rng.integers(1, num_labels, len(rows))) % num_labels
-    flipped = np.zeros(len(labels), bool)
-    flipped[rows] = True
-    return noisy, flipped
-
-
-# ---------------------------------------------------------------- baseline and label issues
-
-def baseline(lang: str = "en"):
-    """TF-IDF + logistic regression: the course's yardstick. English: words and word
-    pairs; Chinese (no spaces between words): characters and character pairs."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    if lang not in ("en", "zh"):
-        raise DataError(f"unknown language {lang!r}: use 'en' or 'zh'")
-    vec = (TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True) if lang == "en" else
-           TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True))
-    # liblinear: same accuracy as lbfgs here, 10x faster on sparse binary problems
-    return make_pipeline(vec, LogisticRegression(C=4.0, solver="liblinear"))
-
-
-def baseline_accuracy(train_texts, train_labels, test_texts, test_labels, lang: str = "en") -> float:
-    """Test accuracy of `baseline` fitted on the training texts and labels."""
-    if len(train_texts) != len(train_labels) or len(test_texts) != len(test_labels):
-        raise DataError("texts and labels differ in length")
-    model = baseline(lang).fit(list(train_texts), list(train_labels))
-    return float(np.mean(model.predict(list(test_texts)) == np.asarray(test_labels)))
-
-
-def find_label_issues(texts, labels, folds: int = 5, seed: int = 0, embeddings=None):
-    """Confident learning: flag rows whose given label disagrees confidently with
-    out-of-fold predicted probabilities. Returns (issue mask, out-of-fold probabilities).
-
-    The probabilities come from the TF-IDF baseline, averaged with a logistic regression on
-    ``embeddings`` (rows aligned with ``texts``, e.g. `labkit.models.embed`) when given:
-    a better model finds label errors more precisely.
-    """
-    from cleanlab.filter import find_label_issues as cl_find
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold
-    texts, labels = np.asarray(list(texts), dtype=object), np.asarray(labels)
-    if len(texts) != len(labels):
-        raise DataError(f"{len(texts)} texts but {len(labels)} labels")
-    if embeddings is not None and len(embeddings) != len(texts):
-        raise DataError(f"{len(embeddings)} embeddings for {len(texts)} texts")
-    probs = np.zeros((len(labels), int(labels.max()) + 1))
-    for fit, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(texts, labels):
-        p = baseline().fit(list(texts[fit]), labels[fit]).predict_proba(list(texts[held]))
-        if embeddings is not None:
-            lr = LogisticRegression(C=4.0, max_iter=3000).fit(embeddings[fit], labels[fit])
-            p = (p + lr.predict_proba(embeddings[held])) / 2
-        probs[held] = p
-    return cl_find(labels, probs, filter_by="confident_learning"), probs
-
-
 def sample_per_class(labels, n: int, seed: int = 0) -> np.ndarray:
     """Indices of a stratified random sample of ``n`` rows (class shares kept)."""
     from sklearn.model_selection import train_test_split
@@ -492,30 +224,6 @@ def sample_per_class(labels, n: int, seed: int = 0) -> np.ndarray:
         return idx
     keep, _ = train_test_split(idx, train_size=n, stratify=labels, random_state=seed)
     return np.sort(keep)
-
-
-def budget_curve(run, labels, budgets, seeds: int = 3, seeds_on_all: bool = False) -> dict:
-    """Accuracy at each label budget: ``{n: [run(rows, seed) for each seed]}``.
-
-    ``run(rows, seed) -> accuracy`` trains on the training rows ``rows`` (a stratified sample
-    of ``n`` rows, different for each seed). A budget of None or >= len(labels) means all
-    rows, run once (every seed would see the same data), or once per seed with
-    ``seeds_on_all`` (for models whose initialisation depends on the seed).
-    """
-    out = {}
-    for n in budgets:
-        n_eff = len(labels) if n is None else min(n, len(labels))
-        out[n_eff] = [run(sample_per_class(labels, n_eff, seed), seed)
-                      for seed in range(seeds if n_eff < len(labels) or seeds_on_all else 1)]
-    return out
-
-
-def learning_curve(train, test, sizes, seeds: int = 3) -> dict:
-    """Baseline accuracy at each training size (None = all): {size: [acc per seed]}."""
-    def run(rows, seed):
-        sub = train.select(rows)
-        return baseline_accuracy(sub["text"], sub["label"], test["text"], test["label"])
-    return budget_curve(run, train["label"], sizes, seeds)
 
 
 # ---------------------------------------------------------------- splits

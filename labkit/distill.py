@@ -6,21 +6,23 @@ The student (lab 02's small BERT architecture) then trains through the one loop
 `labkit.train.train` with `kd_loss` (Hinton et al. 2015): the KL divergence between the
 teacher's and the student's softmax at temperature T, times T^2, mixed with the usual
 cross entropy on the true labels by ``alpha``. Unlabelled reviews (label -1) get only the
-soft part: the teacher labels them, no person has to. `benchmark` measures what the student
-buys: latency at batch 1 and throughput at batch 32 on the CPU.
+soft part: the teacher labels them, no person has to. What the student buys is measured
+with `labkit.measure`.
 Leaves out: distilling hidden states or attention maps (TinyBERT), and task-agnostic
 distillation during pretraining (DistilBERT).
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import cache
+from .classifier import predict_logits
 from .env import scale as current_scale
+from .text import check_texts
 
 
 @dataclass
@@ -91,72 +93,20 @@ def kd_loss(student_logits, teacher_logits, labels, temperature: float = 2.0,
 def kd_loss_fn(temperature: float = 2.0, alpha: float = 0.5):
     """A ``loss_fn(model, batch)`` for `labkit.train.train`: `kd_loss` of the model's logits
     against ``batch['targets']`` (the teacher's logits) and ``batch['labels']``."""
+    kd_loss(torch.zeros(1, 2), torch.zeros(1, 2), torch.zeros(1, dtype=torch.long),
+            temperature, alpha)  # refuse bad settings now, not at the first step
+
     def loss_fn(model, batch):
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         return kd_loss(logits, batch["targets"], batch["labels"], temperature, alpha)
+    loss_fn.spec = {"loss": "kd", "temperature": temperature, "alpha": alpha}  # for the run cache
     return loss_fn
 
 
-def teacher_logits(model, tokenizer, texts, max_len: int = 64, name: str = "teacher") -> np.ndarray:
-    """The teacher's logits for ``texts``, shape (n, classes), computed once and cached in
-    the artifact cache (keyed by the teacher's weights and the texts)."""
-    from safetensors.numpy import load_file, save_file
-    from .env import atomic_folder
-    from .finetune import _outputs, run_key
-    from .text import check_texts
-    from .models import artifact_path
+def teacher_logits(model, tokenizer, texts, max_len: int = 64) -> np.ndarray:
+    """The teacher's logits for ``texts``, shape (n, classes), computed once and kept in the
+    run cache (keyed by a hash of the teacher's weights and the texts)."""
     texts = check_texts(texts, "no texts for the teacher to label")
-    weights = run_key(**{k: round(float(v.double().sum()), 4) for k, v in model.state_dict().items()})
-    folder = artifact_path(f"{name}-logits-{run_key(weights=weights, texts=texts, max_len=max_len)}")
-    if (folder / "logits.safetensors").exists():
-        return load_file(str(folder / "logits.safetensors"))["logits"]
-    logits = _outputs(model.eval(), tokenizer, texts, max_len)
-    with atomic_folder(folder) as tmp:
-        save_file({"logits": np.ascontiguousarray(logits)}, str(tmp / "logits.safetensors"))
-    return logits
-
-
-def student_dir():
-    """Where lab 05 keeps its best distilled student for the current scale."""
-    from .env import scale
-    from .models import artifact_path
-    return artifact_path(f"distilled-small-{scale()}")
-
-
-def parameters(model) -> int:
-    """Number of weights (trainable or not)."""
-    return sum(p.numel() for p in model.parameters())
-
-
-def disk_size(model, tokenizer) -> int:
-    """Bytes of the model's safetensors files when saved with `finetune.save_classifier`."""
-    import tempfile
-    from pathlib import Path
-    from .finetune import save_classifier
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = save_classifier(model, tokenizer, Path(tmp) / "m")
-        return sum(f.stat().st_size for f in folder.glob("*.safetensors"))
-
-
-def benchmark(model, tokenizer, texts, batch_size: int, max_len: int = 64,
-              repeats: int = 20) -> dict:
-    """CPU speed of ``model`` on real ``texts``: the median seconds for one batch of
-    ``batch_size`` (tokenizing included), over ``repeats`` timed runs after 2 warm-up runs,
-    and the reviews per second that makes. Batches cycle through ``texts``."""
-    from .text import check_texts
-    texts = check_texts(texts, "no texts to time the model on")
-    if repeats < 1 or batch_size < 1:
-        raise ValueError(f"repeats={repeats}, batch_size={batch_size}: both must be >= 1")
-    model = model.to("cpu").eval()
-    times = []
-    with torch.inference_mode():
-        for r in range(repeats + 2):
-            batch = [texts[(r * batch_size + i) % len(texts)] for i in range(batch_size)]
-            t0 = time.perf_counter()
-            enc = tokenizer(batch, truncation=True, max_length=max_len, padding=True,
-                            return_tensors="pt")
-            model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
-            if r >= 2:
-                times.append(time.perf_counter() - t0)
-    median = float(np.median(times))
-    return {"batch_size": batch_size, "seconds": median, "per_second": batch_size / median}
+    run_key = cache.key(weights=cache.fingerprint(model), texts=texts, max_len=max_len)
+    compute = lambda: {"logits": predict_logits(model.eval(), tokenizer, texts, max_len)}  # noqa: E731
+    return cache.arrays("teacher-logits", run_key, compute)["logits"]

@@ -1,34 +1,24 @@
-"""The environment: scale, device, seeding, offline switches, the cache, and `doctor()`.
+"""Core: scale, device, seeding, offline switches, the machine, and `doctor()`.
 
 One helper for each (STYLE.md point 5): every lab asks `scale()`, `device()` and
-`seed_everything()` here instead of pasting its own snippet. Leaves out: what each lab does
-with the scale (that is in each lab's config dataclass).
+`seed_everything()` here instead of pasting its own snippet. `doctor()` says what this
+machine has and what each lab costs at the current scale, from the committed reference
+report (`labkit/reference/<scale>.json`, written by `labkit run`).
+Leaves out: what each lab does with the scale (each lab's config dataclass) and the cache
+(`labkit.cache`).
 """
 from __future__ import annotations
 
+import json
 import os
 import platform
 import random
-import shutil
 import sys
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
+from . import cache, fetch
+
 SCALES = ("smoke", "cpu", "gpu")
-
-# Wall time (minutes) and peak kernel memory (MB) of each notebook, measured with
-# `labkit run` on the reference machine (2 cores, no GPU), cold artifact cache.
-# `None` = not measured yet (no GPU was available to measure `gpu`).
-EXPECTED = {
-    "00_start_here": {"smoke": (0.2, 430), "cpu": (0.2, 420), "gpu": None},
-    "01_data": {"smoke": (0.6, 760), "cpu": (3.8, 1250), "gpu": None},
-    "02_pretraining": {"smoke": (0.4, 680), "cpu": (3.7, 1250), "gpu": None},
-    "03_fine_tuning": {"smoke": (0.5, 900), "cpu": (8.0, 1400), "gpu": None},
-    "04_augmentation": {"smoke": (0.5, 715), "cpu": (3.5, 970), "gpu": None},
-    "05_distillation": {"smoke": (0.6, 840), "cpu": (6.8, 1190), "gpu": None},
-}
-
 
 class ScaleError(ValueError):
     pass
@@ -94,32 +84,6 @@ def online() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0") != "1"
 
 
-def cache_dir() -> Path:
-    """Where fetched data, weights and lab artifacts live: ``LABKIT_CACHE``, else
-    ``$XDG_CACHE_HOME/labkit``, else ``~/.cache/labkit``."""
-    if os.environ.get("LABKIT_CACHE"):
-        return Path(os.environ["LABKIT_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "labkit"
-
-
-@contextmanager
-def atomic_folder(final: Path):
-    """Yield a temporary folder beside ``final``; when the block succeeds it replaces
-    ``final`` in one rename, when it fails it is deleted. Nothing half-written is left."""
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
-        yield tmp
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-
-
 def release_memory() -> None:
     """Collect garbage and hand freed heap memory back to the OS (glibc's ``malloc_trim``).
 
@@ -164,12 +128,81 @@ def matmul_gflops(n: int = 1024, repeats: int = 5) -> float:
     return 2 * n ** 3 / best / 1e9
 
 
-def _version(name: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
+def version(name: str) -> str:
+    """The installed version of a distribution, or 'not installed'."""
+    from importlib.metadata import PackageNotFoundError, version as _get
     try:
-        return version(name)
+        return _get(name)
     except PackageNotFoundError:
         return "not installed"
+
+
+def memory_limit_gb() -> float | None:
+    """The cgroup memory limit in GB (Binder, Docker, `systemd-run -p MemoryMax=`), or None."""
+    for f in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            raw = Path(f).read_text().strip()
+        except OSError:
+            continue
+        if raw.isdigit() and int(raw) < (memory_gb() or 1e9) * 1e9:
+            return int(raw) / 1e9
+    return None
+
+
+def machine() -> dict:
+    """What a measurement was made on: CPU, cores (and the cores this process may use, e.g.
+    under ``taskset``), RAM and any memory limit, Python, torch, transformers."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        names = [line.split(":", 1)[1].strip() for line in
+                 Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable,
+            "ram_gb": round(memory_gb() or 0, 1), "memory_limit_gb": memory_limit_gb(),
+            "platform": f"{platform.system()} {platform.machine()}",
+            "python": platform.python_version(), "torch": version("torch"),
+            "transformers": version("transformers")}
+
+
+def reference(name: str) -> dict | None:
+    """A committed reference report (``labkit/reference/<name>.json``), or None."""
+    path = Path(__file__).parent / "reference" / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def expected(scale_name: str) -> dict:
+    """{notebook stem: (minutes, peak MB)} measured in the reference report of a scale
+    (the cold run for ``cpu``); notebooks without a measurement are left out."""
+    ref = reference(scale_name) or {"notebooks": []}
+    return {Path(r["notebook"]).stem: (round(r["wall_s"] / 60, 1), r["peak_mb"])
+            for r in ref["notebooks"] if r.get("wall_s") is not None}
+
+
+REFERENCE_RUNS = {"smoke": "smoke", "cpu, cold cache": "cpu", "cpu, second run": "cpu-warm",
+                  "gpu": "gpu"}
+
+
+def cost(lab: str, verbose: bool = True) -> dict:
+    """What ``lab`` (a notebook name, e.g. '03_fine_tuning') took in the reference runs:
+    {run: (seconds, peak MB) or None}. Every notebook prints this at its top."""
+    out = {}
+    for label, name in REFERENCE_RUNS.items():
+        ref = reference(name)
+        rows = [r for r in (ref or {}).get("notebooks", []) if Path(r["notebook"]).stem == lab]
+        out[label] = (rows[0]["wall_s"], rows[0]["peak_mb"]) if rows and rows[0]["wall_s"] else None
+    if verbose:
+        m = (reference("cpu") or {}).get("meta")
+        where = (f" on {m['cpu']}, {m['usable_cores']} cores, {m['matmul_gflops']} GFLOP/s "
+                 f"({m['date'][:10]})") if m else ""
+        print(f"{lab}, measured with `labkit run`{where}:")
+        for label, c in out.items():
+            shown = "not measured" if c is None else (
+                f"{c[0]:.0f} s" if c[0] < 90 else f"{c[0] / 60:.1f} min") + f", peak {c[1]:,} MB"
+            print(f"  {label:<17} {shown}")
+    return out
 
 
 def doctor(verbose: bool = True) -> dict:
@@ -177,25 +210,25 @@ def doctor(verbose: bool = True) -> dict:
 
     Example: ``doctor()["scale"] -> 'cpu'`` on a laptop.
     """
-    from . import fetch
     facts = {
-        "python": platform.python_version(),
-        "platform": f"{platform.system()} {platform.machine()}",
-        "packages": {p: _version(p) for p in ("labkit", "torch", "transformers", "datasets",
-                                               "scikit-learn", "cleanlab")},
-        "device": str(device()) if _version("torch") != "not installed" else "no torch",
-        "cores": os.cpu_count(),
-        "ram_gb": round(memory_gb() or 0, 1),
+        **machine(),
+        "packages": {p: version(p) for p in ("labkit", "torch", "transformers", "datasets",
+                                              "scikit-learn", "cleanlab")},
+        "device": str(device()) if version("torch") != "not installed" else "no torch",
         "scale": scale(),
         "offline": not online(),
-        "cache": str(cache_dir()),
+        "cache": str(cache.cache_dir()),
+        "run_cache_mb": round(cache.size("runs") / 1e6, 1),
         "fetched": {name: fetch.is_fetched(name) for name in fetch.REGISTRY},
     }
     facts["matmul_gflops"] = round(matmul_gflops()) if facts["device"] != "no torch" else None
-    facts["expected"] = {lab: times.get(facts["scale"]) for lab, times in EXPECTED.items()}
+    facts["expected"] = expected(facts["scale"])
+    ref = reference(facts["scale"])
     if verbose:
-        print(f"Python {facts['python']} on {facts['platform']}, "
-              f"{facts['cores']} cores, {facts['ram_gb']} GB RAM, device {facts['device']}")
+        usable = "" if facts["usable_cores"] == facts["cores"] else f" ({facts['usable_cores']} usable)"
+        limit = f" (limit {facts['memory_limit_gb']:.1f} GB)" if facts["memory_limit_gb"] else ""
+        print(f"Python {facts['python']} on {facts['platform']}, {facts['cores']} cores{usable}, "
+              f"{facts['ram_gb']} GB RAM{limit}, device {facts['device']}")
         print("  " + ", ".join(f"{k} {v}" for k, v in facts["packages"].items()))
         print(f"fp32 matmul: {facts['matmul_gflops']} GFLOP/s measured on {facts['device']}")
         print(f"scale: {facts['scale']} (set LABKIT_SCALE to one of {', '.join(SCALES)})")
@@ -205,9 +238,18 @@ def doctor(verbose: bool = True) -> dict:
             print(f"  {'ok     ' if ok else 'MISSING'} {name}")
         if not all(facts["fetched"].values()):
             print("  -> run `labkit fetch` (or `labkit.fetch.fetch()`) where there is a network")
-        print(f"expected time per lab at scale {facts['scale']} (measured on 2 CPU cores):")
-        for lab, t in facts["expected"].items():
-            print(f"  {lab:<16} " + (f"~{t[0]:g} min, peak ~{t[1]} MB" if t else "not measured"))
+        print(f"run cache: {facts['run_cache_mb']} MB of computed results in "
+              f"{cache.cache_dir() / 'runs'} (delete that folder to clear it; "
+              "`labkit run --fresh` ignores it)")
+        if ref:
+            m = ref["meta"]
+            print(f"time per lab at scale {facts['scale']}, measured with `labkit run` on "
+                  f"{m['usable_cores']} cores ({m['cpu']}, {m['matmul_gflops']} GFLOP/s), "
+                  f"{'cold cache' if m.get('fresh') else 'warm cache'}:")
+            for lab, (minutes, mb) in facts["expected"].items():
+                print(f"  {lab:<18} ~{minutes:g} min, peak ~{mb:,} MB")
+        else:
+            print(f"time per lab at scale {facts['scale']}: not measured yet")
     return facts
 
 

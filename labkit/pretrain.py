@@ -5,17 +5,24 @@
 `mlm_loss` gathers the hidden states of the picked positions *before* the LM head, so the
 big vocabulary projection runs on ~15% of the tokens (2-3x faster on a CPU than scoring
 every position, which is what `full_mlm_loss` does and what the unit test compares against).
-`pretrain` runs the one training loop (`labkit.train.train`) with that loss.
+`pretrain` runs the one training loop (`labkit.train.train`) with that loss and the course
+recipe, and keeps the result in the run cache (a second run of lab 02 reads it back).
 Leaves out: next-sentence prediction, whole-word masking.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from . import cache, data
 from .env import scale as current_scale
+from .env import seed_everything
+from .models import check_vocab, load, save, small_bert
+from .text import pad, train_wordpiece
+from .train import RECIPE, History, adamw, train, warmup_linear
 
 
 @dataclass
@@ -94,7 +101,6 @@ class MLMCollator:
 
     def __call__(self, examples):
         import torch
-        from .text import pad
         ids = pad(examples, self.tok.pad_token_id)                       # (b, longest)
         special = torch.zeros_like(ids, dtype=torch.bool)
         for s in self.special:
@@ -159,55 +165,55 @@ def loaders(tokenizer, texts, cfg: PretrainConfig):
 
 def new_model(cfg: PretrainConfig, tokenizer):
     """The untrained small BERT of ``cfg``, seeded."""
-    from .env import seed_everything
-    from .models import small_bert
     seed_everything(cfg.seed)
     return small_bert(len(tokenizer), cfg.hidden, cfg.layers, cfg.heads,
                       max_len=max(cfg.max_len, 64), pad_token_id=tokenizer.pad_token_id)
 
 
 def pretrain(cfg: PretrainConfig, texts, tokenizer, model=None, progress: bool = True):
-    """Pretrain a small BERT (``model``, default `new_model`) with MLM on ``texts``.
-
-    Returns (model, History); the history's first evaluation is the untrained model's
-    held-out loss (step 0).
-    """
-    import torch
-    from .models import check_vocab
-    from .train import train
-    train_loader, held = loaders(tokenizer, texts, cfg)
+    """Pretrain a small BERT (``model``, default `new_model`) with MLM on ``texts``, or read
+    the same run (same initial weights, vocabulary, texts, settings and recipe) back from the
+    run cache. Returns (model, History); the history's first evaluation is the untrained
+    model's held-out loss (step 0)."""
+    from safetensors.torch import load_model, save_model
     model = model if model is not None else new_model(cfg, tokenizer)
     check_vocab(model, tokenizer)
+    texts = list(texts)
+    folder = cache.run_dir("pretrain", cache.key(
+        recipe=RECIPE, init=cache.fingerprint(model), vocab=tokenizer.get_vocab(), texts=texts,
+        cfg=cfg))
+    if cache.is_done(folder):
+        load_model(model, str(folder / "model.safetensors"))
+        return model, History(**cache.done_info(folder)["history"])
+    train_loader, held = loaders(tokenizer, texts, cfg)
     start = heldout_loss(model, held)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / cfg.warmup,
-                                                                 max(0.0, (cfg.steps - s) / (cfg.steps - cfg.warmup))))
-    hist = train(model, train_loader, opt, loss_fn=mlm_loss, scheduler=sched, epochs=10**6,
-                 max_steps=cfg.steps, eval_loader=held, eval_every=cfg.eval_every,
-                 eval_fn=heldout_loss, progress=progress)
+    opt = adamw(model, cfg.lr)
+    hist = train(model, train_loader, opt, loss_fn=mlm_loss,
+                 scheduler=warmup_linear(opt, cfg.warmup, cfg.steps), steps=cfg.steps,
+                 eval_loader=held, eval_every=cfg.eval_every, eval_fn=heldout_loss,
+                 progress=progress)
     hist.eval_step.insert(0, 0)
     hist.eval.insert(0, start)
+    with cache.atomic_folder(folder) as tmp:
+        save_model(model, str(tmp / "model.safetensors"))
+        cache.mark_done(tmp, {"history": dataclasses.asdict(hist)})
     return model, hist
 
 
 def checkpoint_dir():
-    """Where lab 02 saves its tokenizer and model for the current scale."""
-    from .env import scale
-    from .models import artifact_path
-    return artifact_path(f"pretrained-mlm-{scale()}")
+    """Where lab 02 saves its tokenizer and model for the current scale (for lab 03 on)."""
+    return cache.model_dir(f"pretrained-mlm-{current_scale()}")
 
 
 def load_or_pretrain(cfg: PretrainConfig | None = None, progress: bool = True):
-    """(tokenizer, model) pretrained at the current scale, from the artifact cache or, when
-    absent, rebuilt here (tokenizer + pretraining, as in lab 02) and cached."""
-    from . import text
-    from .models import load, save
+    """(tokenizer, model) pretrained at the current scale, from lab 02's checkpoint or, when
+    absent, rebuilt here (tokenizer + pretraining, as in lab 02) and saved."""
     folder = checkpoint_dir()
     if (folder / "model.safetensors").exists():
         return load(folder)
     cfg = cfg or PretrainConfig.for_scale()
     texts = corpus(cfg)
-    tokenizer = text.train_wordpiece(texts, cfg.vocab_size)
+    tokenizer = train_wordpiece(texts, cfg.vocab_size)
     model, _ = pretrain(cfg, texts, tokenizer, progress=progress)
     save(model, tokenizer, folder)
     return tokenizer, model
@@ -215,7 +221,6 @@ def load_or_pretrain(cfg: PretrainConfig | None = None, progress: bool = True):
 
 def corpus(cfg: PretrainConfig) -> list:
     """The English pretraining passages, without the fixed test reviews of labs 01-05."""
-    from . import data
     test = data.review_splits()["test"]["text"]
     texts = data.load_text("en", exclude=test)["text"]
     if cfg.max_texts:

@@ -1,4 +1,5 @@
-"""Lab 02: tokenizers. Train a WordPiece tokenizer on unlabelled text and measure it.
+"""Core: text in, token ids out. Input checks, a WordPiece tokenizer trained on our own
+text (lab 02), padding, and the negation / contrast patterns labs 03, 04 and 06 use.
 
 `train_wordpiece` returns a `transformers.PreTrainedTokenizerFast` (BERT-style: lower case,
 ``[CLS] ... [SEP]``, ``[PAD] [UNK] [MASK]``) that saves with ``save_pretrained`` and loads

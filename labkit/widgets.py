@@ -1,15 +1,16 @@
-"""ipywidgets explorers. Each prints a non-interactive answer first, so a notebook run
+"""Core: ipywidgets explorers. Each prints a non-interactive answer first, so a notebook run
 headless (nbval, `labkit run`) shows the same result a reader would get by typing.
 
 Leaves out: anything that needs a running front end to produce a result.
 """
 from __future__ import annotations
 
+from .augment import OPS, eda
+from .pretrain import fill_mask
+
 
 def fill_mask_explorer(model, tokenizer, text: str = "this movie is [MASK] good .", k: int = 5):
     """Type a sentence with [MASK], press Enter, see the top-k predictions."""
-    from .pretrain import fill_mask
-
     def show(sentence):
         try:
             top = fill_mask(model, tokenizer, sentence, k)
@@ -38,8 +39,6 @@ def fill_mask_explorer(model, tokenizer, text: str = "this movie is [MASK] good 
 def augment_explorer(text: str = "not a bad film at all, but the plot is thin and slow",
                      strength: float = 0.2, n_aug: int = 4):
     """Type a review, move the strength slider, tick the guard: see EDA's variants."""
-    from .augment import OPS, eda
-
     def show(review, s, guard):
         try:
             variants = eda(review, n_aug, s, seed=0, guard=guard)

@@ -23,7 +23,7 @@ def test_function_exercises_report_crashes(capsys):
     assert check.answer("01.2", lambda t, y: 0) is False
 
     def contradiction_rate(texts, labels):
-        from labkit.data import find_contradictions
+        from labkit.clean import find_contradictions
         return sum(map(len, find_contradictions(texts, labels).values())) / len(texts)
 
     assert check.answer("01.2", contradiction_rate) is True

@@ -58,14 +58,6 @@ def test_importing_labkit_turns_the_hub_off():
     assert out.stdout.strip() == "1"
 
 
-def test_cache_dir_override(monkeypatch, tmp_path):
-    monkeypatch.setenv("LABKIT_CACHE", str(tmp_path))
-    assert env.cache_dir() == tmp_path
-    monkeypatch.delenv("LABKIT_CACHE")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
-    assert env.cache_dir() == tmp_path / "x" / "labkit"
-
-
 def test_doctor_reports_missing_data_and_the_fix(tmp_cache, monkeypatch, capsys):
     monkeypatch.setenv("LABKIT_SCALE", "smoke")
     facts = env.doctor()
@@ -73,8 +65,8 @@ def test_doctor_reports_missing_data_and_the_fix(tmp_cache, monkeypatch, capsys)
     assert facts["scale"] == "smoke" and facts["cache"] == str(tmp_cache)
     assert facts["fetched"] and not any(facts["fetched"].values())
     assert "labkit fetch" in out and "MISSING" in out
-    assert set(facts["expected"]) == set(env.EXPECTED)
-    assert facts["cores"] >= 1 and facts["ram_gb"] > 0
+    assert facts["expected"] == env.expected("smoke") and "run cache" in out
+    assert facts["cores"] >= 1 and facts["ram_gb"] > 0 and 1 <= facts["usable_cores"] <= facts["cores"]
     assert facts["matmul_gflops"] > 1 and "GFLOP/s" in out
 
 
@@ -86,13 +78,25 @@ def test_import_labkit_leaves_torch_for_later():
     import subprocess
     import sys
     code = ("import sys, labkit; assert 'torch' not in sys.modules, 'import labkit loaded torch'; "
-            "labkit.finetune.Classifier; assert 'torch' in sys.modules")
+            "labkit.classifier.Classifier; assert 'torch' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_every_lab_states_its_measured_cost():
-    """`labkit doctor` and the README quote env.EXPECTED: a new lab must be measured."""
+    """`labkit doctor` and the README quote the committed reference reports: a new lab must be
+    measured at smoke and (cold and warm) at cpu, and every measured run must have passed."""
     from pathlib import Path
     labs = {p.stem for p in (Path(__file__).parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb")}
-    assert labs == set(env.EXPECTED)
-    assert all(env.EXPECTED[lab]["smoke"] and env.EXPECTED[lab]["cpu"] for lab in labs)
+    for name in ("smoke", "cpu", "cpu-warm"):
+        ref = env.reference(name)
+        assert ref is not None, f"labkit/reference/{name}.json is missing"
+        assert {Path(r["notebook"]).stem for r in ref["notebooks"]} == labs, name
+        assert all(r["status"] == "passed" for r in ref["notebooks"]), name
+    assert set(env.expected("cpu")) == labs
+    assert ref["meta"]["scale"] == "cpu" and env.reference("cpu")["meta"]["fresh"]
+
+
+def test_machine_facts():
+    m = env.machine()
+    assert m["torch"] == torch.__version__ and m["python"].count(".") == 2
+    assert m["memory_limit_gb"] is None or 0 < m["memory_limit_gb"] < m["ram_gb"]

@@ -37,7 +37,7 @@ def test_loss_falls_and_accuracy_rises():
     assert len(hist.eval) == 1 + 60 // 8 and hist.examples == 64 * 15 and hist.seconds > 0
 
 
-def test_max_steps_and_custom_loss():
+def test_steps_and_custom_loss():
     calls = []
 
     def loss_fn(model, batch):
@@ -46,20 +46,29 @@ def test_max_steps_and_custom_loss():
 
     model = Bag()
     hist = T.train(model, toy_loader(), torch.optim.SGD(model.parameters(), lr=0.1),
-                   loss_fn=loss_fn, epochs=10, max_steps=5, progress=False)
+                   loss_fn=loss_fn, steps=5, progress=False)
     assert calls == [16] * 5 and hist.step == [1, 2, 3, 4, 5] and hist.eval == []
+    calls.clear()  # steps cycle through the loader: 4 batches, 10 steps
+    T.train(model, toy_loader(), torch.optim.SGD(model.parameters(), lr=0.1),
+            loss_fn=loss_fn, steps=10, progress=False)
+    assert len(calls) == 10
 
 
 def test_bad_inputs_raise_clear_errors():
     model = Bag()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(ValueError, match="empty"):
-        T.train(model, [], opt, progress=False)
+        T.train(model, [], opt, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="exactly one of epochs= and steps="):
+        T.train(model, toy_loader(), opt, progress=False)
+    with pytest.raises(ValueError, match="exactly one"):
+        T.train(model, toy_loader(), opt, epochs=1, steps=3, progress=False)
     with pytest.raises(TypeError, match="dicts of tensors"):
-        T.train(model, [(torch.zeros(2, 5, dtype=torch.long), torch.zeros(2))], opt, progress=False)
+        T.train(model, [(torch.zeros(2, 5, dtype=torch.long), torch.zeros(2))], opt, epochs=1,
+                progress=False)
     with pytest.raises(FloatingPointError, match="learning rate"):
         T.train(model, toy_loader(), opt, loss_fn=lambda m, b: torch.tensor(float("nan")),
-                progress=False)
+                epochs=1, progress=False)
 
 
 def test_metrics_hand_case():
@@ -77,3 +86,29 @@ def test_evaluate_needs_labels():
     assert logits.shape == (64, 2) and (labels == -1).all()
     with pytest.raises(ValueError, match="labels"):
         T.evaluate(model, batches)
+
+
+def test_warmup_linear_schedule_hand_case():
+    model = Bag()
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    sched = T.warmup_linear(opt, warmup=2, total=6)
+    seen = []
+    for _ in range(6):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert seen == pytest.approx([0.5, 1.0, 1.0, 0.75, 0.5, 0.25])
+    with pytest.raises(ValueError, match="warmup"):
+        T.warmup_linear(opt, warmup=0, total=6)
+
+
+def test_adamw_trains_only_trainable_weights():
+    model = Bag()
+    model.emb.weight.requires_grad_(False)
+    opt = T.adamw(model, lr=1e-3)
+    assert [p for g in opt.param_groups for p in g["params"]] == list(model.out.parameters())
+    assert opt.param_groups[0]["weight_decay"] == 0.01
+    for p in model.parameters():
+        p.requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable weights"):
+        T.adamw(model, lr=1e-3)

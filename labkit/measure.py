@@ -1,0 +1,72 @@
+"""Core: what a model costs. Its number of weights, its size on disk, and its speed on real
+reviews, measured the same way for a torch model, a quantized one or an ONNX Runtime session.
+
+`benchmark` times any ``predict_fn(texts)`` (`labkit.classifier.predictor` makes one for a
+torch classifier; lab 08 passes ONNX Runtime sessions the same way): the median of repeated
+warm runs, at the batch size asked for, with the thread count stated.
+Leaves out: GPU timing (CUDA synchronisation) and memory profiling.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .text import check_texts
+
+
+def parameters(model) -> int:
+    """Number of weights (trainable or not). Example: lab 05's student -> ~1.4 M."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def disk_size(model_or_path, tokenizer=None) -> int:
+    """Bytes of weights on disk: the weight files (safetensors, ONNX) under a path, or of a
+    `labkit.classifier.Classifier` saved with its tokenizer by `save_classifier`."""
+    if isinstance(model_or_path, (str, Path)):
+        path = Path(model_or_path)
+        if not path.exists():
+            raise FileNotFoundError(f"no file or folder {path} to measure")
+        files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
+        return sum(f.stat().st_size for f in files if f.suffix in (".safetensors", ".onnx", ".bin", ".pt"))
+    if tokenizer is None:
+        raise TypeError("disk_size(model, tokenizer): a model is measured by saving it, which "
+                        "needs its tokenizer; or pass the path of a saved model")
+    from .classifier import save_classifier
+    with tempfile.TemporaryDirectory() as tmp:
+        return disk_size(save_classifier(model_or_path, tokenizer, Path(tmp) / "m"))
+
+
+def threads() -> int:
+    """Threads torch uses for one operation on the CPU (what `benchmark` reports)."""
+    import torch
+    return torch.get_num_threads()
+
+
+def benchmark(predict_fn, texts, batch_size: int, repeats: int = 20, warmup: int = 2) -> dict:
+    """Speed of ``predict_fn`` on real ``texts``: the median seconds for one call on a batch
+    of ``batch_size`` texts, over ``repeats`` timed calls after ``warmup`` untimed ones, and
+    the texts per second that makes. Batches cycle through ``texts``.
+
+    Example: ``benchmark(classifier.predictor(model, tok), reviews, 32)`` ->
+    {'batch_size': 32, 'seconds': 0.35, 'per_second': 91.4, 'threads': 2, 'repeats': 20}.
+    """
+    texts = check_texts(texts, "no texts to time the model on")
+    if not callable(predict_fn):
+        raise TypeError(f"predict_fn must be a function texts -> predictions, got "
+                        f"{type(predict_fn).__name__}; e.g. labkit.classifier.predictor(model, tok)")
+    if repeats < 1 or batch_size < 1 or warmup < 0:
+        raise ValueError(f"repeats={repeats}, batch_size={batch_size}, warmup={warmup}: repeats "
+                         "and batch_size must be >= 1, warmup >= 0")
+    times = []
+    for r in range(repeats + warmup):
+        batch = [texts[(r * batch_size + i) % len(texts)] for i in range(batch_size)]
+        t0 = time.perf_counter()
+        predict_fn(batch)
+        if r >= warmup:
+            times.append(time.perf_counter() - t0)
+    median = float(np.median(times))
+    return {"batch_size": batch_size, "seconds": median, "per_second": batch_size / median,
+            "threads": threads(), "repeats": repeats}

@@ -1,0 +1,322 @@
+"""Core: running the notebooks headless, and the report of what they measured.
+
+A notebook states its key results with `record(key, value)` and its result tables with
+`table(key, title, header, rows)` (shown in the notebook, copied into the README).
+`run` executes notebooks, each in a fresh kernel (nbclient) at one scale, and writes
+``report.json`` = {"meta": what it was measured on, "notebooks": one row each: status,
+wall time, peak memory of the kernel's whole process tree, recorded results} and
+``report.md``. `check` says what a report lacks; `readme` renders the README's tables from
+the committed reference reports in ``labkit/reference/``, so no figure is typed twice.
+Leaves out: argument parsing (`labkit.cli`).
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from . import cache, env
+
+_RESULTS: dict = {}
+REFERENCE = Path(__file__).parent / "reference"
+
+
+def record(key: str, value):
+    """Record one key result of a lab (a number, string, or small list/dict of them).
+
+    Under `labkit run` it goes into the run's report; interactively it is kept in memory.
+    Returns ``value`` so it can wrap an expression: ``acc = record("acc", 0.81)``.
+    """
+    try:
+        json.dumps(value)
+    except TypeError as e:
+        raise TypeError(f"record({key!r}, ...) needs a JSON-serialisable value ({e}); convert "
+                        "numpy numbers with float() or .tolist()") from e
+    _RESULTS[key] = value
+    out = os.environ.get("LABKIT_RESULTS")
+    if out:
+        cache.write_json(Path(out), _RESULTS)
+    return value
+
+
+def table(key: str, title: str, header: list, rows: list):
+    """Record a result table (cells already formatted as text) and return it as Markdown
+    for the notebook to show. `readme` puts the reference run's tables in the README.
+
+    Example: ``table("students", "Students", ["kind", "accuracy"], [["distilled", "0.72"]])``.
+    """
+    if any(len(r) != len(header) for r in rows):
+        raise ValueError(f"every row needs {len(header)} cells, one per column of {header}")
+    tables = dict(_RESULTS.get("tables", {}))
+    tables[key] = {"title": title, "header": [str(h) for h in header],
+                   "rows": [[str(c) for c in r] for r in rows]}
+    record("tables", tables)
+    from IPython.display import Markdown
+    return Markdown(f"**{title}**\n\n{markdown_table(tables[key])}")
+
+
+def markdown_table(t: dict) -> str:
+    lines = ["| " + " | ".join(t["header"]) + " |", "|" + "---|" * len(t["header"])]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in t["rows"]])
+
+
+# ---------------------------------------------------------------- running notebooks
+
+def meta(scale: str, fresh: bool) -> dict:
+    """What a run is measured on: scale, cache state, date, labkit commit, the machine
+    (`env.machine`), its measured matmul speed, and the install's time and size."""
+    root = Path(__file__).resolve().parents[1]
+    commit = None
+    if (root / ".git").exists():
+        git = ["git", "-C", str(root)]
+        head = subprocess.run(git + ["rev-parse", "--short=12", "HEAD"], capture_output=True, text=True)
+        dirty = subprocess.run(git + ["status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True).stdout.strip()
+        commit = head.stdout.strip() + ("-dirty" if dirty else "") if head.returncode == 0 else None
+    install = Path(sys.prefix) / "labkit-install.json"
+    return {"scale": scale, "fresh": fresh,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "labkit_commit": commit, **env.machine(), "matmul_gflops": round(env.matmul_gflops()),
+            "install": json.loads(install.read_text()) if install.exists() else None}
+
+
+def _tree_rss(pid: int) -> int:
+    """Bytes resident in the process ``pid``'s children and all their descendants."""
+    import psutil
+    total = 0
+    try:
+        kids = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return 0
+    for p in kids:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:  # it ended while we looked
+            pass
+    return total
+
+
+class _PeakSampler(threading.Thread):
+    """Samples the memory of this process's descendants (the kernel, and any server or
+    federation it starts) every ``every`` seconds; ``peak`` is the largest sum seen."""
+
+    def __init__(self, every: float = 0.1):
+        super().__init__(daemon=True)
+        self.every, self.peak, self._stop_flag = every, 0, threading.Event()
+
+    def run(self):
+        while not self._stop_flag.is_set():
+            self.peak = max(self.peak, _tree_rss(os.getpid()))
+            self._stop_flag.wait(self.every)
+
+    def stop(self) -> int:
+        self._stop_flag.set()
+        self.join()
+        return self.peak
+
+
+def _title(nb) -> str:
+    """The first heading of a notebook: "Lab 03 · Fine-tuning, ..."."""
+    for cell in nb.cells:
+        for line in cell.source.splitlines() if cell.cell_type == "markdown" else []:
+            if line.startswith("# "):
+                return line[2:].strip()
+    return ""
+
+
+def execute(notebook: Path, scale: str, out_dir: Path, fresh_since: float | None) -> dict:
+    """Run one notebook in a child kernel of this process and return its report row (`run`
+    calls it in a fresh worker process per notebook, through `labkit.cli`)."""
+    import resource
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.read(notebook, as_version=4)
+    results = out_dir / f"{notebook.stem}.results.json"
+    results.unlink(missing_ok=True)
+    os.environ.update(LABKIT_SCALE=scale, LABKIT_RESULTS=str(results))
+    if fresh_since is not None:
+        os.environ["LABKIT_FRESH"] = repr(fresh_since)
+    client = NotebookClient(nb, timeout=3600, kernel_name="python3",
+                            resources={"metadata": {"path": str(notebook.parent)}})
+    sampler = _PeakSampler()
+    sampler.start()
+    start = time.perf_counter()
+    status, failed = "passed", None
+    try:
+        client.execute()
+    except CellExecutionError as e:
+        status = "failed"
+        errors = [(i, o) for i, c in enumerate(nb.cells) if c.cell_type == "code"
+                  for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        index, out = errors[0] if errors else (None, {"ename": type(e).__name__, "evalue": ""})
+        failed = {"cell": index, "error": f"{out['ename']}: {out['evalue']}"[:500]}
+    except Exception as e:  # kernel died, timeout, ...
+        status, failed = "failed", {"cell": None, "error": f"{type(e).__name__}: {e}"[:500]}
+    wall = time.perf_counter() - start
+    peak = sampler.stop()
+    biggest = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    nbformat.write(nb, out_dir / notebook.name)
+    return {"notebook": notebook.name, "title": _title(nb), "status": status, "failed": failed, "wall_s": round(wall, 1),
+            "peak_mb": round(max(peak, biggest) / 2**20),
+            "results": json.loads(results.read_text()) if results.exists() else {}}
+
+
+def run(notebooks, scale: str, out_dir, fresh: bool = False) -> dict:
+    """Run each notebook in a fresh worker process (so each is measured alone) and write
+    ``report.json`` and ``report.md`` into ``out_dir``. ``fresh``: ignore the run cache's
+    entries from before this run (cold timings; entries made during the run are reused).
+    Every path handed to a kernel is absolute: the kernels run in the notebooks' folder."""
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [Path(nb).resolve() for nb in notebooks]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise FileNotFoundError(f"labkit run: no such notebook {', '.join(missing)}")
+    child_env = dict(os.environ, LABKIT_CACHE=str(cache.cache_dir()))
+    since = time.time() if fresh else None
+    report = {"meta": meta(scale, fresh), "notebooks": []}
+    for nb in paths:
+        print(f"[{scale}] {nb.name} ...", flush=True)
+        row_file = out_dir / f"{nb.stem}.run.json"
+        row_file.unlink(missing_ok=True)
+        worker = "import sys; from labkit.cli import main; sys.exit(main(sys.argv[1:]))"
+        subprocess.run([sys.executable, "-c", worker, "_exec", str(nb), scale, str(out_dir),
+                        str(row_file), repr(since)], check=False, env=child_env)
+        row = json.loads(row_file.read_text()) if row_file.exists() else {
+            "notebook": nb.name, "status": "failed", "wall_s": None, "peak_mb": None,
+            "failed": {"cell": None, "error": "worker crashed"}, "results": {}}
+        report["notebooks"].append(row)
+        msg = f"{row['status']} in {row['wall_s']} s, peak {row['peak_mb']} MB"
+        if row["failed"]:
+            msg += f"; cell {row['failed']['cell']}: {row['failed']['error']}"
+        print(f"[{scale}] {nb.name}: {msg}", flush=True)
+        cache.write_json(out_dir / "report.json", report)  # after each notebook: a partial
+    (out_dir / "report.md").write_text(markdown(report))  # report survives an interruption
+    print(f"report: {out_dir / 'report.md'}")
+    return report
+
+
+def check(report: dict) -> list[str]:
+    """What is wrong with a report: failed notebooks, labs that recorded nothing."""
+    if not report.get("notebooks"):
+        return ["the report has no notebooks"]
+    problems = []
+    for r in report["notebooks"]:
+        if r["status"] != "passed":
+            problems.append(f"{r['notebook']} {r['status']}: {r['failed']}")
+        elif re.match(r"\d\d_", r["notebook"]) and not r["results"]:
+            problems.append(f"{r['notebook']} recorded no results (labkit.record)")
+    return problems
+
+
+def markdown(report: dict) -> str:
+    m = report["meta"]
+    lines = [f"Scale {m['scale']}{', cold run cache' if m['fresh'] else ''}; {m['date']}; labkit "
+             f"{m['labkit_commit']}; {m['cpu']}, {m['usable_cores']} cores, {m['ram_gb']} GB, "
+             f"{m['matmul_gflops']} GFLOP/s; torch {m['torch']}, transformers {m['transformers']}",
+             "", "| notebook | status | wall (s) | peak memory (MB) | failing cell |",
+             "|---|---|---|---|---|"]
+    for r in report["notebooks"]:
+        fail = f"{r['failed']['cell']}: {r['failed']['error']}" if r["failed"] else ""
+        lines.append(f"| {r['notebook']} | {r['status']} | {r['wall_s']} | {r['peak_mb']} | {fail} |")
+    for r in report["notebooks"]:
+        results = {k: v for k, v in r["results"].items() if k != "tables"}
+        if r["results"]:
+            lines += ["", f"## {r['notebook']}", ""]
+            lines += [f"- {k}: {json.dumps(v)}" for k, v in results.items()]
+            for t in r["results"].get("tables", {}).values():
+                lines += ["", f"**{t['title']}**", "", markdown_table(t)]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- the README's tables
+
+def _duration(seconds) -> str:
+    if seconds is None:
+        return "not measured"
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def _memory(mb) -> str:
+    return "" if mb is None else f"{mb:,} MB" if mb < 1000 else f"{mb / 1024:.2f} GB"
+
+
+def _cell(row) -> str:
+    if row is None:
+        return "not measured"
+    if row["status"] != "passed":
+        return row["status"]
+    return f"{_duration(row['wall_s'])}, {_memory(row['peak_mb'])}"
+
+
+def _machine(m: dict) -> str:
+    return (f"{m['cpu']}, {m['usable_cores']} cores, {m['ram_gb']:.0f} GB RAM, "
+            f"{m['matmul_gflops']} GFLOP/s fp32 matmul; torch {m['torch']}, transformers "
+            f"{m['transformers']}; labkit {m['labkit_commit']}, {m['date']}")
+
+
+def readme(ref: Path = REFERENCE) -> dict[str, str]:
+    """The README's generated sections, from the committed reference reports: ``labs``
+    (time and peak memory of every lab at each scale, the install) and ``results`` (every
+    table the reference `cpu` run recorded)."""
+    reports = {name: json.loads((Path(ref) / f"{name}.json").read_text())
+               for name in ("smoke", "cpu", "cpu-warm") if (Path(ref) / f"{name}.json").exists()}
+    if "cpu" not in reports:
+        raise FileNotFoundError(f"no reference report {Path(ref) / 'cpu.json'}: run "
+                                "`labkit run --fresh --scale cpu --out DIR` and copy DIR/report.json there")
+    rows = {name: {Path(r["notebook"]).stem: r for r in rep["notebooks"]} for name, rep in reports.items()}
+    labs = sorted(rows["cpu"])
+    cols = [("smoke", "`smoke`"), ("cpu", "`cpu`, cold cache"), ("cpu-warm", "`cpu`, second run")]
+    cols = [(k, title) for k, title in cols if k in rows]
+    out = ["| lab | " + " | ".join(title for _, title in cols) + " |", "|---|" + "---|" * len(cols)]
+    for lab in labs:
+        out.append(f"| `{lab}` | " + " | ".join(_cell(rows[k].get(lab)) for k, _ in cols) + " |")
+    total = {k: sum(r["wall_s"] or 0 for r in rows[k].values()) for k, _ in cols}
+    out.append("| all labs, in order | " + " | ".join(_duration(total[k]) for k, _ in cols) + " |")
+    out += ["", "Measured with `labkit run` on " + "; ".join(
+        f"{'`' + k + '`'}: {_machine(reports[k]['meta'])}" for k, _ in cols) + "."]
+    m = reports["cpu"]["meta"]
+    if m.get("install"):
+        i = m["install"]
+        out += ["", f"Set-up on that machine (`labkit/install.py`, {i['torch']} torch): "
+                    f"{_duration(i['seconds'])}, {i['venv_mb'] / 1024:.1f} GB on disk for the "
+                    "virtual environment."]
+    results = []
+    for r in reports["cpu"]["notebooks"]:
+        for t in r["results"].get("tables", {}).values():
+            results += [f"**{Path(r['notebook']).stem[:2]} · {t['title']}**", "", markdown_table(t), ""]
+    return {"labs": "\n".join(out), "results": "\n".join(results).strip()}
+
+
+def _markers(name: str) -> tuple[str, str]:
+    return (f"<!-- generated by `labkit report --readme` from labkit/reference: {name} -->",
+            f"<!-- end of generated {name} -->")
+
+
+def update_readme(path: Path, write: bool = True) -> list[str]:
+    """Put `readme`'s sections between their markers in ``path``; returns the names of the
+    sections that were out of date (with ``write=False`` nothing is written: a check)."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    stale = []
+    for name, body in readme().items():
+        begin, end = _markers(name)
+        if begin not in text or end not in text:
+            raise ValueError(f"{path} has no markers for the {name!r} section; put\n{begin}\n{end}\n"
+                             "where it belongs")
+        head, rest = text.split(begin, 1)
+        old, tail = rest.split(end, 1)
+        if old.strip() != body.strip():
+            stale.append(name)
+        text = f"{head}{begin}\n{body}\n{end}{tail}"
+    if write and stale:
+        path.write_text(text, encoding="utf-8")
+    return stale

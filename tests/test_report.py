@@ -1,0 +1,142 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from labkit import cli, report
+
+ROOT = Path(__file__).parents[1]
+
+
+def test_record_and_table_write_results(tmp_path, monkeypatch):
+    out = tmp_path / "r.json"
+    monkeypatch.setenv("LABKIT_RESULTS", str(out))
+    monkeypatch.setattr(report, "_RESULTS", {})
+    assert report.record("acc", 0.8) == 0.8
+    report.record("curve", {"100": 0.6})
+    shown = report.table("t", "Students", ["kind", "acc"], [["hard", 0.7], ["distilled", "0.72"]])
+    saved = json.loads(out.read_text())
+    assert saved["acc"] == 0.8 and saved["curve"] == {"100": 0.6}
+    assert saved["tables"]["t"] == {"title": "Students", "header": ["kind", "acc"],
+                                    "rows": [["hard", "0.7"], ["distilled", "0.72"]]}
+    assert "| distilled | 0.72 |" in shown.data and "**Students**" in shown.data
+    with pytest.raises(TypeError, match="JSON-serialisable"):
+        report.record("bad", object())
+    with pytest.raises(ValueError, match="every row needs 2 cells"):
+        report.table("t", "x", ["a", "b"], [["1"]])
+
+
+def write_nb(path, *sources, title="Lab 99 · A test"):
+    nb = new_notebook(cells=[new_markdown_cell(f"# {title}\n\ntext")] + [new_code_cell(s) for s in sources])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+def test_run_reports_status_time_tree_memory_results_and_meta(tmp_path):
+    child = ("import subprocess, sys; subprocess.run([sys.executable, '-c', "
+             "'x = bytearray(300 * 2**20); import time; time.sleep(1.5)'], check=True)")
+    good = write_nb(tmp_path / "good.ipynb", "import labkit, os",
+                    "labkit.record('scale', os.environ['LABKIT_SCALE'])",
+                    child)  # 300 MB held by a process the kernel starts, not by the kernel
+    bad = write_nb(tmp_path / "bad.ipynb", "a = 1", "assert a == 2, 'a is not 2'", "b = 3")
+    rep = report.run([good, bad], "smoke", tmp_path / "report")
+    rows = rep["notebooks"]
+    assert [r["status"] for r in rows] == ["passed", "failed"]
+    assert rows[0]["results"] == {"scale": "smoke"} and rows[0]["title"] == "Lab 99 · A test"
+    assert rows[0]["peak_mb"] >= 300 + 50, rows[0]  # the whole process tree is measured
+    assert rows[1]["failed"] == {"cell": 2, "error": "AssertionError: a is not 2"}
+    assert rows[0]["wall_s"] > 0
+    m = rep["meta"]
+    assert m["scale"] == "smoke" and not m["fresh"] and m["cores"] >= 1 and m["matmul_gflops"] > 0
+    assert m["torch"] and m["transformers"] and m["date"] and m["labkit_commit"]
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "| good.ipynb | passed |" in md and "a is not 2" in md
+    assert json.loads((tmp_path / "report" / "report.json").read_text()) == rep
+    assert report.check(rep) == ["bad.ipynb failed: {'cell': 2, 'error': 'AssertionError: a is not 2'}"]
+
+
+def test_check_wants_every_lab_to_record_results():
+    row = {"notebook": "03_x.ipynb", "status": "passed", "failed": None, "results": {}}
+    assert report.check({"notebooks": [row]}) == ["03_x.ipynb recorded no results (labkit.record)"]
+    assert report.check({"notebooks": [dict(row, notebook="solutions.ipynb")]}) == []
+    assert report.check({"notebooks": []}) == ["the report has no notebooks"]
+
+
+def labkit_command():
+    script = Path(sys.executable).parent / "labkit"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "labkit.cli"]
+
+
+def test_labkit_run_from_the_repository_root_with_defaults(tmp_path):
+    """The README's main command: `labkit run` from the root, no --out, no --scale. The kernel
+    runs in notebooks/, so every path it is handed must be absolute."""
+    write_nb(tmp_path / "notebooks" / "00_tiny.ipynb", "import labkit",
+             "labkit.record('answer', 42)")
+    env = dict(os.environ, LABKIT_SCALE="smoke", LABKIT_CACHE="cache")  # a relative cache too
+    out = subprocess.run(labkit_command() + ["run"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    rep = json.loads((tmp_path / "reports" / "smoke" / "report.json").read_text())
+    assert [r["results"] for r in rep["notebooks"]] == [{"answer": 42}]
+    assert rep["meta"]["scale"] == "smoke"
+    check = subprocess.run(labkit_command() + ["report", "--check", "reports/smoke/report.json"],
+                           cwd=tmp_path, capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+
+
+def test_cli_without_notebooks(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run", "--scale", "smoke"]) == 2
+    assert cli.main(["report", "--check", "missing.json"]) == 1
+
+
+def fake_reference(folder: Path):
+    row = lambda nb, s, mb, res: {"notebook": nb, "title": "t", "status": "passed",  # noqa: E731
+                                  "failed": None, "wall_s": s, "peak_mb": mb, "results": res}
+    m = {"scale": "cpu", "fresh": True, "date": "2026-01-01 00:00 UTC", "labkit_commit": "abc",
+         "cpu": "CPU", "cores": 2, "usable_cores": 2, "ram_gb": 24.0, "memory_limit_gb": None,
+         "matmul_gflops": 70, "torch": "2.13.0+cpu", "transformers": "5.0",
+         "install": {"seconds": 170, "venv_mb": 2048, "torch": "2.13.0+cpu"}}
+    table = {"tables": {"a": {"title": "Scores", "header": ["x", "y"], "rows": [["1", "2"]]}}}
+    folder.mkdir()
+    for name, secs in (("smoke", 10), ("cpu", 100), ("cpu-warm", 40)):
+        rep = {"meta": dict(m, scale=name.split("-")[0], fresh=name == "cpu"),
+               "notebooks": [row("00_a.ipynb", secs, 500, {}), row("01_b.ipynb", secs * 2, 1500, table)]}
+        (folder / f"{name}.json").write_text(json.dumps(rep))
+
+
+def test_readme_sections_come_from_the_reference(tmp_path, monkeypatch):
+    fake_reference(tmp_path / "ref")
+    sections = report.readme(tmp_path / "ref")
+    assert "| `01_b` | 20 s, 1.46 GB | 3.3 min, 1.46 GB | 80 s, 1.46 GB |" in sections["labs"]
+    assert "| all labs, in order | 30 s | 5.0 min | 2.0 min |" in sections["labs"]
+    assert "2.8 min, 2.0 GB on disk" in sections["labs"]
+    assert sections["results"] == "**01 · Scores**\n\n| x | y |\n|---|---|\n| 1 | 2 |"
+    readme = tmp_path / "README.md"
+    begin, end = report._markers("labs")
+    rbegin, rend = report._markers("results")
+    readme.write_text(f"intro\n{begin}\nold\n{end}\nmiddle\n{rbegin}\n{rend}\nend\n")
+    monkeypatch.setattr(report, "REFERENCE", tmp_path / "ref")
+    monkeypatch.setattr(report.readme, "__defaults__", (tmp_path / "ref",))
+    assert report.update_readme(readme, write=False) == ["labs", "results"]
+    assert "old" in readme.read_text()  # a check writes nothing
+    assert report.update_readme(readme) == ["labs", "results"]
+    assert report.update_readme(readme, write=False) == []
+    text = readme.read_text()
+    assert text.startswith("intro\n") and "\nmiddle\n" in text and text.endswith("end\n")
+    readme.write_text("no markers")
+    with pytest.raises(ValueError, match="no markers"):
+        report.update_readme(readme)
+
+
+def test_the_readme_is_generated_from_the_committed_reference():
+    """Every figure in the README's lab tables comes from labkit/reference: regenerate it
+    with `labkit report --readme` after a new reference run."""
+    assert report.update_readme(ROOT / "README.md", write=False) == []
