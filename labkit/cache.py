@@ -94,6 +94,8 @@ def _plain(value):
     if hasattr(value, "dtype") and hasattr(value, "tobytes"):  # a numpy array or number
         if getattr(value, "ndim", 0) == 0:
             return value.item()
+        if value.dtype == object:  # its bytes are pointers: key the items themselves
+            return value.tolist()
         return {"dtype": str(value.dtype), "shape": list(value.shape),
                 "sha256": hashlib.sha256(value.tobytes()).hexdigest()}
     if isinstance(value, (set, frozenset)):
@@ -159,25 +161,30 @@ def done_info(folder: Path) -> dict:
     return json.loads((Path(folder) / DONE).read_text())["info"]
 
 
-def update_info(folder: Path, **changes) -> dict:
-    """Merge ``changes`` into a finished run's info (e.g. a score), keeping its time."""
-    done = json.loads((Path(folder) / DONE).read_text())
-    done["info"].update(changes)
-    write_json(Path(folder) / DONE, done)
-    return done["info"]
+def save_arrays(path: Path, arrays_: dict) -> Path:
+    """Write {name: numpy array} to ``path`` as safetensors, atomically."""
+    import numpy as np
+    from safetensors.numpy import save_file
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        save_file({k: np.ascontiguousarray(v) for k, v in arrays_.items()}, str(tmp))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def arrays(name: str, run_key: str, compute) -> dict:
     """``compute() -> {name: numpy array}``, or the arrays saved by an earlier call with
     the same ``name`` and ``run_key`` (safetensors in `run_dir`)."""
-    import numpy as np
-    from safetensors.numpy import load_file, save_file
+    from safetensors.numpy import load_file
     folder = run_dir(name, run_key)
     if is_done(folder):
         return load_file(str(folder / "arrays.safetensors"))
     out = compute()
     with atomic_folder(folder) as tmp:
-        save_file({k: np.ascontiguousarray(v) for k, v in out.items()}, str(tmp / "arrays.safetensors"))
+        save_arrays(tmp / "arrays.safetensors", out)
         mark_done(tmp)
     return out
 

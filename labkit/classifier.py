@@ -6,7 +6,7 @@ are built (`small_classifier`, `minilm_classifier`), trained (`fine_tune`, throu
 loop `labkit.train.train`), scored (`predict_logits`, `predict_proba`, `accuracy`) and saved
 (`save_classifier`, safetensors) the same way. It also takes ``inputs_embeds`` instead of
 token ids, for lab 06's perturbed embeddings. `cached_fine_tune` keys a run by everything
-that changes its result and keeps its weights and scores in the run cache, so a run done
+that changes its result and keeps its weights and predictions in the run cache, so a run done
 by one lab is never redone by the next. `load_best` reads what labs 03 and 05 saved.
 Leaves out: hyper-parameter search and early stopping (labs choose settings on validation).
 """
@@ -289,8 +289,9 @@ def load_best(kind: str):
 
 @dataclass
 class Run:
-    """One cached training run: its folder, its info (time, steps, losses, scores), its
-    tokenizer, and whether it came from the cache. The model is read on first use."""
+    """One cached training run: its folder, its info (time, steps, losses), its tokenizer,
+    and whether it came from the cache. The model is read on first use; its predictions on
+    a set of texts are computed once and kept with it (`logits`, `accuracy`)."""
     folder: Path
     info: dict
     tokenizer: object
@@ -303,15 +304,26 @@ class Run:
             self.trained = load_classifier(self.folder)[1]
         return self.trained
 
+    def logits(self, texts, max_len: int = 64) -> np.ndarray:
+        """The model's logits for ``texts``, computed once per set of texts and kept with the
+        run (a second lab that scores the same run on the same reviews reads them back)."""
+        from safetensors.numpy import load_file
+        texts, _ = check_inputs(texts)
+        path = self.folder / f"logits-{cache.key(texts=texts, max_len=max_len)}.safetensors"
+        if path.exists():
+            return load_file(str(path))["logits"]
+        out = predict_logits(self.model, self.tokenizer, texts, max_len)
+        cache.save_arrays(path, {"logits": out})
+        return out
+
+    def proba(self, texts, max_len: int = 64) -> np.ndarray:
+        """Class probabilities from `logits`, shape (len(texts), classes)."""
+        return torch.from_numpy(self.logits(texts, max_len)).softmax(-1).numpy()
+
     def accuracy(self, texts, labels, max_len: int = 64) -> float:
-        """Accuracy on (texts, labels), computed once per evaluation set and kept with the run."""
+        """Share of ``texts`` whose most likely class (from `logits`) is the label."""
         texts, labels = check_inputs(texts, labels)
-        eval_key = cache.key(texts=texts, labels=labels, max_len=max_len)
-        scores = self.info.get("scores", {})
-        if eval_key not in scores:
-            acc = accuracy(self.model, self.tokenizer, texts, labels, max_len)
-            self.info = cache.update_info(self.folder, scores={**scores, eval_key: acc})
-        return self.info["scores"][eval_key]
+        return float((self.logits(texts, max_len).argmax(-1) == labels).mean())
 
 
 def cached_fine_tune(make_model, texts, labels, *, name: str, lr: float, steps: int | None = None,
@@ -339,7 +351,7 @@ def cached_fine_tune(make_model, texts, labels, *, name: str, lr: float, steps: 
     hist = fine_tune(model, tokenizer, texts, labels, lr, steps, epochs, batch_size, max_len,
                      seed, progress, loss_fn, targets)
     info = {"seconds": round(hist.seconds, 1), "steps": len(hist.step), "examples": len(texts),
-            "loss": [round(x, 4) for x in hist.loss], "scores": {}}
+            "loss": [round(x, 4) for x in hist.loss]}
     with cache.atomic_folder(folder) as tmp:
         _write(model, tokenizer, tmp)
         cache.mark_done(tmp, info)

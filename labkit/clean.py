@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import cache
 from .curves import C, baseline
 from .data import DataError, dedup_key
 from .env import scale as current_scale
@@ -250,23 +251,32 @@ def find_label_issues(texts, labels, folds: int = 5, seed: int = 0, embeddings=N
 
     The probabilities come from the TF-IDF baseline, averaged with a logistic regression on
     ``embeddings`` (rows aligned with ``texts``, e.g. `labkit.models.embed`) when given:
-    a better model finds label errors more precisely.
+    a better model finds label errors more precisely. The ``folds`` fits are kept in the
+    run cache: the same call a second time reads them back.
     """
     from cleanlab.filter import find_label_issues as cl_find
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
-    texts, labels = np.asarray(list(texts), dtype=object), np.asarray(labels)
+    texts, labels = list(texts), np.asarray(labels)
     if len(texts) != len(labels):
         raise DataError(f"{len(texts)} texts but {len(labels)} labels")
     if embeddings is not None and len(embeddings) != len(texts):
         raise DataError(f"{len(embeddings)} embeddings for {len(texts)} texts")
-    probs = np.zeros((len(labels), int(labels.max()) + 1))
-    for fit, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(texts, labels):
-        p = baseline().fit(list(texts[fit]), labels[fit]).predict_proba(list(texts[held]))
-        if embeddings is not None:
-            lr = LogisticRegression(C=C, max_iter=3000).fit(embeddings[fit], labels[fit])
-            p = (p + lr.predict_proba(embeddings[held])) / 2
-        probs[held] = p
+
+    def out_of_fold():
+        x = np.asarray(texts, dtype=object)
+        probs = np.zeros((len(labels), int(labels.max()) + 1))
+        for fit, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, labels):
+            p = baseline().fit(list(x[fit]), labels[fit]).predict_proba(list(x[held]))
+            if embeddings is not None:
+                lr = LogisticRegression(C=C, max_iter=3000).fit(embeddings[fit], labels[fit])
+                p = (p + lr.predict_proba(embeddings[held])) / 2
+            probs[held] = p
+        return {"probs": probs}
+
+    run_key = cache.key(texts=texts, labels=labels, folds=folds, seed=seed, C=C,
+                        embeddings=None if embeddings is None else np.asarray(embeddings))
+    probs = cache.arrays("label-issues", run_key, out_of_fold)["probs"]
     return cl_find(labels, probs, filter_by="confident_learning"), probs
 
 

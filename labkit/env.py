@@ -245,7 +245,7 @@ def doctor(verbose: bool = True) -> dict:
             m = ref["meta"]
             print(f"time per lab at scale {facts['scale']}, measured with `labkit run` on "
                   f"{m['usable_cores']} cores ({m['cpu']}, {m['matmul_gflops']} GFLOP/s), "
-                  f"{'cold cache' if m.get('fresh') else 'warm cache'}:")
+                  f"{'cold cache' if m['fresh'] or m['run_cache_mb_at_start'] == 0 else 'warm cache'}:")
             for lab, (minutes, mb) in facts["expected"].items():
                 print(f"  {lab:<18} ~{minutes:g} min, peak ~{mb:,} MB")
         else:

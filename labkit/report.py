@@ -80,7 +80,7 @@ def meta(scale: str, fresh: bool) -> dict:
                                capture_output=True, text=True).stdout.strip()
         commit = head.stdout.strip() + ("-dirty" if dirty else "") if head.returncode == 0 else None
     install = Path(sys.prefix) / "labkit-install.json"
-    return {"scale": scale, "fresh": fresh,
+    return {"scale": scale, "fresh": fresh, "run_cache_mb_at_start": round(cache.size("runs") / 2**20),
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "labkit_commit": commit, **env.machine(), "matmul_gflops": round(env.matmul_gflops()),
             "install": json.loads(install.read_text()) if install.exists() else None}
@@ -219,7 +219,8 @@ def check(report: dict) -> list[str]:
 
 def markdown(report: dict) -> str:
     m = report["meta"]
-    lines = [f"Scale {m['scale']}{', cold run cache' if m['fresh'] else ''}; {m['date']}; labkit "
+    cold = m["fresh"] or m["run_cache_mb_at_start"] == 0
+    lines = [f"Scale {m['scale']}{', cold run cache' if cold else ''}; {m['date']}; labkit "
              f"{m['labkit_commit']}; {m['cpu']}, {m['usable_cores']} cores, {m['ram_gb']} GB, "
              f"{m['matmul_gflops']} GFLOP/s; torch {m['torch']}, transformers {m['transformers']}",
              "", "| notebook | status | wall (s) | peak memory (MB) | failing cell |",

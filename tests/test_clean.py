@@ -90,7 +90,7 @@ def test_inject_label_noise_flips_exactly():
         clean.inject_label_noise(y, 1.5)
 
 
-def test_find_label_issues_finds_planted_flips():
+def test_find_label_issues_finds_planted_flips(tmp_cache):
     pos = [f"great wonderful superb film {i}" for i in range(60)]
     neg = [f"awful terrible boring film {i}" for i in range(60)]
     y = np.array([1] * 60 + [0] * 60)
@@ -99,6 +99,9 @@ def test_find_label_issues_finds_planted_flips():
     mask, probs = clean.find_label_issues(pos + neg, noisy, folds=3)
     assert set(np.flatnonzero(mask)) == {0, 1, 2, 60, 61, 62}
     assert probs.shape == (120, 2)
+    again, probs2 = clean.find_label_issues(pos + neg, noisy, folds=3)  # read back from the cache
+    assert np.array_equal(again, mask) and np.array_equal(probs2, probs)
+    assert len(list((tmp_cache / "runs").glob("label-issues-*"))) == 1
     with pytest.raises(DataError, match="3 texts but 2 labels"):
         clean.find_label_issues(["a", "b", "c"], [0, 1])
 

@@ -100,7 +100,7 @@ def test_cli_without_notebooks(tmp_path, monkeypatch):
 def fake_reference(folder: Path):
     row = lambda nb, s, mb, res: {"notebook": nb, "title": "t", "status": "passed",  # noqa: E731
                                   "failed": None, "wall_s": s, "peak_mb": mb, "results": res}
-    m = {"scale": "cpu", "fresh": True, "date": "2026-01-01 00:00 UTC", "labkit_commit": "abc",
+    m = {"scale": "cpu", "fresh": True, "run_cache_mb_at_start": 0, "date": "2026-01-01 00:00 UTC", "labkit_commit": "abc",
          "cpu": "CPU", "cores": 2, "usable_cores": 2, "ram_gb": 24.0, "memory_limit_gb": None,
          "matmul_gflops": 70, "torch": "2.13.0+cpu", "transformers": "5.0",
          "install": {"seconds": 170, "venv_mb": 2048, "torch": "2.13.0+cpu"}}
