@@ -281,3 +281,12 @@ def review_arrays(train_size: int | None = None, test_size: int | None = None, s
         test = test.select(sample_per_class(test["label"], test_size, seed))
     return (np.array(train["text"], dtype=object), np.array(train["label"]),
             list(test["text"]), np.array(test["label"]))
+
+
+def validation_arrays(size: int | None = None, seed: int = 0):
+    """The fixed English validation split as (texts, labels) arrays, where labs make their
+    choices; ``size`` caps it with a stratified sample (what `smoke` scale does)."""
+    val = review_splits()["validation"]
+    if size:
+        val = val.select(sample_per_class(val["label"], size, seed))
+    return list(val["text"]), np.array(val["label"])

@@ -78,6 +78,9 @@ def offline_defaults() -> None:
     for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
         os.environ.setdefault(var, "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    # offline there is nothing to download: no bars for loading or saving local files either
+    # (labkit's own bars, on training and embedding, stay)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def online() -> bool:
@@ -187,7 +190,8 @@ REFERENCE_RUNS = {"smoke": "smoke", "cpu, cold cache": "cpu", "cpu, second run":
 
 def cost(lab: str, verbose: bool = True) -> dict:
     """What ``lab`` (a notebook name, e.g. '03_fine_tuning') took in the reference runs:
-    {run: (seconds, peak MB) or None}. Every notebook prints this at its top."""
+    {run: (seconds, peak MB) or None}. Every notebook prints this at its top
+    (``verbose``); it returns the figures only when not printing them."""
     out = {}
     for label, name in REFERENCE_RUNS.items():
         ref = reference(name)
@@ -202,6 +206,7 @@ def cost(lab: str, verbose: bool = True) -> dict:
             shown = "not measured" if c is None else (
                 f"{c[0]:.0f} s" if c[0] < 90 else f"{c[0] / 60:.1f} min") + f", peak {c[1]:,} MB"
             print(f"  {label:<17} {shown}")
+        return None
     return out
 
 

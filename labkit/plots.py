@@ -21,7 +21,7 @@ def bars(values: dict, title: str = "", ylabel: str = "", ax=None, fmt: str = "{
     rects = ax.bar(range(len(keys)), [values[k] for k in keys], color="tab:blue")
     ax.set_xticks(range(len(keys)), keys, rotation=20 if len(keys) > 4 else 0)
     ax.bar_label(rects, labels=[fmt.format(values[k]) for k in keys], fontsize=8)
-    ax.set(title=title, ylabel=ylabel)
+    ax.set(title=title, ylabel=ylabel or "count")
     return ax
 
 
@@ -65,7 +65,7 @@ def precision_recall(scores: dict, title: str = "", ax=None):
         r = ax.bar(x + (k - 0.5) * 0.38, vals, 0.38, label=metric, color=color)
         ax.bar_label(r, labels=[f"{v:.2f}" for v in vals], fontsize=8)
     ax.set_xticks(x, names)
-    ax.set(ylim=(0, 1.25), title=title)
+    ax.set(ylim=(0, 1.25), title=title, ylabel="score (1 = perfect)")
     ax.legend(loc="upper center", ncol=2, fontsize=8)
     return ax
 

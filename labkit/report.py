@@ -1,7 +1,8 @@
 """Core: running the notebooks headless, and the report of what they measured.
 
-A notebook states its key results with `record(key, value)` and its result tables with
-`table(key, title, header, rows)` (shown in the notebook, copied into the README).
+A notebook states its key results with `record(key, value)`, its result tables with
+`table(key, title, header, rows)` (shown in the notebook, copied into the README) and its
+checked claims with `claim(name, value, op, bound)` (asserted, recorded with their margin).
 `run` executes notebooks, each in a fresh kernel (nbclient) at one scale, and writes
 ``report.json`` = {"meta": what it was measured on, "notebooks": one row each: status,
 wall time, peak memory of the kernel's whole process tree, recorded results} and
@@ -59,6 +60,28 @@ def table(key: str, title: str, header: list, rows: list):
     record("tables", tables)
     from IPython.display import Markdown
     return Markdown(f"**{title}**\n\n{markdown_table(tables[key])}")
+
+
+OPS = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b,
+       "<=": lambda a, b: a <= b}
+
+
+def claim(name: str, value: float, op: str, bound: float) -> None:
+    """Assert a lab's claim ``value op bound`` and record it with its margin (how far the
+    value is from failing), so reports show how safe each claim is.
+
+    Example: ``claim("distilled beats hard labels", 0.725, ">", 0.691)`` records a margin
+    of 0.034; ``claim("fast", 9.0, "<=", 5.0)`` records -4.0 and raises AssertionError.
+    """
+    if op not in OPS:
+        raise ValueError(f"op must be one of {', '.join(OPS)}, got {op!r}")
+    value, bound = float(value), float(bound)
+    margin = value - bound if op in (">", ">=") else bound - value
+    claims = dict(_RESULTS.get("claims", {}))
+    claims[name] = {"value": round(value, 4), "op": op, "bound": round(bound, 4),
+                    "margin": round(margin, 4)}
+    record("claims", claims)
+    assert OPS[op](value, bound), f"claim does not hold: {name}: {value:.4f} {op} {bound:.4f}"
 
 
 def markdown_table(t: dict) -> str:
@@ -294,7 +317,12 @@ def readme(ref: Path = REFERENCE) -> dict[str, str]:
     for r in reports["cpu"]["notebooks"]:
         for t in r["results"].get("tables", {}).values():
             results += [f"**{Path(r['notebook']).stem[:2]} · {t['title']}**", "", markdown_table(t), ""]
-    return {"labs": "\n".join(out), "results": "\n".join(results).strip()}
+    claims = {"header": ["lab", "claim (asserted by the notebook)", "value", "", "bound", "margin"],
+              "rows": [[Path(r["notebook"]).stem[:2], name, f"{c['value']:.4g}", c["op"], f"{c['bound']:.4g}",
+                        f"{c['margin']:+.4g}"] for r in reports["cpu"]["notebooks"]
+                       for name, c in r["results"].get("claims", {}).items()]}
+    return {"labs": "\n".join(out), "results": "\n".join(results).strip(),
+            "claims": markdown_table(claims) if claims["rows"] else "No claims recorded."}
 
 
 def _markers(name: str) -> tuple[str, str]:

@@ -45,3 +45,13 @@ def test_budget_curve_and_frozen_accuracy():
     assert len(curves.budget_curve(run, y, (None,), seeds=2, seeds_on_all=True)[100]) == 2
     assert seen == [(100, 0), (100, 1)]
 
+
+
+def test_baseline_fits_are_cached(tmp_cache):
+    train = ["good fun", "great joy", "bad dull", "awful boring"] * 5
+    y = [1, 1, 0, 0] * 5
+    a = curves.baseline_accuracy(train, y, ["good joy", "dull awful"], [1, 0])
+    assert curves.baseline_accuracy(train, np.array(y), ["good joy", "dull awful"], [1, 0]) == a
+    assert len(list((tmp_cache / "runs").glob("tfidf-*"))) == 1
+    curves.baseline_accuracy(train, y, ["good joy", "dull awful"], [1, 0], C=1.0)  # another setting
+    assert len(list((tmp_cache / "runs").glob("tfidf-*"))) == 2

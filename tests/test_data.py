@@ -108,3 +108,10 @@ def test_review_arrays_are_the_fixed_split_and_caps_are_stratified():
     assert len(xs) == 200 and len(xt) == 50 and set(xs) <= set(x_train) and set(xt) <= set(x_test)
     assert abs(ys.mean() - y_train.mean()) < 0.02  # class shares kept
     assert list(data.review_arrays(train_size=200, seed=1)[0]) == list(xs)  # seeded
+
+
+def test_validation_arrays_are_the_fixed_validation_split():
+    x_val, y_val = data.validation_arrays()
+    assert x_val == list(data.review_splits()["validation"]["text"]) and len(y_val) == len(x_val)
+    xs, ys = data.validation_arrays(size=100, seed=0)
+    assert len(xs) == 100 and set(xs) <= set(x_val)

@@ -119,15 +119,17 @@ def test_readme_sections_come_from_the_reference(tmp_path, monkeypatch):
     assert "| all labs, in order | 30 s | 5.0 min | 2.0 min |" in sections["labs"]
     assert "2.8 min, 2.0 GB on disk" in sections["labs"]
     assert sections["results"] == "**01 · Scores**\n\n| x | y |\n|---|---|\n| 1 | 2 |"
+    assert sections["claims"] == "No claims recorded."
     readme = tmp_path / "README.md"
     begin, end = report._markers("labs")
     rbegin, rend = report._markers("results")
-    readme.write_text(f"intro\n{begin}\nold\n{end}\nmiddle\n{rbegin}\n{rend}\nend\n")
+    cbegin, cend = report._markers("claims")
+    readme.write_text(f"intro\n{begin}\nold\n{end}\nmiddle\n{rbegin}\n{rend}\n{cbegin}\n{cend}\nend\n")
     monkeypatch.setattr(report, "REFERENCE", tmp_path / "ref")
     monkeypatch.setattr(report.readme, "__defaults__", (tmp_path / "ref",))
-    assert report.update_readme(readme, write=False) == ["labs", "results"]
+    assert report.update_readme(readme, write=False) == ["labs", "results", "claims"]
     assert "old" in readme.read_text()  # a check writes nothing
-    assert report.update_readme(readme) == ["labs", "results"]
+    assert report.update_readme(readme) == ["labs", "results", "claims"]
     assert report.update_readme(readme, write=False) == []
     text = readme.read_text()
     assert text.startswith("intro\n") and "\nmiddle\n" in text and text.endswith("end\n")
@@ -140,3 +142,18 @@ def test_the_readme_is_generated_from_the_committed_reference():
     """Every figure in the README's lab tables comes from labkit/reference: regenerate it
     with `labkit report --readme` after a new reference run."""
     assert report.update_readme(ROOT / "README.md", write=False) == []
+
+
+def test_claim_asserts_and_records_its_margin(monkeypatch, tmp_path):
+    monkeypatch.setattr(report, "_RESULTS", {})
+    monkeypatch.setenv("LABKIT_RESULTS", str(tmp_path / "r.json"))
+    report.claim("distilled beats hard", 0.725, ">", 0.691)
+    report.claim("fast enough", 3.0, "<=", 5.0)
+    with pytest.raises(AssertionError, match="claim does not hold: too slow: 9.0000 <= 5.0000"):
+        report.claim("too slow", 9.0, "<=", 5.0)
+    claims = json.loads((tmp_path / "r.json").read_text())["claims"]
+    assert claims["distilled beats hard"] == {"value": 0.725, "op": ">", "bound": 0.691, "margin": 0.034}
+    assert claims["fast enough"]["margin"] == 2.0
+    assert claims["too slow"]["margin"] == -4.0  # a failed claim is recorded too
+    with pytest.raises(ValueError, match="op must be"):
+        report.claim("x", 1, "=>", 0)

@@ -1,0 +1,42 @@
+import math
+
+import numpy as np
+import pytest
+
+from labkit import stats
+
+
+def test_paired_hand_case():
+    # differences 0.02, 0.03, 0.02: mean 0.02333, sd 0.005774, t(0.975, 2) = 4.3027
+    out = stats.paired([0.72, 0.73, 0.71], [0.70, 0.70, 0.69])
+    assert out["mean"] == pytest.approx(0.023333, abs=1e-6) and out["n"] == 3
+    half = 4.302653 * 0.0057735 / math.sqrt(3)
+    assert out["low"] == pytest.approx(0.023333 - half, abs=1e-5)
+    assert out["high"] == pytest.approx(0.023333 + half, abs=1e-5)
+    assert out["excludes_zero"]
+
+
+def test_more_comparisons_widen_the_interval():
+    a, b = [0.70, 0.74, 0.71, 0.73], [0.69, 0.70, 0.70, 0.71]
+    one, seven = stats.paired(a, b), stats.paired(a, b, comparisons=7)
+    assert seven["mean"] == one["mean"]
+    assert seven["low"] < one["low"] and seven["high"] > one["high"]
+
+
+def test_pairing_cancels_shared_luck():
+    luck = np.array([0.0, 0.1, -0.1, 0.05, -0.05])  # e.g. how easy each seed's sample was
+    out = stats.paired(0.7 + luck + 0.01, 0.7 + luck)
+    assert out["excludes_zero"] and out["std"] == pytest.approx(0, abs=1e-12)
+    unpaired_spread = np.std(0.7 + luck)
+    assert unpaired_spread > 0.05  # as two separate means they would overlap heavily
+
+
+def test_one_seed_has_no_interval_and_bad_input_is_refused():
+    out = stats.paired([0.7], [0.6])
+    assert math.isinf(out["high"]) and not out["excludes_zero"]
+    assert "no interval" in stats.describe(out)
+    with pytest.raises(ValueError, match="equally long"):
+        stats.paired([0.1, 0.2], [0.1])
+    with pytest.raises(ValueError, match="comparisons"):
+        stats.paired([0.1, 0.2], [0.1, 0.2], comparisons=0)
+    assert stats.describe(stats.paired([0.72, 0.73, 0.71], [0.70, 0.70, 0.69])).startswith("+2.3 points [")
