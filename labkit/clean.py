@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import cache
-from .curves import C, baseline
+from .curves import C, FROZEN_C, baseline
 from .data import DataError, dedup_key
 from .env import scale as current_scale
 
@@ -183,23 +183,55 @@ def inject_pii(texts, rate: float = 0.05, seed: int = 0):
 
 
 def pii_scores(texts, planted) -> dict:
-    """Precision and recall of `find_pii` against planted spans (from `inject_pii`).
+    """Precision and recall of `find_pii` against planted spans [(row, start, end, kind)].
 
-    A planted span counts as found when a detected span overlaps it; a detected span is a
-    true positive when it overlaps a planted one.
+    A planted span counts as found when a detected span overlaps it (whatever kind it is
+    given: scrubbed is scrubbed); a detected span is a true positive when it overlaps a
+    planted one. ``by_kind`` has the recall of each planted kind and the precision of each
+    detected kind; ``missed`` and ``false_alarms`` list the texts of the spans, for reading.
     """
     by_row = defaultdict(list)
-    for r, s, e, _ in planted:
-        by_row[r].append((s, e))
-    tp_found = n_found = hit = 0
+    for r, s, e, k in planted:
+        by_row[r].append((s, e, k))
+    kinds = defaultdict(lambda: {"planted": 0, "recalled": 0, "found": 0, "true": 0})
+    missed, false_alarms = [], []
     for r, t in enumerate(texts):
         found = find_pii(t)
-        n_found += len(found)
-        tp_found += sum(any(s < pe and ps < e for ps, pe in by_row[r]) for s, e, _ in found)
-        hit += sum(any(s < pe and ps < e for s, e, _ in found) for ps, pe in by_row[r])
-    return {"precision": tp_found / n_found if n_found else 1.0,
-            "recall": hit / len(planted) if planted else 1.0,
-            "planted": len(planted), "found": n_found}
+        for s, e, k in found:
+            hit = any(s < pe and ps < e for ps, pe, _ in by_row[r])
+            kinds[k]["found"] += 1
+            kinds[k]["true"] += hit
+            if not hit:
+                false_alarms.append((r, t[s:e], k))
+        for ps, pe, k in by_row[r]:
+            hit = any(s < pe and ps < e for s, e, _ in found)
+            kinds[k]["planted"] += 1
+            kinds[k]["recalled"] += hit
+            if not hit:
+                missed.append((r, t[ps:pe], k))
+    n_found = sum(v["found"] for v in kinds.values())
+    by_kind = {k: {"planted": v["planted"], "recall": v["recalled"] / v["planted"] if v["planted"] else None,
+                   "found": v["found"], "precision": v["true"] / v["found"] if v["found"] else None}
+               for k, v in sorted(kinds.items())}
+    return {"precision": 1 - len(false_alarms) / n_found if n_found else 1.0,
+            "recall": 1 - len(missed) / len(planted) if planted else 1.0,
+            "planted": len(planted), "found": n_found, "by_kind": by_kind,
+            "missed": missed, "false_alarms": false_alarms}
+
+
+def challenge(name: str):
+    """A hand-written test set the tools were not built from (``labkit/reference``):
+    ``"pii"`` -> (texts, planted spans) for `pii_scores`, including ordinary texts full of
+    numbers; ``"corruption"`` -> [{kind, clean, corrupted}] for `normalize`."""
+    import json
+    from pathlib import Path
+    if name not in ("pii", "corruption"):
+        raise ValueError(f"unknown challenge set {name!r}: use 'pii' or 'corruption'")
+    path = Path(__file__).parent / "reference" / f"{name}_challenge.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    if name == "corruption":
+        return rows
+    return [r["text"] for r in rows], [(i, s, e, k) for i, r in enumerate(rows) for s, e, k in r["pii"]]
 
 
 # ---------------------------------------------------------------- corruption and label noise
@@ -269,12 +301,12 @@ def find_label_issues(texts, labels, folds: int = 5, seed: int = 0, embeddings=N
         for fit, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, labels):
             p = baseline().fit(list(x[fit]), labels[fit]).predict_proba(list(x[held]))
             if embeddings is not None:
-                lr = LogisticRegression(C=C, max_iter=3000).fit(embeddings[fit], labels[fit])
+                lr = LogisticRegression(C=FROZEN_C, max_iter=3000).fit(embeddings[fit], labels[fit])
                 p = (p + lr.predict_proba(embeddings[held])) / 2
             probs[held] = p
         return {"probs": probs}
 
-    run_key = cache.key(texts=texts, labels=labels, folds=folds, seed=seed, C=C,
+    run_key = cache.key(texts=texts, labels=labels, folds=folds, seed=seed, C=C, frozen_C=FROZEN_C,
                         embeddings=None if embeddings is None else np.asarray(embeddings))
     probs = cache.arrays("label-issues", run_key, out_of_fold)["probs"]
     return cl_find(labels, probs, filter_by="confident_learning"), probs

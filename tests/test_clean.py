@@ -109,3 +109,26 @@ def test_find_label_issues_finds_planted_flips(tmp_cache):
 def test_config_per_scale():
     smoke, cpu = clean.DataConfig.for_scale("smoke"), clean.DataConfig.for_scale("cpu")
     assert smoke.n_reviews and cpu.n_reviews is None and cpu.noise_seeds >= 3
+
+
+def test_pii_scores_per_kind_and_misses():
+    texts = ["mail a@b.com or call 415-555-0132", "my name is Ann Lee", "rated 8/10"]
+    planted = [(0, 5, 12, "EMAIL"), (0, 21, 33, "PHONE"), (1, 11, 18, "NAME")]
+    out = clean.pii_scores(texts, planted)
+    assert out["recall"] == pytest.approx(2 / 3) and out["precision"] == 1.0
+    assert out["by_kind"]["NAME"] == {"planted": 1, "recall": 0.0, "found": 0, "precision": None}
+    assert out["by_kind"]["EMAIL"]["recall"] == 1.0
+    assert out["missed"] == [(1, "Ann Lee", "NAME")] and out["false_alarms"] == []
+
+
+def test_challenge_sets_are_independent_and_well_formed():
+    texts, planted = clean.challenge("pii")
+    kinds = {k for *_, k in planted}
+    assert {"EMAIL", "PHONE", "URL", "ID", "NAME", "ADDRESS"} <= kinds
+    assert len({r for r, *_ in planted}) < len(texts)  # ordinary texts with numbers too
+    for r, s, e, k in planted:
+        assert 0 <= s < e <= len(texts[r])
+    rows = clean.challenge("corruption")
+    assert len({r["kind"] for r in rows}) >= 8 and all(r["clean"] != r["corrupted"] for r in rows)
+    with pytest.raises(ValueError, match="unknown challenge set"):
+        clean.challenge("mojibake")
