@@ -1,21 +1,23 @@
-"""Tools: exercise checks: ``check.answer("01.2", your_answer)`` says right, or gives a hint.
+"""Tools: exercise checks. ``check.answer("01.2", your_answer)`` says right, or gives a hint.
 
-A wrong or missing answer never raises (a notebook with unanswered exercises still runs
-top to bottom); `answer` returns True or False so a solutions notebook can assert it.
-Each exercise's truth is computed from the real data, not stored.
-Leaves out: grading and scores.
+A wrong or missing answer never raises (a notebook with unanswered exercises still runs top
+to bottom); `answer` returns True or False so a solutions notebook can assert it. Each
+exercise's truth is computed when you answer, from the real data or a reference
+implementation, never stored; numbers of any numeric type (int, float, numpy) are accepted.
+Hints point at where to look without giving the answer away.
+Leaves out: grading and scores. The worked answers are in notebooks/solutions/.
 """
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-from .augment import negation_survival
-from .clean import find_near_duplicates
-from .data import load_reviews, review_splits
+from . import augment, clean, curves, data, models
+from .pretrain import PretrainConfig
 
 
 @dataclass(frozen=True)
@@ -25,134 +27,251 @@ class Exercise:
     hint: str
 
 
-def _positive_en(value):
-    truth = sum(load_reviews("en")["label"])
-    assert isinstance(value, int), "give a whole number (an int)"
-    assert value == truth, "count rows whose label is 1 (positive) in load_reviews('en')"
+def _number(value, truth: float, tol: float, hint: str, what: str = "a number") -> None:
+    assert isinstance(value, numbers.Real) and not isinstance(value, bool), f"give {what}"
+    assert abs(float(value) - truth) <= tol, hint
 
 
-def _median_len_zh(value):
-    import numpy as np
-    truth = float(np.median([len(t) for t in load_reviews("zh")["text"]]))
-    assert isinstance(value, (int, float)), "give a number of characters"
-    assert abs(value - truth) <= 0.5, "take np.median of len(text) over load_reviews('zh')"
-
-
-def _near_dup_pairs(value):
-    truth = len(find_near_duplicates(load_reviews("en")["text"], threshold=0.8))
-    assert isinstance(value, int), "give a whole number of pairs"
-    assert value == truth, ("call find_near_duplicates on the cleaned English texts "
-                            "with threshold=0.8 and count the pairs")
-
-
-def _contradiction_rate(fn):
-    assert callable(fn), "pass the function itself, e.g. check.answer('01.2', contradiction_rate)"
-    cases = [((["good", "Good!", "bad", "bad"], [1, 0, 0, 0]), 0.5),
-             ((["a", "b"], [0, 1]), 0.0),
-             ((["x", "x", "x"], [1, 1, 0]), 1.0)]
-    for (texts, labels), want in cases:
-        got = fn(texts, labels)
-        assert isinstance(got, (int, float)) and abs(got - want) < 1e-9, (
-            f"contradiction_rate({texts}, {labels}) returned {got!r}, expected {want}: "
-            "count the rows that labkit.clean.find_contradictions returns, over all rows")
-
-
-def _word_spans(fn):
-    assert callable(fn), "pass the function itself, e.g. check.answer('02.1', word_spans)"
-    cases = [(["un", "##for", "##get", "the"], [[0, 1, 2], [3]]), ([], []),
-             (["a", "b"], [[0], [1]]), (["##x", "y", "##z"], [[0], [1, 2]])]
-    for tokens, want in cases:
-        got = fn(tokens)
-        assert [list(s) for s in got] == want, (f"word_spans({tokens}) returned {got}, expected "
-                                               f"{want}: a token starting with ## continues a word")
-
-
-def _always_positive(value):
-    truth = float(np.mean(review_splits()["test"]["label"]))
-    assert isinstance(value, (int, float)), "give a number between 0 and 1"
-    assert abs(value - truth) < 1e-3, ("on data.review_splits()['test'], the share of labels "
-                                       "equal to 1 is the accuracy of always saying positive")
-
-
-def _negation_accuracy(fn):
-    assert callable(fn), "pass the function itself, e.g. check.answer('03.2', negation_accuracy)"
-    cases = [((["not bad", "great", "isn't good", "bad"], [1, 1, 0, 0], [1, 0, 1, 0]), 0.5),
-             ((["never again", "no way"], [0, 0], [0, 0]), 1.0)]
-    for (texts, labels, preds), want in cases:
-        got = fn(texts, labels, preds)
-        assert isinstance(got, (int, float)) and abs(got - want) < 1e-9, (
-            f"negation_accuracy({texts}, {labels}, {preds}) returned {got!r}, expected {want}: "
-            "keep the rows where finetune.slices(texts)['negation'] is True")
-
-
-def _negations_changed(value):
-    truth = 1 - negation_survival(review_splits()["train"]["text"], 4, 0.3, guard=False)[1]
-    assert isinstance(value, (int, float)), "give a share between 0 and 1"
-    assert abs(value - truth) < 1e-3, ("augment.negation_survival(training texts, 4, 0.3, "
-                                       "guard=False) gives the share kept; 1 minus it is changed")
-
-
-def _strength_of(fn):
-    assert callable(fn), "pass the function itself, e.g. check.answer('04.2', strength_of)"
-    cases = [(("a b c d", "a c d"), 0.25), (("a b", "b a"), 0.0), (("a a b", "a b"), 1 / 3),
-             (("not good", "great"), 1.0), (("good film", "good film good"), 0.0)]
+def _cases(fn, name: str, cases, hint: str, close=None) -> None:
+    """Call ``fn`` on each (args, expected) case; ``close(got, want)`` compares (default ==)."""
+    assert callable(fn), f"pass the function itself, e.g. check.answer(..., {name})"
     for args, want in cases:
         got = fn(*args)
-        assert isinstance(got, (int, float)) and abs(got - want) < 1e-9, (
-            f"strength_of{args} returned {got!r}, expected {want}: count words with "
-            "collections.Counter and subtract the variant's counts")
+        ok = close(got, want) if close else got == want
+        shown = ", ".join(repr(a) if len(repr(a)) < 60 else "..." for a in args)
+        assert ok, f"{name}({shown}) returned {got!r}, expected {want!r}: {hint}"
 
+
+def _near(got, want) -> bool:
+    return isinstance(got, numbers.Real) and abs(float(got) - want) < 1e-9
+
+
+# ---------------------------------------------------------------- lab 00
+
+def _positive_en(value):
+    truth = sum(data.load_reviews("en")["label"])
+    _number(value, truth, 0, "count the rows labelled 1 (positive) in the cleaned English reviews",
+            "a whole number")
+
+
+def _median_negative(value):
+    ds = data.load_reviews("zh")
+    truth = float(np.median([len(t) for t, y in zip(ds["text"], ds["label"]) if y == 0]))
+    _number(value, truth, 0.5, "keep only the rows whose label is 0, then take the median of "
+            "len(text); the figure in section 3 mixes both labels")
+
+
+def _movies(value):
+    truth = len(set(data.load_reviews("en")["source"]))
+    _number(value, truth, 0, "the movie of each review is in the `source` column; count the "
+            "distinct names", "a whole number")
+
+
+# ---------------------------------------------------------------- lab 01
+
+def _contradiction_rate(fn):
+    _cases(fn, "contradiction_rate", [
+        ((["good", "Good!", "bad", "bad"], [1, 0, 0, 0]), 0.5), ((["a", "b"], [0, 1]), 0.0),
+        ((["x", "x", "x"], [1, 1, 0]), 1.0), ((["ok", "ok", "no"], [1, 1, 0]), 0.0)],
+        "count every row of each text that clean.find_contradictions returns, over all rows",
+        _near)
+
+
+def _zh_leaks(value):
+    raw = data.load_reviews("zh", raw=True)
+    nonempty = raw.filter(lambda r: bool(r["text"].strip()))
+    naive = nonempty.train_test_split(test_size=0.15, seed=0)
+    truth = clean.count_leaks(naive["train"]["text"], naive["test"]["text"])
+    _number(value, truth, 0, "split the non-empty raw lines as section 4 splits the English ones "
+            "(train_test_split, test_size=0.15, seed=0) and count test lines whose normalised "
+            "text is also in training", "a whole number")
+
+
+def _redact(fn):
+    def want(text):
+        for s, e, _ in reversed(clean.find_pii(text)):
+            text = text[:s] + "█" * (e - s) + text[e:]
+        return text
+    texts = ["mail a.b@c.org now", "call 415-555-0132 or 415.555.0199", "nothing here", ""]
+    _cases(fn, "redact", [((t,), want(t)) for t in texts],
+           "replace each span clean.find_pii finds by as many █ as it has characters, "
+           "working from the end so earlier offsets stay valid")
+
+
+# ---------------------------------------------------------------- lab 02
+
+def _word_spans(fn):
+    _cases(fn, "word_spans", [((["un", "##for", "##get", "the"],), [[0, 1, 2], [3]]), (([],), []),
+                              ((["a", "b"],), [[0], [1]]), ((["##x", "y", "##z"],), [[0], [1, 2]])],
+           "a token starting with ## continues the word before it", lambda g, w: [list(s) for s in g] == w)
+
+
+def _unchanged_but_scored(value):
+    _number(value, 10_000 * 0.15 * 0.1, 1, "of the picked tokens (15%), which share is neither "
+            "masked nor replaced? Those still carry a label")
+
+
+def _masked_accuracy(fn):
+    import torch
+    g = torch.Generator().manual_seed(0)
+    cases = []
+    for shape in ((2, 5, 7), (1, 3, 4), (3, 6, 11)):
+        logits = torch.randn(*shape, generator=g)
+        labels = torch.randint(0, shape[-1], shape[:2], generator=g)
+        labels[torch.rand(shape[:2], generator=g) < 0.5] = -100
+        labels[0, 0] = logits[0, 0].argmax()  # at least one scored position, right
+        keep = labels != -100
+        cases.append(((logits, labels), float((logits.argmax(-1)[keep] == labels[keep]).float().mean())))
+    _cases(fn, "masked_accuracy", cases, "score only positions whose label is not -100",
+           lambda g, w: isinstance(g, (numbers.Real, torch.Tensor)) and abs(float(g) - w) < 1e-6)
+
+
+# ---------------------------------------------------------------- lab 03
+
+def _negation_accuracy(fn):
+    _cases(fn, "negation_accuracy", [
+        ((["not bad", "great", "isn't good", "bad"], [1, 1, 0, 0], [1, 0, 1, 0]), 0.5),
+        ((["never again", "no way", "fine", "good"], [0, 0, 1, 1], [0, 0, 0, 0]), 1.0),
+        ((["it is not good", "dull", "nothing works"], [0, 0, 0], [1, 0, 1]), 0.0)],
+        "only the rows where finetune.slices(texts)['negation'] is True count", _near)
+
+
+def _mean_pool(fn):
+    import torch
+    g = torch.Generator().manual_seed(1)
+    cases = []
+    for b, s, h in ((2, 4, 3), (3, 5, 8)):
+        hidden = torch.randn(b, s, h, generator=g)
+        mask = torch.ones(b, s, dtype=torch.long)
+        mask[0, -2:] = 0  # the first text is padded
+        cases.append(((hidden, mask), models.mean_pool(hidden, mask)))
+    _cases(fn, "mean_pool", cases, "average over the positions where the mask is 1 only: "
+           "multiply by the mask, sum over the sequence, divide by the mask's sum",
+           lambda g, w: torch.is_tensor(g) and g.shape == w.shape and torch.allclose(g.float(), w, atol=1e-5))
+
+
+def _validation_500(value):
+    x_train, y_train, _, _ = data.review_arrays()
+    val = data.review_splits()["validation"]
+    rows = data.sample_per_class(y_train, 500, 0)
+    truth = curves.baseline_accuracy(x_train[rows], y_train[rows], val["text"], val["label"])
+    _number(value, truth, 1e-3, "train on data.sample_per_class(y_train, 500, 0) as the lab does, "
+            "but score on data.review_splits()['validation'], not on the test reviews")
+
+
+# ---------------------------------------------------------------- lab 04
+
+def _strength_of(fn):
+    _cases(fn, "strength_of", [(("a b c d", "a c d"), 0.25), (("a b", "b a"), 0.0),
+                               (("a a b", "a b"), 1 / 3), (("not good", "great"), 1.0),
+                               (("good film", "good film good"), 0.0)],
+           "count words with collections.Counter; a word the variant repeats does not make up "
+           "for one it lost elsewhere", _near)
+
+
+def _guarded_delete(fn):
+    assert callable(fn), "pass the function itself, e.g. check.answer('04.2', guarded_delete)"
+    texts = ["it is not a bad film at all", "never dull, but the plot is thin",
+             "a warm and funny story", "the cast was not good and the script was worse"]
+    for text in texts:
+        words = text.split()
+        keep = augment.protected_positions(words)
+        assert fn(text, 0.0, 0) == text, "with p = 0 nothing is deleted"
+        assert fn(text, 1.0, 0).split() == [w for i, w in enumerate(words) if i in keep], (
+            "with p = 1 every word outside augment.protected_positions(words) goes, and "
+            "every protected word stays, in order")
+        for seed in range(20):
+            out = fn(text, 0.5, seed).split()
+            it = iter(words)
+            assert all(w in it for w in out), "keep the words that stay in their original order"
+            assert all(words[i] in out for i in keep), "a protected word was deleted"
+
+
+def _opposite_candidates(value):
+    th = augment.Thesaurus.load()
+    truth = sum(th.polarity.get(c, 0) * th.polarity.get(w, 0) < 0
+                for w in ("good", "bad", "funny", "boring", "great", "awful")
+                for c in th.synonyms(w, same_polarity=False))
+    _number(value, truth, 0, "for each candidate, compare th.polarity of the candidate with the "
+            "word's: opposite means one is +1 and the other -1", "a whole number")
+
+
+# ---------------------------------------------------------------- lab 05
 
 def _soft_p(value):
-    truth = math.exp(0.5) / (1 + math.exp(0.5))
-    assert isinstance(value, (int, float)), "give a probability between 0 and 1"
-    assert abs(value - truth) < 1e-4, "divide the logits [0, 2] by T=4, then take the softmax"
+    _number(value, math.exp(0.5) / (1 + math.exp(0.5)), 1e-4,
+            "divide both logits by the temperature before the softmax", "a probability")
 
 
-def _soft_loss(fn):
+def _gradient_ratio(value):
     import torch
-    from .distill import kd_loss
-    assert callable(fn), "pass the function itself, e.g. check.answer('05.2', soft_loss)"
-    g = torch.Generator().manual_seed(0)
-    for T in (1.0, 2.0, 5.0):
-        s, t = torch.randn(6, 3, generator=g), torch.randn(6, 3, generator=g)
-        want = kd_loss(s, t, torch.zeros(6, dtype=torch.long), T, alpha=1.0)
-        got = fn(s, t, T)
-        assert torch.is_tensor(got) and got.numel() == 1, "return a scalar tensor"
-        assert torch.allclose(got.float(), want, atol=1e-5), (
-            f"at T={T} got {float(got):.5f}, expected {float(want):.5f}: KL(p || q) = sum p * "
-            "(log p - log q) with p the teacher's softmax at T; mean over rows; times T^2")
+    import torch.nn.functional as F
+    norms = []
+    for t in (1.0, 4.0):
+        s = torch.tensor([[0.5, -0.5]], requires_grad=True)
+        F.kl_div(F.log_softmax(s / t, -1), F.softmax(torch.tensor([[2.0, -2.0]]) / t, -1),
+                 reduction="batchmean").backward()
+        norms.append(float(s.grad.norm()))
+    _number(value, norms[1] / norms[0], 1e-3, "compute both gradients with autograd (the soft "
+            "loss without T², at T=4 and at T=1) and divide their norms; it is not exactly 1/T")
+
+
+def _parameter_ratio(value):
+    from .classifier import minilm_classifier, small_classifier
+    cfg = PretrainConfig.for_scale("cpu")
+    student = small_classifier(models.small_bert(cfg.vocab_size, cfg.hidden, cfg.layers, cfg.heads),
+                               pretrained=False)
+    teacher = minilm_classifier()[1]
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    _number(value, count(teacher) / count(student), 0.05, "count every weight of both models "
+            "(measure.parameters) at cpu scale and divide the teacher's by the student's")
 
 
 EXERCISES = {
     "00.1": Exercise("How many of the cleaned English reviews are positive?", _positive_en,
-                     "count the 1s in the label column"),
-    "00.2": Exercise("What is the median length, in characters, of the cleaned Chinese reviews?",
-                     _median_len_zh, "np.median over len(text)"),
-    "01.1": Exercise("How many near-duplicate pairs do the English reviews have at cosine >= 0.8?",
-                     _near_dup_pairs, "find_near_duplicates(texts, threshold=0.8)"),
-    "01.2": Exercise("Write contradiction_rate(texts, labels): the share of rows whose text "
+                     "the labels are 0 and 1"),
+    "00.2": Exercise("What is the median length, in characters, of the negative Chinese reviews?",
+                     _median_negative, "filter by label first"),
+    "00.3": Exercise("How many different movies do the English reviews cover?", _movies,
+                     "look at the columns of the Dataset"),
+    "01.1": Exercise("Write contradiction_rate(texts, labels): the share of rows whose text "
                      "(after normalisation) also occurs with another label.", _contradiction_rate,
-                     "labkit.clean.find_contradictions gives the rows of each such text"),
+                     "one function in labkit.clean groups those rows for you"),
+    "01.2": Exercise("How many test lines of a naive random split of the raw Chinese reviews also "
+                     "occur in its training part?", _zh_leaks, "section 4 does this for English"),
+    "01.3": Exercise("Write redact(text): blank out each span find_pii finds with █, one per "
+                     "character, so the text keeps its length.", _redact,
+                     "replacing from the end keeps earlier offsets valid"),
     "02.1": Exercise("Write word_spans(tokens): group WordPiece tokens into words.",
-                     _word_spans, "start a new span at each token without the ## prefix"),
-    "03.1": Exercise("What accuracy does always answering 'positive' get on the test reviews?",
-                     _always_positive, "the mean of the test labels"),
-    "03.2": Exercise("Write negation_accuracy(texts, labels, predictions): accuracy on the "
+                     _word_spans, "look at what marks a continuation piece"),
+    "02.2": Exercise("With BERT's rule at 15%, how many of 10,000 ordinary tokens are predicted "
+                     "although they are shown unchanged?", _unchanged_but_scored,
+                     "reread the three cases of the masking rule"),
+    "02.3": Exercise("Write masked_accuracy(logits, labels): the share of scored positions whose "
+                     "top prediction is the label.", _masked_accuracy,
+                     "which positions does the MLM loss ignore?"),
+    "03.1": Exercise("Write negation_accuracy(texts, labels, predictions): accuracy on the "
                      "reviews with a negation word.", _negation_accuracy,
-                     "mask = finetune.slices(texts)['negation']"),
-    "04.1": Exercise("With the guard off at strength 0.3 (3x the lab's), what share of the "
-                     "variants of the training reviews with a negation word change their "
-                     "negation words?", _negations_changed,
-                     "augment.negation_survival(..., strength=0.3, guard=False)"),
-    "04.2": Exercise("Write strength_of(original, variant): the share of the original's words "
-                     "missing from the variant.", _strength_of,
-                     "Counter(original.split()) - Counter(variant.split())"),
+                     "finetune.slices finds them"),
+    "03.2": Exercise("Write mean_pool(hidden, mask): the average token state that the "
+                     "Classifier's head sees, padding left out.", _mean_pool,
+                     "padding positions have mask 0"),
+    "03.3": Exercise("What validation accuracy does the TF-IDF baseline reach on the seed-0 "
+                     "sample of 500 labels?", _validation_500, "which split does a choice use?"),
+    "04.1": Exercise("Write strength_of(original, variant): the share of the original's words "
+                     "missing from the variant.", _strength_of, "words are a multiset"),
+    "04.2": Exercise("Write guarded_delete(text, p, seed): EDA's deletion that never deletes a "
+                     "protected word.", _guarded_delete, "augment.protected_positions"),
+    "04.3": Exercise("With the polarity check off, how many synonym candidates of good, bad, "
+                     "funny, boring, great and awful have the opposite polarity?",
+                     _opposite_candidates, "Thesaurus.load() has both synonyms() and polarity"),
     "05.1": Exercise("What is the teacher's P(positive) for logits [0, 2] at temperature 4?",
-                     _soft_p, "softmax([0, 2] / 4)"),
-    "05.2": Exercise("Write soft_loss(student_logits, teacher_logits, T): T^2 times the KL "
-                     "divergence of the softmaxes at T.", _soft_loss,
-                     "torch.log_softmax(x / T, -1) for both; KL = sum p (log p - log q)"),
+                     _soft_p, "softmax of the scaled logits"),
+    "05.2": Exercise("Without the T² factor, what is the ratio of the soft loss's gradient norm "
+                     "at T=4 to that at T=1, for student logits [0.5, -0.5] and teacher logits "
+                     "[2, -2]?", _gradient_ratio, "autograd does the calculus"),
+    "05.3": Exercise("How many times more weights does the teacher have than the cpu-scale "
+                     "student?", _parameter_ratio, "labkit.measure.parameters"),
 }
 
 
