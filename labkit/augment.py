@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import fetch
+from .curves import budget_curve
 from .text import CONTRAST, NEGATION, check_texts
 
 OPS = ("replace", "insert", "swap", "delete")
@@ -305,3 +306,25 @@ def negation_survival(texts, n_aug: int = 4, strength: float = 0.1, seed: int = 
     variants, _ = augment(negated, np.zeros(len(negated), int), n_aug, strength, seed, guard, ops)
     originals = [t for t in negated for _ in range(n_aug)]
     return len(negated), negations_kept(originals, variants[len(negated):])
+
+
+def paired_gains(fit_score, texts, labels, budgets, seeds: int, n_aug: int = 4,
+                 strength: float = 0.1, guard: bool = True) -> dict:
+    """Lab 04's experiment. For each label budget and seed, one stratified sample of the
+    reviews is trained on as it is ("plain") and with ``n_aug`` variants of each review
+    ("augmented"): same rows, same seed, same settings, so the gain can be read seed by seed.
+    ``fit_score(texts, labels, seed) -> accuracy``; a budget of None is all the reviews (the
+    seeds then differ only in the augmentation and the model's initialisation).
+    Returns {"plain": {n: [accuracy per seed]}, "augmented": {...}}.
+    """
+    texts, labels = np.asarray(check_texts(texts, "no texts to augment"), dtype=object), np.asarray(labels)
+
+    def arm(augmented):
+        def run(rows, seed):
+            x, y = list(texts[rows]), labels[rows]
+            if augmented:
+                x, y = augment(x, y, n_aug, strength, seed=seed, guard=guard)
+            return fit_score(x, y, seed)
+        return run
+    return {name: budget_curve(arm(name == "augmented"), labels, budgets, seeds, seeds_on_all=True)
+            for name in ("plain", "augmented")}

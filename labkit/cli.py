@@ -1,4 +1,4 @@
-"""Tools: the `labkit` command. ``labkit doctor | fetch | run | report``.
+"""Tools: the `labkit` command. ``labkit doctor | fetch | run | report | study``.
 
     labkit doctor                        the environment, the cache, what each lab costs
     labkit fetch [NAMES] [--force]       download, verify and extract data and weights
@@ -7,6 +7,8 @@
     labkit report --check FILE           fail unless every notebook passed and recorded results
     labkit report --readme [--check]     regenerate (or check) the README's tables from
                                          labkit/reference/
+    labkit study NAME [--seeds N] [--out DIR]
+                                         run a reference study (labkit.study) at the current scale
 
 Leaves out: the work itself (`labkit.env`, `labkit.fetch`, `labkit.report`).
 """
@@ -46,8 +48,20 @@ def main(argv=None) -> int:
                         "with --readme: exit 1 if README.md's tables are out of date")
     p.add_argument("--readme", action="store_true",
                    help="write the tables of labkit/reference/*.json into README.md")
+    st = sub.add_parser("study", help="run a reference study and write its results with provenance")
+    st.add_argument("name", help="lab04 or lab05 (see labkit.study)")
+    st.add_argument("--seeds", type=int, default=None, help="default: the study's (2 at smoke)")
+    st.add_argument("--out", default=None, help="folder to write NAME.json (default: labkit/reference/studies)")
     args = ap.parse_args(argv)
 
+    if args.cmd == "study":
+        from . import study
+        try:
+            study.run(args.name, seeds=args.seeds, out=args.out)
+        except (KeyError, FileNotFoundError) as e:
+            print(f"labkit study: {e}", file=sys.stderr)
+            return 2
+        return 0
     if args.cmd == "doctor":
         env.doctor()
         return 0

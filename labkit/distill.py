@@ -6,8 +6,10 @@ The student (lab 02's small BERT architecture) then trains through the one loop
 `labkit.train.train` with `kd_loss` (Hinton et al. 2015): the KL divergence between the
 teacher's and the student's softmax at temperature T, times T^2, mixed with the usual
 cross entropy on the true labels by ``alpha``. Unlabelled reviews (label -1) get only the
-soft part: the teacher labels them, no person has to. What the student buys is measured
-with `labkit.measure`.
+soft part: the teacher labels them, no person has to. `student_run` trains one student of
+each kind (`KINDS`), cached; `DistillConfig`'s steps, temperature and alpha are the ones
+`labkit study lab05` chose on the validation split. What the student buys is measured with
+`labkit.measure`.
 Leaves out: distilling hidden states or attention maps (TinyBERT), and task-agnostic
 distillation during pretraining (DistilBERT).
 """
@@ -20,28 +22,29 @@ import torch
 import torch.nn.functional as F
 
 from . import cache
-from .classifier import predict_logits
+from .classifier import Run, cached_fine_tune, predict_logits, small_classifier
 from .env import scale as current_scale
 from .text import check_texts
 
 
 @dataclass
 class DistillConfig:
-    """Settings of lab 05. ``DistillConfig.for_scale()`` picks them for LABKIT_SCALE."""
-    budgets: tuple = (2000, None)  # true labels the students get (None = all ~9,600)
-    seeds: int = 3
-    temperature: float = 2.0
-    alpha: float = 0.5             # weight of the soft (teacher) part of the loss
-    steps: int = 300               # student optimizer steps, batch 32 (~0.05 s each here;
-                                   # 250 left distilled and hard tied on all labels)
+    """Settings of lab 05. ``DistillConfig.for_scale()`` picks them for LABKIT_SCALE.
+
+    The students learn from the teacher's labelled rows (the sample lab 03 trained it on) or
+    from every training label; steps, temperature and alpha are the ones `labkit study lab05`
+    chose on the validation split (``labkit/reference/studies/lab05.json``).
+    """
+    seeds: int = 3                 # student initialisations per kind and budget
+    steps: int = 300               # student optimizer steps of `batch_size` reviews;
+    temperature: float = 4.0       # these three chosen on validation by `labkit study lab05`
+    alpha: float = 1.0             # weight of the soft (teacher) part: 1 = soft targets only
     lr: float = 1e-3
     batch_size: int = 32
     max_len: int = 64
-    grid_temperatures: tuple = (1.0, 4.0)
-    grid_alphas: tuple = (0.5, 1.0)
-    grid_kind: str = "distilled"   # the T x alpha grid: students of this kind, one seed,
-    grid_budget: int = 2000        # on this many labels,
-    grid_steps: int = 150          # with half the steps (each grid point is a full run)
+    study_steps: tuple = (150, 300, 450)       # what the study compares on validation
+    study_temperatures: tuple = (1.0, 2.0, 4.0)
+    study_alphas: tuple = (0.5, 1.0)
     repeats: int = 20              # timed runs per latency / throughput measurement
     train_size: int | None = None
     test_size: int | None = None
@@ -51,12 +54,37 @@ class DistillConfig:
     def for_scale(cls, scale: str | None = None) -> "DistillConfig":
         scale = scale or current_scale()
         if scale == "smoke":
-            return cls(budgets=(200, None), seeds=2, steps=15, max_len=32,
-                       grid_temperatures=(1.0, 4.0), grid_alphas=(0.5,), grid_budget=200,
-                       grid_steps=10, repeats=3, train_size=1000, test_size=300)
+            return cls(seeds=2, steps=15, max_len=32, study_steps=(10, 15), study_temperatures=(1.0, 2.0),
+                       study_alphas=(0.5,), repeats=3, train_size=1000, test_size=300)
         if scale == "gpu":
-            return cls(seeds=5, steps=1200, max_len=128)
+            return cls(seeds=5, steps=1200, max_len=128, study_steps=(600, 1200, 1800))
         return cls()
+
+
+KINDS = ("hard labels", "distilled", "distilled + unlabelled")
+
+
+def student_run(mlm, tokenizer, kind: str, texts, labels, teacher, rows, seed: int,
+                cfg: DistillConfig, **override) -> Run:
+    """One of lab 05's students (lab 02's architecture from scratch), cached: trained on the
+    labelled ``rows`` with cross entropy ("hard labels") or `kd_loss` against the teacher's
+    logits ``teacher`` ("distilled"); "distilled + unlabelled" also sees every other review,
+    unlabelled (-1), with the teacher's logits as its only signal. ``override``: steps,
+    temperature or alpha instead of ``cfg``'s."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
+    settings = {"steps": cfg.steps, "temperature": cfg.temperature, "alpha": cfg.alpha, **override}
+    texts, labels, teacher = np.asarray(texts, dtype=object), np.asarray(labels), np.asarray(teacher)
+    x, y, t = texts[rows], labels[rows], teacher[rows]
+    loss_fn = None if kind == "hard labels" else kd_loss_fn(settings["temperature"], settings["alpha"])
+    if kind == "distilled + unlabelled":
+        y = np.full(len(labels), -1)
+        y[rows] = labels[rows]
+        x, t = texts, teacher
+    return cached_fine_tune(lambda: (tokenizer, small_classifier(mlm, pretrained=False, seed=seed)),
+                            list(x), y, name="student", lr=cfg.lr, steps=settings["steps"],
+                            batch_size=cfg.batch_size, max_len=cfg.max_len, seed=seed,
+                            loss_fn=loss_fn, targets=t if loss_fn else None)
 
 
 def soft_targets(logits, temperature: float = 1.0) -> np.ndarray:

@@ -124,3 +124,22 @@ def test_real_thesaurus():
     assert "hilarious" in th.synonyms("funny")
     assert "bad" not in th.synonyms("good") and "bad" in th.synonyms("good", same_polarity=False)
     assert "movie" in th.synonyms("film")
+
+
+def test_paired_gains_share_rows_and_seeds_between_arms():
+    texts = [f"a good film number {i}" for i in range(30)] + [f"a bad film number {i}" for i in range(30)]
+    labels = [1] * 30 + [0] * 30
+    seen = []
+
+    def fit_score(x, y, seed):
+        seen.append((len(x), seed, tuple(sorted(x)[:3])))
+        return len(x) / 1000
+
+    out = A.paired_gains(fit_score, texts, labels, (10, None), seeds=2, n_aug=2, strength=0.2,
+                         guard=True)
+    assert set(out) == {"plain", "augmented"} and set(out["plain"]) == {10, 60}
+    assert len(out["plain"][60]) == 2  # all labels: one run per seed (augmentation differs)
+    plain = [s for s in seen if s[0] in (10, 60)]
+    augmented = [s for s in seen if s[0] in (30, 180)]
+    assert [(n // 3, seed) for n, seed, _ in augmented] == [(n, seed) for n, seed, _ in plain]
+    assert out["augmented"][10] == [0.03, 0.03]  # the originals plus 2 variants each

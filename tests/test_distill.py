@@ -111,3 +111,19 @@ def test_loader_carries_targets_and_checks_them(tok):
     assert batch["targets"].shape == (5, 2) and batch["targets"].dtype == torch.float32
     with pytest.raises(ValueError, match="4 target rows for 5 texts"):
         classifier.loader(tok, POS, [1] * 5, targets=np.ones((4, 2)))
+
+
+def test_student_run_kinds_share_what_they_should(tok, tmp_cache):
+    texts, labels = POS + NEG, [1] * 5 + [0] * 5
+    teacher = np.array([[-2.0, 2.0]] * 5 + [[2.0, -2.0]] * 5, dtype=np.float32)
+    mlm = models.small_bert(len(tok), hidden=32, layers=1, heads=2, max_len=32)
+    cfg = D.DistillConfig(steps=4, batch_size=4, max_len=16)
+    rows = np.array([0, 1, 5, 6])
+    run = lambda kind, **kw: D.student_run(mlm, tok, kind, texts, labels, teacher, rows, 0, cfg, **kw)  # noqa: E731
+    hard, dist, unl = (run(k) for k in D.KINDS)
+    assert hard.info["examples"] == dist.info["examples"] == 4 and unl.info["examples"] == 10
+    assert len({hard.folder, dist.folder, unl.folder}) == 3
+    assert run("hard labels", temperature=4.0).hit  # T and alpha do not touch a hard-label run
+    assert not run("distilled", temperature=4.0).hit and run("distilled", temperature=4.0).hit
+    with pytest.raises(ValueError, match="unknown kind"):
+        run("self-taught")

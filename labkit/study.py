@@ -1,0 +1,127 @@
+"""Tools: reference studies, the experiments behind the course's committed reference results.
+
+A study runs the same labkit code as a lab, with more seeds or a wider grid than a lab can
+afford at `cpu` scale, and writes its results with their provenance (the command, labkit
+commit, machine, date and seconds) to ``labkit/reference/studies/<name>.json``. The labs
+show them beside the learner's own runs and take their settings from them. Every training
+run goes through the run cache, so a study repeated, or a lab after it, reads its runs back.
+
+    labkit study lab04   augmentation gains at each label budget over 10 seeds (TF-IDF with the
+                         guard on and off, the small BERT): paired intervals a lab's 3 seeds can't give
+    labkit study lab05   the students' steps, temperature and alpha, chosen on the validation
+                         split (needs lab 03's MiniLM in the cache)
+
+A study runs at the current scale (``LABKIT_SCALE=smoke`` runs it tiny: the tests do);
+``--out`` writes elsewhere.
+Leaves out: anything a lab needs to run; studies only feed the committed reference.
+"""
+from __future__ import annotations
+
+import datetime
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import augment, cache, curves, data, env, report
+from .classifier import load_best
+from .distill import DistillConfig, student_run, teacher_logits
+from .finetune import FinetuneConfig, small_run
+from .pretrain import load_or_pretrain
+from .stats import paired
+
+STUDIES = Path(__file__).parent / "reference" / "studies"
+
+
+def load(name: str) -> dict:
+    """A committed study's results ({"provenance", "settings", "results"}); a clear error
+    when it is missing."""
+    path = STUDIES / f"{name}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no reference study {path}: run `labkit study {name}` (minutes)")
+    import json
+    return json.loads(path.read_text())
+
+
+def _provenance(name: str, scale: str, seconds: float) -> dict:
+    return {"command": f"LABKIT_SCALE={scale} labkit study {name}", "seconds": round(seconds),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "labkit_commit": report.meta(scale, False)["labkit_commit"], **env.machine(),
+            "matmul_gflops": round(env.matmul_gflops())}
+
+
+def lab04(seeds: int) -> tuple[dict, dict]:
+    """Augmentation gains (paired by seed) for TF-IDF, with the guard on and off, and for lab
+    03's small BERT, at lab 04's budgets, on the fixed test split."""
+    ft, aug = FinetuneConfig.for_scale(), augment.AugmentConfig()
+    x_train, y_train, x_test, y_test = data.review_arrays(ft.train_size, ft.test_size, ft.seed)
+    tfidf = lambda x, y, seed: curves.baseline_accuracy(x, y, x_test, y_test)  # noqa: E731
+    budgets = tuple(dict.fromkeys((*ft.small_budgets, None)))
+    out = {"TF-IDF + LR": augment.paired_gains(tfidf, x_train, y_train, budgets, seeds, aug.n_aug, aug.strength),
+           "TF-IDF + LR, guard off": augment.paired_gains(tfidf, x_train, y_train, budgets, seeds, aug.n_aug,
+                                                          aug.strength, guard=False)}
+    tok, mlm = load_or_pretrain(progress=False)
+    small = lambda x, y, seed: small_run(mlm, tok, x, y, seed, ft).accuracy(x_test, y_test, ft.max_len)  # noqa: E731
+    out["small BERT"] = augment.paired_gains(small, x_train, y_train, ft.small_budgets, seeds, aug.n_aug,
+                                             aug.strength)
+    settings = {"seeds": seeds, "n_aug": aug.n_aug, "strength": aug.strength, "small_steps": ft.small_steps,
+                "split": "test", "train_size": len(y_train), "test_size": len(y_test)}
+    return settings, {model: {arm: {str(n): accs for n, accs in curve.items()} for arm, curve in arms.items()}
+                      for model, arms in out.items()}
+
+
+def lab05(seeds: int) -> tuple[dict, dict]:
+    """The students' settings, chosen on the validation split: steps first (hard-label and
+    distilled students on the teacher's labelled rows), then temperature and alpha at the
+    chosen steps. The distilled student's mean validation accuracy decides (ties: fewer steps,
+    lower temperature)."""
+    cfg = DistillConfig.for_scale()
+    x_train, y_train, _, _ = data.review_arrays(cfg.train_size, cfg.test_size, cfg.seed)
+    x_val, y_val = data.validation_arrays(cfg.test_size, cfg.seed)
+    t_tok, teacher, t_info = load_best("minilm")
+    t_train = teacher_logits(teacher, t_tok, list(x_train), cfg.max_len)
+    rows = data.sample_per_class(y_train, t_info["labels"], t_info["sample_seed"])
+    tok, mlm = load_or_pretrain(progress=False)
+
+    def val_acc(kind, seed, **settings):
+        run = student_run(mlm, tok, kind, x_train, y_train, t_train, rows, seed, cfg, **settings)
+        return run.accuracy(x_val, y_val, cfg.max_len)
+
+    by_steps = {kind: {str(s): [val_acc(kind, seed, steps=s) for seed in range(seeds)] for s in cfg.study_steps}
+                for kind in ("hard labels", "distilled")}
+    steps = max(cfg.study_steps, key=lambda s: (np.mean(by_steps["distilled"][str(s)]), -s))
+    grid = {f"T={t}, alpha={a}": [val_acc("distilled", seed, steps=steps, temperature=t, alpha=a)
+                                  for seed in range(seeds)]
+            for t in cfg.study_temperatures for a in cfg.study_alphas}
+    best = max(((t, a) for t in cfg.study_temperatures for a in cfg.study_alphas),
+               key=lambda ta: (np.mean(grid[f"T={ta[0]}, alpha={ta[1]}"]), -ta[0]))
+    settings = {"seeds": seeds, "split": "validation", "labelled_rows": len(rows), "validation_size": len(y_val),
+                "teacher": {k: t_info[k] for k in ("labels", "sample_seed")}}
+    return settings, {"steps": by_steps, "grid": grid,
+                      "chosen": {"steps": int(steps), "temperature": best[0], "alpha": best[1]}}
+
+
+STUDY_FUNCTIONS = {"lab04": (lab04, 10), "lab05": (lab05, 3)}  # name -> (function, seeds at cpu)
+
+
+def run(name: str, seeds: int | None = None, out: Path | None = None) -> Path:
+    """Run a study at the current scale and write its results with provenance; returns the
+    file written."""
+    if name not in STUDY_FUNCTIONS:
+        raise KeyError(f"unknown study {name!r}; the studies are {', '.join(STUDY_FUNCTIONS)}")
+    fn, default_seeds = STUDY_FUNCTIONS[name]
+    scale = env.scale()
+    seeds = seeds or (2 if scale == "smoke" else default_seeds)
+    start = time.perf_counter()
+    settings, results = fn(seeds)
+    path = Path(out or STUDIES) / f"{name}.json"
+    cache.write_json(path, {"provenance": _provenance(name, scale, time.perf_counter() - start),
+                            "settings": {"scale": scale, **settings}, "results": results})
+    print(f"study {name}: {time.perf_counter() - start:.0f} s -> {path}", file=sys.stderr)
+    return path
+
+
+def intervals(results: dict, comparisons: int, arm: str = "augmented", base: str = "plain") -> dict:
+    """{budget: `stats.paired` interval of ``arm`` minus ``base``} of one model's results."""
+    return {n: paired(results[arm][n], results[base][n], comparisons) for n in results[base]}

@@ -1,0 +1,51 @@
+"""The reference studies run end to end at smoke size, and the committed ones are complete."""
+import json
+
+import numpy as np
+import pytest
+
+from labkit import classifier, data, finetune, study
+
+
+def test_committed_studies_have_provenance_and_what_the_labs_read():
+    for name in ("lab04", "lab05"):
+        ref = study.load(name)
+        p = ref["provenance"]
+        assert p["command"].endswith(f"labkit study {name}") and p["labkit_commit"] and p["date"], name
+        assert p["cpu"] and p["matmul_gflops"] > 0 and ref["settings"]["seeds"] >= 3, name
+    lab04 = study.load("lab04")["results"]
+    assert set(lab04) == {"TF-IDF + LR", "TF-IDF + LR, guard off", "small BERT"}
+    assert all(len(a) == study.load("lab04")["settings"]["seeds"] for arms in lab04.values()
+               for c in arms.values() for a in c.values())
+    lab05 = study.load("lab05")["results"]
+    assert set(lab05["chosen"]) == {"steps", "temperature", "alpha"}
+    assert study.load("lab05")["settings"]["split"] == "validation"
+
+
+def test_lab04_study_at_smoke(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_SCALE", "smoke")
+    out = json.loads(study.run("lab04", seeds=2, out=tmp_path).read_text())
+    assert out["settings"]["scale"] == "smoke" and out["provenance"]["seconds"] >= 0
+    small = out["results"]["small BERT"]
+    assert set(small["plain"]) == set(small["augmented"]) and all(len(a) == 2 for a in small["plain"].values())
+    iv = study.intervals({arm: {int(n): a for n, a in c.items()} for arm, c in small.items()}, comparisons=2)
+    assert all(iv[n]["n"] == 2 for n in iv)
+
+
+def test_lab05_study_at_smoke(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_SCALE", "smoke")
+    cfg = finetune.FinetuneConfig.for_scale()
+    x_train, y_train, x_test, y_test = data.review_arrays(cfg.train_size, cfg.test_size, cfg.seed)
+    n = cfg.minilm_budgets[-1]  # the teacher lab 03 saves at smoke, made the same way
+    rows = data.sample_per_class(y_train, n, 0)
+    run = finetune.minilm_run(x_train[rows], y_train[rows], 0, cfg)
+    classifier.save_classifier(run.model, run.tokenizer, classifier.best_dir("minilm"),
+                               {"labels": n, "sample_seed": 0, "scale": "smoke",
+                                "test_accuracy": run.accuracy(x_test, y_test, cfg.max_len)})
+    out = json.loads(study.run("lab05", seeds=2, out=tmp_path).read_text())
+    chosen, res = out["results"]["chosen"], out["results"]
+    assert chosen["steps"] in (10, 15) and chosen["temperature"] in (1.0, 2.0) and chosen["alpha"] == 0.5
+    best = np.mean(res["steps"]["distilled"][str(chosen["steps"])])
+    assert best == max(np.mean(a) for a in res["steps"]["distilled"].values())  # chosen on validation
+    with pytest.raises(KeyError, match="unknown study"):
+        study.run("lab99")
