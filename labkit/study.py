@@ -46,6 +46,8 @@ def load(name: str) -> dict:
 
 def _provenance(name: str, scale: str, seconds: float) -> dict:
     return {"command": f"LABKIT_SCALE={scale} labkit study {name}", "seconds": round(seconds),
+            "seconds_mean": "this command's wall time with the run cache as it was: runs already "
+                            "there are read back, not trained",
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "labkit_commit": report.meta(scale, False)["labkit_commit"], **env.machine(),
             "matmul_gflops": round(env.matmul_gflops())}
