@@ -222,7 +222,7 @@ def load_or_pretrain(cfg: PretrainConfig | None = None, progress: bool = True):
 def corpus(cfg: PretrainConfig) -> list:
     """The English pretraining passages, without the fixed test reviews of labs 01-05."""
     test = data.review_splits()["test"]["text"]
-    texts = data.load_text("en", exclude=test)["text"]
+    texts = list(data.load_text("en", exclude=test)["text"])  # a list, not a lazy Column
     if cfg.max_texts:
         texts = [texts[i] for i in np.random.default_rng(cfg.seed).permutation(len(texts))[:cfg.max_texts]]
     return texts

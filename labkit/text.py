@@ -34,6 +34,11 @@ def check_texts(texts, empty: str = "no texts: give at least one") -> list:
 def train_wordpiece(texts, vocab_size: int = 8000, min_frequency: int = 2):
     """A WordPiece tokenizer learned from ``texts``.
 
+    The trainer numbers tokens in an order that changes from run to run (its hash maps are
+    seeded at random), so the ids are renumbered from the data alone: the special tokens,
+    then by frequency in ``texts``, ties by the token itself. The same texts then give the
+    same ids, and so the same model and run-cache keys. (Which tokens make the vocabulary can
+    still vary when ties fall exactly at ``vocab_size``; on lab 02's corpus they do not.)
     Example: trained on the English text, ``tok.tokenize("unforgettable")`` ->
     ``['unfor', '##get', '##table']``.
     """
@@ -48,12 +53,22 @@ def train_wordpiece(texts, vocab_size: int = 8000, min_frequency: int = 2):
     tok.train_from_iterator(texts, trainers.WordPieceTrainer(
         vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL,
         show_progress=False))
+    tok.model = models.WordPiece(_canonical_ids(tok, texts), unk_token="[UNK]")
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
         special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
     return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
                                    cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+
+
+def _canonical_ids(tok, texts) -> dict:
+    """{token: id}: specials first, then by how often each token occurs in ``texts`` (most
+    first), ties by the token string."""
+    from collections import Counter
+    counts = Counter(t for enc in tok.encode_batch(texts, add_special_tokens=False) for t in enc.tokens)
+    rest = sorted((t for t in tok.get_vocab() if t not in SPECIAL), key=lambda t: (-counts[t], t))
+    return {t: i for i, t in enumerate(SPECIAL + rest)}
 
 
 def unk_rate(tokenizer, texts) -> float:

@@ -122,3 +122,20 @@ def test_fill_mask_explorer_prints_a_fallback(tok, capsys):
 
 def test_pad_hand_case():
     assert text.pad([[5, 6, 7], [8]], 0).tolist() == [[5, 6, 7], [8, 0, 0]]
+
+
+def test_corpus_is_a_plain_list_without_the_test_reviews():
+    """A datasets Column is lazy and a tokenizer refuses it: the corpus must be a list."""
+    from labkit import data
+    texts = P.corpus(P.PretrainConfig(max_texts=None))
+    assert isinstance(texts, list) and all(isinstance(t, str) for t in texts[:100])
+    assert not set(data.review_splits()["test"]["text"]) & set(texts)
+
+
+def test_wordpiece_ids_do_not_depend_on_the_run():
+    """The trainer numbers equally frequent tokens in a random order; train_wordpiece must not."""
+    texts = [f"the film {w} was {v}" for w in ("good", "bad", "odd", "new", "old", "fun", "sad", "raw")
+             for v in ("great", "dull", "long", "short", "slow", "fast", "loud", "calm")] * 3
+    vocabs = [text.train_wordpiece(texts, vocab_size=60, min_frequency=1).get_vocab() for _ in range(6)]
+    assert all(v == vocabs[0] for v in vocabs)
+    assert [t for t, i in sorted(vocabs[0].items(), key=lambda kv: kv[1])][:5] == text.SPECIAL
