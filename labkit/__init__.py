@@ -7,7 +7,7 @@ from .env import offline_defaults as _offline_defaults
 
 _offline_defaults()
 
-from . import (augment, cache, check, clean, curves, data, env, fetch, measure, models,  # noqa: E402
+from . import (adversarial, augment, cache, check, clean, curves, data, env, fetch, measure, models,  # noqa: E402
                plots, pretrain, report, stats, text, train, widgets)
 from .env import device, doctor, scale, seed_everything  # noqa: E402
 from .report import claim, record, table  # noqa: E402
@@ -27,6 +27,6 @@ def __getattr__(name):
     raise AttributeError(f"module 'labkit' has no attribute {name!r}")
 
 
-__all__ = ["augment", "cache", "check", "classifier", "clean", "curves", "data", "distill", "env",
+__all__ = ["adversarial", "augment", "cache", "check", "classifier", "clean", "curves", "data", "distill", "env",
            "fetch", "finetune", "measure", "models", "plots", "pretrain", "report", "stats", "text",
            "train", "widgets", "claim", "record", "table", "device", "doctor", "scale", "seed_everything"]

@@ -69,7 +69,7 @@ class Thesaurus:
         self.signs = np.array([self.polarity.get(w, 0) for w in self.words])
         members: dict[str, list] = {}  # category -> indices of the words allowed as synonyms
         for w in self.words:
-            if (common is None or w in common) and not _protected_word(w):
+            if (common is None or w in common) and not logic_word(w):
                 for c in categories[w]:
                     members.setdefault(c, []).append(self.index[w])
         self.members = {c: np.array(ix) for c, ix in members.items()}
@@ -139,7 +139,8 @@ def _load_sources(common_words: int):
 
 # ---------------------------------------------------------------- the four operations
 
-def _protected_word(word: str) -> bool:
+def logic_word(word: str) -> bool:
+    """True for a negation or contrast word (or a token holding one): never replaced."""
     return bool(_LOGIC.search(word))
 
 
@@ -160,7 +161,7 @@ def protected_positions(words: list[str]) -> set[int]:
             if _NEG.search(w):
                 for j in range(i + 1, min(i + 4, len(words))):  # at most 3 words on
                     out.add(j)
-                    if _split(words[j])[1].lower() not in _stop():
+                    if _split(words[j])[1].lower() not in stop_words():
                         break
     return out
 
@@ -245,11 +246,11 @@ def apply(op: str, text: str, strength: float = 0.1, seed: int = 0, guard: bool 
     n = max(1, round(strength * len(words)))
     thesaurus = thesaurus if thesaurus is not None or op in ("swap", "delete") else Thesaurus.load()
     fn = {"replace": _replace, "insert": _insert, "swap": _swap, "delete": _delete}[op]
-    return " ".join(fn(words, strength if op == "delete" else n, rng, thesaurus, guard, _stop()))
+    return " ".join(fn(words, strength if op == "delete" else n, rng, thesaurus, guard, stop_words()))
 
 
 @functools.lru_cache(maxsize=1)
-def _stop() -> frozenset:
+def stop_words() -> frozenset:
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
     return frozenset(ENGLISH_STOP_WORDS)
 

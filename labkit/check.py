@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import augment, clean, curves, data, models
+from . import adversarial, augment, clean, curves, data, models
 from .pretrain import PretrainConfig
 
 
@@ -227,6 +227,35 @@ def _parameter_ratio(value):
             "(measure.parameters) at cpu scale and divide the teacher's by the student's")
 
 
+# ---------------------------------------------------------------- lab 06
+
+def _words_budget(fn):
+    cases = [(("one two three four five six seven eight nine", 0.2), 1),
+             (("a quietly moving film", 0.2), 0), (("w " * 10, 0.2), 2), (("w " * 25, 0.1), 2),
+             (("w " * 7, 1.0), 7), (("w " * 7, 0.0), 0)]
+    _cases(fn, "words_budget", cases, "a share of the words, rounded down (never above the limit)")
+
+
+def _fgm(fn):
+    import torch
+    g = torch.randn(3, 6, 4, generator=torch.Generator().manual_seed(6))
+    mask = torch.tensor([[1] * 6, [1] * 2 + [0] * 4, [1] * 4 + [0] * 2])
+    for eps in (0.5, 2.0):
+        got = fn(g, mask, eps)
+        assert isinstance(got, torch.Tensor) and got.shape == g.shape, \
+            "return a tensor shaped like the gradient"
+        assert torch.allclose(got, adversarial.fgm_perturbation(g, mask, eps), atol=1e-5), \
+            "zero the padding, then one L2 norm per review over all its tokens and dimensions"
+
+
+def _opposite_neighbours(value):
+    polarity = augment.Thesaurus.load().polarity
+    truth = sum(polarity.get(w, 0) * polarity.get("good", 0) < 0
+                for w, _ in adversarial.WordVectors.load().neighbours("good", 10))
+    _number(value, truth, 0, "WordVectors.load().neighbours('good', 10), then compare signs of "
+            "the polarities", "a whole number")
+
+
 EXERCISES = {
     "00.1": Exercise("How many of the cleaned English reviews are positive?", _positive_en,
                      "the labels are 0 and 1"),
@@ -272,6 +301,13 @@ EXERCISES = {
                      "[2, -2]?", _gradient_ratio, "autograd does the calculus"),
     "05.3": Exercise("How many times more weights does the teacher have than the cpu-scale "
                      "student?", _parameter_ratio, "labkit.measure.parameters"),
+    "06.1": Exercise("Write words_budget(text, max_fraction): how many words the attack may "
+                     "change.", _words_budget, "max_fraction is a limit, not a target"),
+    "06.2": Exercise("Write fgm(grad, mask, epsilon): FGM's perturbation, norm epsilon per "
+                     "review, zero at padding.", _fgm, "section 6 of the lab"),
+    "06.3": Exercise("How many of the 10 nearest words to 'good' in MiniLM's input-embedding "
+                     "space have the opposite polarity?", _opposite_neighbours,
+                     "adversarial.WordVectors and Thesaurus.polarity"),
 }
 
 

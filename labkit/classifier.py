@@ -176,6 +176,17 @@ def predictor(model, tokenizer, max_len: int = 64):
     return predict_fn
 
 
+def proba_predictor(model, tokenizer, max_len: int = 64, batch_size: int = 64):
+    """``texts -> probabilities`` (n, classes), in batches of ``batch_size``, on the CPU
+    with no gradients: what lab 06's attacks query."""
+    predict_fn = predictor(model, tokenizer, max_len)
+
+    def fn(texts):
+        out = [predict_fn(texts[i:i + batch_size]) for i in range(0, len(texts), batch_size)]
+        return torch.from_numpy(np.concatenate(out)).softmax(-1).numpy()
+    return fn
+
+
 # ---------------------------------------------------------------- models and training
 
 def small_classifier(mlm_model, pretrained: bool = True, seed: int = 0, num_labels: int = 2):

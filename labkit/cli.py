@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     p.add_argument("--readme", action="store_true",
                    help="write the tables of labkit/reference/*.json into README.md")
     st = sub.add_parser("study", help="run a reference study and write its results with provenance")
-    st.add_argument("name", help="lab04 or lab05 (see labkit.study)")
+    st.add_argument("name", help="lab04, lab05 or lab06 (see labkit.study)")
     st.add_argument("--seeds", type=int, default=None, help="default: the study's (2 at smoke)")
     st.add_argument("--out", default=None, help="folder to write NAME.json (default: labkit/reference/studies)")
     args = ap.parse_args(argv)

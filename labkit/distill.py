@@ -118,15 +118,21 @@ def kd_loss(student_logits, teacher_logits, labels, temperature: float = 2.0,
     return alpha * soft + (1 - alpha) * hard
 
 
-def kd_loss_fn(temperature: float = 2.0, alpha: float = 0.5):
-    """A ``loss_fn(model, batch)`` for `labkit.train.train`: `kd_loss` of the model's logits
-    against ``batch['targets']`` (the teacher's logits) and ``batch['labels']``."""
+def kd_logits_loss(temperature: float = 2.0, alpha: float = 0.5):
+    """``loss(logits, batch)``: `kd_loss` against ``batch['targets']`` (the teacher's logits)
+    and ``batch['labels']``; lab 06 computes the logits from perturbed embeddings."""
     kd_loss(torch.zeros(1, 2), torch.zeros(1, 2), torch.zeros(1, dtype=torch.long),
             temperature, alpha)  # refuse bad settings now, not at the first step
+    return lambda logits, batch: kd_loss(logits, batch["targets"], batch["labels"], temperature, alpha)
+
+
+def kd_loss_fn(temperature: float = 2.0, alpha: float = 0.5):
+    """A ``loss_fn(model, batch)`` for `labkit.train.train`: `kd_logits_loss` of the model's
+    logits."""
+    loss = kd_logits_loss(temperature, alpha)
 
     def loss_fn(model, batch):
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        return kd_loss(logits, batch["targets"], batch["labels"], temperature, alpha)
+        return loss(model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]), batch)
     loss_fn.spec = {"loss": "kd", "temperature": temperature, "alpha": alpha}  # for the run cache
     return loss_fn
 

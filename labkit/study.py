@@ -10,6 +10,8 @@ run goes through the run cache, so a study repeated, or a lab after it, reads it
                          guard on and off, the small BERT): paired intervals a lab's 3 seeds can't give
     labkit study lab05   the students' steps, temperature and alpha, chosen on the validation
                          split (needs lab 03's MiniLM in the cache)
+    labkit study lab06   the defences' epsilon and adversarial augmentation's size, chosen on
+                         the validation split (needs lab 03's MiniLM and lab 02's model)
 
 A study runs at the current scale (``LABKIT_SCALE=smoke`` runs it tiny: the tests do);
 ``--out`` writes elsewhere.
@@ -107,7 +109,48 @@ def lab05(seeds: int) -> tuple[dict, dict]:
                       "chosen": {"steps": int(steps), "temperature": best[0], "alpha": best[1]}}
 
 
-STUDY_FUNCTIONS = {"lab04": (lab04, 10), "lab05": (lab05, 3)}  # name -> (function, seeds at cpu)
+def lab06(seeds: int) -> tuple[dict, dict]:
+    """The defences' settings, chosen on the validation split: each defended student (lab
+    05's recipe, `adversarial.defended_student`) is scored on the validation reviews (clean
+    accuracy) and re-attacked with the lax attack on ``defence_pool`` of them. Per defence
+    the setting with the lowest mean success rate wins among those whose mean clean
+    accuracy is within 1.5 points of the undefended student's (the lab's accuracy bound)."""
+    import dataclasses
+    from .adversarial import AdversarialConfig, attack_many, defended_student, summary
+    from .classifier import proba_predictor
+    cfg, acfg = DistillConfig.for_scale(), AdversarialConfig.for_scale()
+    x_train, y_train, _, _ = data.review_arrays(cfg.train_size, cfg.test_size, cfg.seed)
+    x_val, y_val = data.validation_arrays(cfg.test_size, cfg.seed)
+    pool = np.random.default_rng(acfg.seed).permutation(len(y_val))[:acfg.defence_pool]
+    t_tok, teacher, t_info = load_best("minilm")
+    t_train = teacher_logits(teacher, t_tok, list(x_train), cfg.max_len)
+    rows = data.sample_per_class(y_train, t_info["labels"], t_info["sample_seed"])
+    tok, mlm = load_or_pretrain(progress=False)
+    grid = {"none": [{}], "FGM": [{"fgm_epsilon": e} for e in acfg.study_epsilons],
+            "PGD": [{"pgd_epsilon": e} for e in acfg.study_epsilons],
+            "adversarial augmentation": [{"a2t_attacked": n, "a2t_repeat": r} for n, r in acfg.study_a2t]}
+    results = {}
+    for name, options in grid.items():
+        for option in options:
+            label = ", ".join(f"{k}={v}" for k, v in option.items()) or "-"
+            runs = [defended_student(mlm, tok, x_train, y_train, t_train, rows, seed, cfg, name,
+                                     dataclasses.replace(acfg, **option))[0] for seed in range(seeds)]
+            attacked = [attack_many(proba_predictor(r.model, tok, cfg.max_len), [x_val[i] for i in pool], y_val[pool],
+                                    "lax", model_key=cache.fingerprint(r.model), progress=False) for r in runs]
+            results.setdefault(name, {})[label] = {
+                "clean": [r.accuracy(x_val, y_val, cfg.max_len) for r in runs],
+                "success": [summary(a)["success_rate"] for a in attacked], "setting": option}
+    floor = np.mean(results["none"]["-"]["clean"]) - 0.015
+    chosen = {}
+    for name in ("FGM", "PGD", "adversarial augmentation"):
+        ok = {k: v for k, v in results[name].items() if np.mean(v["clean"]) >= floor} or results[name]
+        chosen[name] = min(ok.values(), key=lambda v: np.mean(v["success"]))["setting"]
+    settings = {"seeds": seeds, "split": "validation", "validation_size": len(y_val),
+                "attacked_pool": len(pool), "steps": cfg.steps, "pgd_steps": acfg.pgd_steps}
+    return settings, {"grid": results, "chosen": chosen}
+
+
+STUDY_FUNCTIONS = {"lab04": (lab04, 10), "lab05": (lab05, 3), "lab06": (lab06, 2)}  # name -> (function, seeds at cpu)
 
 
 def run(name: str, seeds: int | None = None, out: Path | None = None) -> Path:

@@ -150,12 +150,33 @@ def right_and_wrong(ex):
         return grad_ratio(), [1 / 16, 1 / 4]
     if ex == "05.3":
         return parameter_ratio(), [1 / parameter_ratio(), 22.7 / 1.5]
+    if ex == "06.1":
+        return (lambda t, f: int(f * len(t.split()) + 1e-9)), [
+            lambda t, f: round(f * len(t.split())), lambda t, f: max(1, int(f * len(t.split())))]
+    if ex == "06.2":
+        def fgm(g, mask, eps):
+            g = g * mask.unsqueeze(-1)
+            return eps * g / g.flatten(1).norm(dim=1).view(-1, 1, 1)
+
+        def unmasked(g, mask, eps):
+            return eps * g / g.flatten(1).norm(dim=1).view(-1, 1, 1)
+
+        def per_token(g, mask, eps):
+            g = g * mask.unsqueeze(-1)
+            return eps * g / g.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        return fgm, [unmasked, per_token]
+    if ex == "06.3":
+        from labkit import adversarial
+        pol = augment.Thesaurus.load().polarity
+        near = adversarial.WordVectors.load().neighbours("good", 10)
+        right = sum(pol.get(w, 0) * pol.get("good", 0) < 0 for w, _ in near)
+        return right, [10, sum(pol.get(w, 0) == pol.get("good", 0) for w, _ in near)]
     raise KeyError(ex)
 
 
 def test_every_lab_has_at_least_three_checked_exercises():
     per_lab = Counter(ex.split(".")[0] for ex in check.EXERCISES)
-    assert set(per_lab) == {"00", "01", "02", "03", "04", "05"}
+    assert set(per_lab) == {"00", "01", "02", "03", "04", "05", "06"}
     assert min(per_lab.values()) >= 3, per_lab
 
 

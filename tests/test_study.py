@@ -32,8 +32,8 @@ def test_lab04_study_at_smoke(tmp_path, monkeypatch):
     assert all(iv[n]["n"] == 2 for n in iv)
 
 
-def test_lab05_study_at_smoke(tmp_path, monkeypatch):
-    monkeypatch.setenv("LABKIT_SCALE", "smoke")
+def save_smoke_teacher():
+    """Lab 03's smoke MiniLM, made the way lab 03 makes it (a cached run)."""
     cfg = finetune.FinetuneConfig.for_scale()
     x_train, y_train, x_test, y_test = data.review_arrays(cfg.train_size, cfg.test_size, cfg.seed)
     n = cfg.minilm_budgets[-1]  # the teacher lab 03 saves at smoke, made the same way
@@ -42,6 +42,11 @@ def test_lab05_study_at_smoke(tmp_path, monkeypatch):
     classifier.save_classifier(run.model, run.tokenizer, classifier.best_dir("minilm"),
                                {"labels": n, "sample_seed": 0, "scale": "smoke",
                                 "test_accuracy": run.accuracy(x_test, y_test, cfg.max_len)})
+
+
+def test_lab05_study_at_smoke(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_SCALE", "smoke")
+    save_smoke_teacher()
     out = json.loads(study.run("lab05", seeds=2, out=tmp_path).read_text())
     chosen, res = out["results"]["chosen"], out["results"]
     assert chosen["steps"] in (10, 15) and chosen["temperature"] in (1.0, 2.0) and chosen["alpha"] == 0.5
@@ -49,3 +54,21 @@ def test_lab05_study_at_smoke(tmp_path, monkeypatch):
     assert best == max(np.mean(a) for a in res["steps"]["distilled"].values())  # chosen on validation
     with pytest.raises(KeyError, match="unknown study"):
         study.run("lab99")
+
+
+def test_lab06_study_at_smoke(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_SCALE", "smoke")
+    save_smoke_teacher()
+    out = json.loads(study.run("lab06", seeds=2, out=tmp_path).read_text())
+    grid, chosen = out["results"]["grid"], out["results"]["chosen"]
+    assert set(grid) == {"none", "FGM", "PGD", "adversarial augmentation"}
+    assert out["settings"]["split"] == "validation"
+    for name, options in grid.items():
+        for v in options.values():
+            assert len(v["clean"]) == len(v["success"]) == 2
+            assert all(0 <= x <= 1 for x in v["clean"] + v["success"])
+    floor = np.mean(grid["none"]["-"]["clean"]) - 0.015
+    for name, setting in chosen.items():  # the rule: lowest success among the accurate enough
+        ok = [v for v in grid[name].values() if np.mean(v["clean"]) >= floor] or list(grid[name].values())
+        best = min(np.mean(v["success"]) for v in ok)
+        assert any(v["setting"] == setting and np.mean(v["success"]) == best for v in ok)
