@@ -39,14 +39,15 @@ class AdversarialConfig:
     minilm_pool: int = 70         # ... to MiniLM (it scores ~12x fewer reviews a second)
     defence_pool: int = 200       # test reviews each defended model is re-attacked on
     seeds: int = 3                # "none" and "adversarial augmentation"
-    fgm_seeds: int = 3            # FGM and PGD: as many as the budget allows
-    fgm_epsilon: float = 0.1      # L2 norm of the embedding perturbation, per review;
-    pgd_epsilon: float = 0.1      # these and a2t_* chosen on validation by `labkit study lab06`
+    fgm_seeds: int = 2            # FGM and PGD: as many as the budget allows
+    fgm_epsilon: float = 0.05     # L2 norm of the embedding perturbation, per review;
+    pgd_epsilon: float = 0.05     # these and a2t_* chosen on validation by `labkit study lab06`
     pgd_steps: int = 3
     a2t_attacked: int = 600       # training reviews attacked for adversarial augmentation
     a2t_repeat: int = 2           # times each adversarial review is added
-    study_epsilons: tuple = (0.05, 0.1, 0.2)            # what `labkit study lab06` compares
-    study_a2t: tuple = ((600, 4), (2000, 2))            # (reviews attacked, repeat)
+    study_epsilons: tuple = (0.05, 0.1, 0.2)    # what `labkit study lab06` compares;
+    study_a2t: tuple = ((600, 2), (600, 4))      # (reviews attacked, repeat), and a probe of
+    study_a2t_probe: tuple = ((2000, 2),)        # more compute (~3 min a seed: not a candidate)
     seed: int = 0
 
     @classmethod
@@ -54,7 +55,7 @@ class AdversarialConfig:
         scale = scale or current_scale()
         if scale == "smoke":
             return cls(pool=12, minilm_pool=3, defence_pool=8, seeds=2, fgm_seeds=1, pgd_steps=2,
-                       a2t_attacked=8, study_epsilons=(0.1,), study_a2t=((8, 2),))
+                       a2t_attacked=8, study_epsilons=(0.1,), study_a2t=((8, 2),), study_a2t_probe=())
         if scale == "gpu":
             return cls(pool=1000, minilm_pool=1000, defence_pool=1000, seeds=5, fgm_seeds=5, a2t_attacked=3000)
         return cls()

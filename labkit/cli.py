@@ -7,6 +7,7 @@
     labkit report --check FILE           fail unless every notebook passed and recorded results
     labkit report --readme [--check]     regenerate (or check) the README's tables from
                                          labkit/reference/
+    labkit report --merge NEW --into REF put NEW's notebooks into the reference report REF
     labkit study NAME [--seeds N] [--out DIR]
                                          run a reference study (labkit.study) at the current scale
 
@@ -48,6 +49,8 @@ def main(argv=None) -> int:
                         "with --readme: exit 1 if README.md's tables are out of date")
     p.add_argument("--readme", action="store_true",
                    help="write the tables of labkit/reference/*.json into README.md")
+    p.add_argument("--merge", metavar="NEW_JSON", help="a report of some labs, measured alone ...")
+    p.add_argument("--into", metavar="REFERENCE_JSON", help="... whose rows replace (or join) this reference's")
     st = sub.add_parser("study", help="run a reference study and write its results with provenance")
     st.add_argument("name", help="lab04, lab05 or lab06 (see labkit.study)")
     st.add_argument("--seeds", type=int, default=None, help="default: the study's (2 at smoke)")
@@ -89,6 +92,14 @@ def main(argv=None) -> int:
 
 
 def _report(args) -> int:
+    if args.merge or args.into:
+        if not (args.merge and args.into) or not Path(args.merge).exists() or not Path(args.into).exists():
+            print("labkit report: give --merge NEW_JSON --into REFERENCE_JSON, both existing reports",
+                  file=sys.stderr)
+            return 2
+        names = report.merge(Path(args.into), Path(args.merge))
+        print(f"{args.into}: {', '.join(names)} from {args.merge}")
+        return 0
     if args.readme:
         readme = Path("README.md")
         if not readme.exists():

@@ -261,6 +261,24 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merge(reference: Path, new: Path) -> list[str]:
+    """Put the notebook rows of the report ``new`` into the reference report ``reference``
+    (a row of the same notebook is replaced; course order kept). Each row brought in keeps
+    what it was measured on (``measured``: commit, date, matmul speed, fresh) and the README
+    says so: a lab added later is measured alone, with the labs it reads from run before it
+    in the same `labkit run` (cold: ``--fresh``). Returns the notebooks merged."""
+    ref, rep = json.loads(Path(reference).read_text()), json.loads(Path(new).read_text())
+    if ref["meta"]["scale"] != rep["meta"]["scale"] or ref["meta"]["fresh"] != rep["meta"]["fresh"]:
+        raise ValueError(f"{new} (scale {rep['meta']['scale']}, fresh {rep['meta']['fresh']}) was not "
+                         f"measured like {reference} (scale {ref['meta']['scale']}, fresh {ref['meta']['fresh']})")
+    measured = {k: rep["meta"][k] for k in ("labkit_commit", "date", "matmul_gflops")}
+    rows = {r["notebook"]: r for r in ref["notebooks"]}
+    rows.update({r["notebook"]: {**r, "measured": measured} for r in rep["notebooks"]})
+    ref["notebooks"] = [rows[k] for k in sorted(rows)]
+    cache.write_json(Path(reference), ref)
+    return [r["notebook"] for r in rep["notebooks"]]
+
+
 # ---------------------------------------------------------------- the README's tables
 
 def _duration(seconds) -> str:
@@ -307,6 +325,11 @@ def readme(ref: Path = REFERENCE) -> dict[str, str]:
     out.append("| all labs, in order | " + " | ".join(_duration(total[k]) for k, _ in cols) + " |")
     out += ["", "Measured with `labkit run` on " + "; ".join(
         f"{'`' + k + '`'}: {_machine(reports[k]['meta'])}" for k, _ in cols) + "."]
+    later = sorted({(r["notebook"], k, r["measured"]["labkit_commit"], r["measured"]["date"],
+                     r["measured"]["matmul_gflops"]) for k, _ in cols for r in rows[k].values() if "measured" in r})
+    if later:
+        out += ["", "Measured later, on the same machine, after the labs before them (`labkit report --merge`): " +
+                "; ".join(f"`{Path(nb).stem}` at `{k}` (labkit {c}, {d}, {g} GFLOP/s)" for nb, k, c, d, g in later) + "."]
     m = reports["cpu"]["meta"]
     if m.get("install"):
         i = m["install"]

@@ -138,6 +138,28 @@ def test_readme_sections_come_from_the_reference(tmp_path, monkeypatch):
         report.update_readme(readme)
 
 
+def test_merge_brings_a_lab_measured_later_into_the_reference(tmp_path):
+    fake_reference(tmp_path / "ref")
+    ref = tmp_path / "ref" / "cpu.json"
+    new = json.loads(ref.read_text())
+    new["meta"].update(labkit_commit="def", date="2026-02-02 00:00 UTC", matmul_gflops=60)
+    new["notebooks"] = [dict(new["notebooks"][1], wall_s=250), dict(new["notebooks"][1], notebook="02_c.ipynb")]
+    (tmp_path / "new.json").write_text(json.dumps(new))
+    assert cli.main(["report", "--merge", str(tmp_path / "new.json"), "--into", str(ref)]) == 0
+    merged = json.loads(ref.read_text())
+    assert [r["notebook"] for r in merged["notebooks"]] == ["00_a.ipynb", "01_b.ipynb", "02_c.ipynb"]
+    assert merged["notebooks"][1]["wall_s"] == 250 and "measured" not in merged["notebooks"][0]
+    assert merged["notebooks"][2]["measured"] == {"labkit_commit": "def", "date": "2026-02-02 00:00 UTC",
+                                                  "matmul_gflops": 60}
+    assert merged["meta"]["labkit_commit"] == "abc"  # the reference's own run is unchanged
+    labs = report.readme(tmp_path / "ref")["labs"]
+    assert "`02_c` at `cpu` (labkit def, 2026-02-02 00:00 UTC, 60 GFLOP/s)" in labs
+    warm = tmp_path / "ref" / "cpu-warm.json"  # a second run is not a cold one
+    with pytest.raises(ValueError, match="was not measured like"):
+        report.merge(warm, tmp_path / "new.json")
+    assert cli.main(["report", "--merge", str(tmp_path / "nothing.json"), "--into", str(ref)]) == 2
+
+
 def test_the_readme_is_generated_from_the_committed_reference():
     """Every figure in the README's lab tables comes from labkit/reference: regenerate it
     with `labkit report --readme` after a new reference run."""
