@@ -44,7 +44,7 @@ class AdversarialConfig:
     pgd_epsilon: float = 0.05     # these and a2t_* chosen on validation by `labkit study lab06`
     pgd_steps: int = 3
     a2t_attacked: int = 600       # training reviews attacked for adversarial augmentation
-    a2t_repeat: int = 2           # times each adversarial review is added
+    a2t_repeat: int = 4           # times each adversarial review is added
     study_epsilons: tuple = (0.05, 0.1, 0.2)    # what `labkit study lab06` compares;
     study_a2t: tuple = ((600, 2), (600, 4))      # (reviews attacked, repeat), and a probe of
     study_a2t_probe: tuple = ((2000, 2),)        # more compute (~3 min a seed: not a candidate)
