@@ -240,10 +240,14 @@ def check(report: dict) -> list[str]:
     return problems
 
 
+def cold(meta: dict) -> bool:
+    """Whether a run started cold: ``--fresh``, or an empty run cache."""
+    return bool(meta["fresh"] or meta["run_cache_mb_at_start"] == 0)
+
+
 def markdown(report: dict) -> str:
     m = report["meta"]
-    cold = m["fresh"] or m["run_cache_mb_at_start"] == 0
-    lines = [f"Scale {m['scale']}{', cold run cache' if cold else ''}; {m['date']}; labkit "
+    lines = [f"Scale {m['scale']}{', cold run cache' if cold(m) else ''}; {m['date']}; labkit "
              f"{m['labkit_commit']}; {m['cpu']}, {m['usable_cores']} cores, {m['ram_gb']} GB, "
              f"{m['matmul_gflops']} GFLOP/s; torch {m['torch']}, transformers {m['transformers']}",
              "", "| notebook | status | wall (s) | peak memory (MB) | failing cell |",
@@ -268,9 +272,9 @@ def merge(reference: Path, new: Path) -> list[str]:
     says so: a lab added later is measured alone, with the labs it reads from run before it
     in the same `labkit run` (cold: ``--fresh``). Returns the notebooks merged."""
     ref, rep = json.loads(Path(reference).read_text()), json.loads(Path(new).read_text())
-    if ref["meta"]["scale"] != rep["meta"]["scale"] or ref["meta"]["fresh"] != rep["meta"]["fresh"]:
-        raise ValueError(f"{new} (scale {rep['meta']['scale']}, fresh {rep['meta']['fresh']}) was not "
-                         f"measured like {reference} (scale {ref['meta']['scale']}, fresh {ref['meta']['fresh']})")
+    if (ref["meta"]["scale"], cold(ref["meta"])) != (rep["meta"]["scale"], cold(rep["meta"])):
+        raise ValueError(f"{new} (scale {rep['meta']['scale']}, cold {cold(rep['meta'])}) was not measured "
+                         f"like {reference} (scale {ref['meta']['scale']}, cold {cold(ref['meta'])})")
     measured = {k: rep["meta"][k] for k in ("labkit_commit", "date", "matmul_gflops")}
     rows = {r["notebook"]: r for r in ref["notebooks"]}
     rows.update({r["notebook"]: {**r, "measured": measured} for r in rep["notebooks"]})

@@ -107,7 +107,8 @@ def fake_reference(folder: Path):
     table = {"tables": {"a": {"title": "Scores", "header": ["x", "y"], "rows": [["1", "2"]]}}}
     folder.mkdir()
     for name, secs in (("smoke", 10), ("cpu", 100), ("cpu-warm", 40)):
-        rep = {"meta": dict(m, scale=name.split("-")[0], fresh=name == "cpu"),
+        rep = {"meta": dict(m, scale=name.split("-")[0], fresh=name == "cpu",
+                            run_cache_mb_at_start=300 if name == "cpu-warm" else 0),
                "notebooks": [row("00_a.ipynb", secs, 500, {}), row("01_b.ipynb", secs * 2, 1500, table)]}
         (folder / f"{name}.json").write_text(json.dumps(rep))
 
