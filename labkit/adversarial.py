@@ -25,9 +25,10 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from . import cache, fetch
+from . import cache
+from .augment import Thesaurus, frequent_words, logic_word, protected_positions, stop_words
 from .env import scale as current_scale
-from .augment import Thesaurus, logic_word, protected_positions, stop_words
+from .models import minilm_word_table
 from .text import check_texts
 
 
@@ -97,7 +98,7 @@ PRESETS = {
 
 
 def constraints(preset) -> Constraints:
-    """A preset's `Constraints` by name ("lax", "strict", "char"), or ``preset`` itself."""
+    """A preset's `Constraints` by name, or ``preset`` itself."""
     if not isinstance(preset, Constraints) and preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)} or a Constraints(...)")
     return preset if isinstance(preset, Constraints) else PRESETS[preset]
@@ -118,23 +119,15 @@ class WordVectors:
     @classmethod
     @functools.lru_cache(maxsize=1)
     def load(cls) -> "WordVectors":
-        from safetensors import safe_open
-        minilm = fetch.path("minilm")
-        vocab = (minilm / "vocab.txt").read_text(encoding="utf-8").split("\n")
-        with safe_open(str(minilm / "model.safetensors"), "np") as f:
-            table = f.get_tensor(next(k for k in f.keys() if k.endswith("word_embeddings.weight")))
-        with open(fetch.path("thesaurus-en") / "count_1w.txt", encoding="utf-8") as f:
-            common = {line.split("\t", 1)[0] for _, line in zip(range(40000), f)}
-        keep = [i for i, w in enumerate(vocab[:len(table)])
-                if w.isalpha() and w.isascii() and len(w) > 1 and w in common
-                and not logic_word(w) and w not in stop_words()]
-        matrix = table[keep] / np.linalg.norm(table[keep], axis=1, keepdims=True)
-        return cls([vocab[i] for i in keep], matrix.astype(np.float32))
+        vocab, table = minilm_word_table()
+        common = frequent_words()
+        keep = [i for i, w in enumerate(vocab) if w.isalpha() and w.isascii() and len(w) > 1
+                and w in common and not logic_word(w) and w not in stop_words()]
+        return cls([vocab[i] for i in keep], table[keep].astype(np.float32))
 
     def neighbours(self, word: str, k: int) -> list[tuple[str, float]]:
         """The ``k`` nearest words to ``word`` with their cosines, nearest first."""
-        key = (word, k)
-        if key not in self._near:
+        if (key := (word, k)) not in self._near:
             i, self._near[key] = self.index.get(word), []
             if i is not None:
                 sims = self.matrix @ self.matrix[i]
@@ -290,10 +283,17 @@ def attack_many(proba_fn, texts, labels, preset="lax", seed: int = 0, model_key:
     return [AttackResult(**r) for r in json.loads((folder / "results.json").read_text())]
 
 
+def attack_model(model, tokenizer, texts, labels, preset="lax", seed: int = 0, max_len: int = 64,
+                 progress: bool = True) -> list[AttackResult]:
+    """`attack_many` on a `labkit.classifier.Classifier`, cached by its weights."""
+    from .classifier import proba_predictor
+    fn, key = proba_predictor(model, tokenizer, max_len), cache.fingerprint(model)
+    return attack_many(fn, texts, labels, preset, seed, model_key=key, progress=progress)
+
+
 def summary(results: list[AttackResult]) -> dict:
-    """success_rate (over the attacked reviews), accuracy_under_attack (over all given,
-    wrong ones counting as wrong), words_changed (mean share of words changed in the
-    successful attacks), queries (mean per attacked review) and n (reviews attacked)."""
+    """success_rate (of the attacked reviews), accuracy_under_attack (of all, wrong ones too),
+    words_changed (mean share, successes), queries (mean per attacked review), n (attacked)."""
     attacked = [r for r in results if not r.skipped]
     if not attacked:
         raise ValueError("no review was attacked: the model got every one wrong")
@@ -369,7 +369,7 @@ def defended_student(mlm, tokenizer, texts, labels, teacher, rows, seed: int, cf
     each success is added ``a2t_repeat`` times, with the teacher's logits of its original).
     Returns (run, number of adversarial reviews added)."""
     import copy
-    from .classifier import cached_fine_tune, proba_predictor, small_classifier
+    from .classifier import cached_fine_tune, small_classifier
     from .distill import kd_logits_loss, kd_loss_fn
     if defence not in DEFENCES:
         raise ValueError(f"unknown defence {defence!r}; use one of {', '.join(DEFENCES)}")
@@ -389,8 +389,8 @@ def defended_student(mlm, tokenizer, texts, labels, teacher, rows, seed: int, cf
     elif defence == "adversarial augmentation":
         pick = np.random.default_rng(seed).choice(len(texts), min(acfg.a2t_attacked, len(texts)), replace=False)
         target = np.where(y[pick] >= 0, y[pick], teacher[pick].argmax(-1))  # the teacher's, if unlabelled
-        results = attack_many(proba_predictor(first.model, tokenizer, cfg.max_len), list(texts[pick]), target,
-                              A2T, seed, model_key=cache.fingerprint(first.model), progress=False)
+        results = attack_model(first.model, tokenizer, list(texts[pick]), target, A2T, seed, cfg.max_len,
+                               progress=False)
         won, n = np.array([j for j, r in zip(pick, results) if r.success], dtype=int), acfg.a2t_repeat
         x2 = x2 + [r.adversarial for r in results if r.success] * n
         y2, t2 = np.concatenate([y, np.tile(y[won], n)]), np.concatenate([teacher, np.tile(teacher[won], (n, 1))])

@@ -30,6 +30,7 @@ import numpy as np
 
 from . import fetch
 from .curves import budget_curve
+from .models import minilm_word_table
 from .text import CONTRAST, NEGATION, check_texts
 
 OPS = ("replace", "insert", "swap", "delete")
@@ -104,10 +105,15 @@ class Thesaurus:
         return [self.words[cands[j]] for j in best if sims[j] >= self.min_similarity]
 
 
+def frequent_words(n: int = 40000) -> set:
+    """The ``n`` most frequent English words (Norvig's web counts, from `thesaurus-en`)."""
+    with open(fetch.path("thesaurus-en") / "count_1w.txt", encoding="utf-8") as f:
+        return {line.split("\t", 1)[0] for _, line in zip(range(n), f)}
+
+
 def _load_sources(common_words: int):
     """(categories, vectors, polarity, common) read from the fetched files."""
     import bz2
-    from safetensors import safe_open
     folder = fetch.path("thesaurus-en")
     categories: dict[str, set] = {}
     with bz2.open(folder / "roget.csv.bz2", "rt", encoding="utf-8") as f:
@@ -116,8 +122,7 @@ def _load_sources(common_words: int):
             word = word.strip().lower()
             if word.isalpha() and word.isascii():
                 categories.setdefault(word, set()).add(cat)
-    with open(folder / "count_1w.txt", encoding="utf-8") as f:
-        common = {line.split("\t", 1)[0] for _, line in zip(range(common_words), f)}
+    common = frequent_words(common_words)
     senses: dict[str, set] = {}
     with open(folder / "inqtabs.txt", encoding="latin-1") as f:
         next(f)
@@ -127,12 +132,7 @@ def _load_sources(common_words: int):
                 {1} if cols[2] else set(), {-1} if cols[3] else set())
     # +1: some sense positive and none negative; -1 the reverse; 2: both; 0: neither
     polarity = {w: (2 if len(s) == 2 else s.pop()) for w, s in senses.items() if s}
-    minilm = fetch.path("minilm")
-    vocab = (minilm / "vocab.txt").read_text(encoding="utf-8").split("\n")
-    with safe_open(str(minilm / "model.safetensors"), "np") as f:
-        key = next(k for k in f.keys() if k.endswith("word_embeddings.weight"))
-        table = f.get_tensor(key)
-    table = table / np.linalg.norm(table, axis=1, keepdims=True)
+    vocab, table = minilm_word_table()
     vectors = {w: table[i] for i, w in enumerate(vocab) if w in categories}
     return categories, vectors, polarity, common
 

@@ -22,6 +22,18 @@ def load_minilm():
     return AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder)
 
 
+def minilm_word_table() -> tuple[list, np.ndarray]:
+    """(vocabulary, input word-embedding table with unit-length rows) of the fetched MiniLM,
+    read from its safetensors without building the model: lab 04 ranks synonyms by it, lab
+    06's attacks take nearest words from it."""
+    from safetensors import safe_open
+    folder = fetch.path("minilm")
+    vocab = (folder / "vocab.txt").read_text(encoding="utf-8").split("\n")
+    with safe_open(str(folder / "model.safetensors"), "np") as f:
+        table = f.get_tensor(next(k for k in f.keys() if k.endswith("word_embeddings.weight")))
+    return vocab[:len(table)], table / np.linalg.norm(table, axis=1, keepdims=True)
+
+
 def mean_pool(hidden, attention_mask):
     """Mean of the token states where ``attention_mask`` is 1 (padding left out).
 

@@ -118,8 +118,7 @@ def lab06(seeds: int) -> tuple[dict, dict]:
     Probes (``study_a2t_probe``: more attacked reviews than the lab can afford) are measured
     to show what more compute buys, and never chosen."""
     import dataclasses
-    from .adversarial import AdversarialConfig, attack_many, defended_student, summary
-    from .classifier import proba_predictor
+    from .adversarial import AdversarialConfig, attack_model, defended_student, summary
     cfg, acfg = DistillConfig.for_scale(), AdversarialConfig.for_scale()
     x_train, y_train, _, _ = data.review_arrays(cfg.train_size, cfg.test_size, cfg.seed)
     x_val, y_val = data.validation_arrays(cfg.test_size, cfg.seed)
@@ -139,8 +138,8 @@ def lab06(seeds: int) -> tuple[dict, dict]:
             label = ", ".join(f"{k}={v}" for k, v in option.items()) or "-"
             runs = [defended_student(mlm, tok, x_train, y_train, t_train, rows, seed, cfg, name,
                                      dataclasses.replace(acfg, **option))[0] for seed in range(seeds)]
-            attacked = [attack_many(proba_predictor(r.model, tok, cfg.max_len), [x_val[i] for i in pool], y_val[pool],
-                                    "lax", model_key=cache.fingerprint(r.model), progress=False) for r in runs]
+            attacked = [attack_model(r.model, tok, [x_val[i] for i in pool], y_val[pool], max_len=cfg.max_len,
+                                     progress=False) for r in runs]
             results.setdefault(name, {})[label] = {
                 "clean": [r.accuracy(x_val, y_val, cfg.max_len) for r in runs],
                 "success": [summary(a)["success_rate"] for a in attacked], "setting": option}
