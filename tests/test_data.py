@@ -97,6 +97,10 @@ def test_review_splits_are_the_fixed_course_splits():
     a, b = data.review_splits(), data.review_splits()
     assert {k: v.num_rows for k, v in a.items()} == {"train": 9564, "validation": 1275, "test": 1913}
     assert a["test"]["text"] == b["test"]["text"]
+    data.review_splits.cache_clear()  # the next call reads its row numbers from the run cache
+    again = data.review_splits()
+    made = data.split(data.load_reviews(), test=0.15, validation=0.1, seed=0)  # ... made as split() makes them
+    assert all(again[k]["text"] == made[k]["text"] for k in made)
 
 
 def test_review_arrays_are_the_fixed_split_and_caps_are_stratified():
