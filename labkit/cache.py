@@ -142,14 +142,23 @@ def fresh_since() -> float | None:
                          "`labkit run --fresh` sets), or unset") from None
 
 
+def fresh_keep() -> tuple:
+    """Kinds of run (folder names before the key, e.g. 'minilm-embeddings') that
+    ``LABKIT_FRESH`` does not ignore, from ``LABKIT_FRESH_KEEP`` (comma-separated): what
+    `labkit run --fresh --keep` measures a lab with, cold but for what earlier labs leave."""
+    return tuple(k.strip() for k in os.environ.get("LABKIT_FRESH_KEEP", "").split(",") if k.strip())
+
+
 def is_done(folder: Path) -> bool:
-    """True when ``folder`` holds a complete run made after `fresh_since` (if set)."""
+    """True when ``folder`` holds a complete run made after `fresh_since` (if set), or of a
+    kind in `fresh_keep`."""
     try:
         done = json.loads((Path(folder) / DONE).read_text())
     except (OSError, ValueError):
         return False
     since = fresh_since()
-    return since is None or done.get("created", 0) >= since
+    return (since is None or done.get("created", 0) >= since
+            or Path(folder).name.rsplit("-", 1)[0] in fresh_keep())
 
 
 def mark_done(folder: Path, info: dict | None = None) -> None:

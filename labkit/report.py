@@ -110,7 +110,10 @@ def meta(scale: str, fresh: bool) -> dict:
 
 
 def _tree_rss(pid: int) -> int:
-    """Bytes resident in the process ``pid``'s children and all their descendants."""
+    """Bytes of memory used by the process ``pid``'s children and all their descendants: the
+    sum of each one's PSS (proportional set size: a page shared by n processes counts 1/n
+    in each, so a library that a federation's ten processes share counts once, as in the
+    memory limit of a Binder container), or of its RSS where PSS cannot be read."""
     import psutil
     total = 0
     try:
@@ -119,7 +122,13 @@ def _tree_rss(pid: int) -> int:
         return 0
     for p in kids:
         try:
-            total += p.memory_info().rss
+            info = p.memory_full_info() if hasattr(psutil.Process, "memory_full_info") else p.memory_info()
+            total += getattr(info, "pss", info.rss)
+        except psutil.AccessDenied:
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                pass
         except psutil.Error:  # it ended while we looked
             pass
     return total
@@ -192,10 +201,11 @@ def execute(notebook: Path, scale: str, out_dir: Path, fresh_since: float | None
             "results": json.loads(results.read_text()) if results.exists() else {}}
 
 
-def run(notebooks, scale: str, out_dir, fresh: bool = False) -> dict:
+def run(notebooks, scale: str, out_dir, fresh: bool = False, keep=()) -> dict:
     """Run each notebook in a fresh worker process (so each is measured alone) and write
     ``report.json`` and ``report.md`` into ``out_dir``. ``fresh``: ignore the run cache's
-    entries from before this run (cold timings; entries made during the run are reused).
+    entries from before this run (cold timings; entries made during the run are reused),
+    except the kinds in ``keep`` (what earlier labs of the course leave for a later one).
     Every path handed to a kernel is absolute: the kernels run in the notebooks' folder."""
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -203,9 +213,11 @@ def run(notebooks, scale: str, out_dir, fresh: bool = False) -> dict:
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise FileNotFoundError(f"labkit run: no such notebook {', '.join(missing)}")
-    child_env = dict(os.environ, LABKIT_CACHE=str(cache.cache_dir()))
+    if keep and not fresh:
+        raise ValueError("--keep only means something with --fresh")
+    child_env = dict(os.environ, LABKIT_CACHE=str(cache.cache_dir()), LABKIT_FRESH_KEEP=",".join(keep))
     since = time.time() if fresh else None
-    report = {"meta": meta(scale, fresh), "notebooks": []}
+    report = {"meta": {**meta(scale, fresh), **({"fresh_keep": list(keep)} if keep else {})}, "notebooks": []}
     for nb in paths:
         print(f"[{scale}] {nb.name} ...", flush=True)
         row_file = out_dir / f"{nb.stem}.run.json"
@@ -275,7 +287,7 @@ def merge(reference: Path, new: Path) -> list[str]:
     if (ref["meta"]["scale"], cold(ref["meta"])) != (rep["meta"]["scale"], cold(rep["meta"])):
         raise ValueError(f"{new} (scale {rep['meta']['scale']}, cold {cold(rep['meta'])}) was not measured "
                          f"like {reference} (scale {ref['meta']['scale']}, cold {cold(ref['meta'])})")
-    measured = {k: rep["meta"][k] for k in ("labkit_commit", "date", "matmul_gflops")}
+    measured = {k: rep["meta"][k] for k in ("labkit_commit", "date", "matmul_gflops", "fresh_keep") if k in rep["meta"]}
     rows = {r["notebook"]: r for r in ref["notebooks"]}
     rows.update({r["notebook"]: {**r, "measured": measured} for r in rep["notebooks"]})
     ref["notebooks"] = [rows[k] for k in sorted(rows)]
@@ -330,10 +342,13 @@ def readme(ref: Path = REFERENCE) -> dict[str, str]:
     out += ["", "Measured with `labkit run` on " + "; ".join(
         f"{'`' + k + '`'}: {_machine(reports[k]['meta'])}" for k, _ in cols) + "."]
     later = sorted({(r["notebook"], k, r["measured"]["labkit_commit"], r["measured"]["date"],
-                     r["measured"]["matmul_gflops"]) for k, _ in cols for r in rows[k].values() if "measured" in r})
+                     r["measured"]["matmul_gflops"], ", ".join(r["measured"].get("fresh_keep", [])))
+                    for k, _ in cols for r in rows[k].values() if "measured" in r})
     if later:
         out += ["", "Measured later, on the same machine, after the labs before them (`labkit report --merge`): " +
-                "; ".join(f"`{Path(nb).stem}` at `{k}` (labkit {c}, {d}, {g} GFLOP/s)" for nb, k, c, d, g in later) + "."]
+                "; ".join(f"`{Path(nb).stem}` at `{k}` (labkit {c}, {d}, {g} GFLOP/s"
+                          + (f"; cold but for the {kept} that earlier labs leave, `--keep`" if kept else "") + ")"
+                          for nb, k, c, d, g, kept in later) + "."]
     m = reports["cpu"]["meta"]
     if m.get("install"):
         i = m["install"]

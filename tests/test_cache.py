@@ -71,6 +71,13 @@ def test_done_marks_and_fresh(tmp_cache, monkeypatch):
     assert cache.is_done(folder) and cache.done_info(folder) == {"steps": 3}
     monkeypatch.setenv("LABKIT_FRESH", str(time.time() + 10))
     assert not cache.is_done(folder)  # made before the fresh run began
+    monkeypatch.setenv("LABKIT_FRESH_KEEP", "minilm-embeddings, t")  # `labkit run --fresh --keep t`
+    assert cache.is_done(folder)
+    other = cache.run_dir("tt", "abc")
+    other.mkdir(parents=True)
+    cache.mark_done(other)
+    assert not cache.is_done(other)  # only the kinds named are kept
+    monkeypatch.delenv("LABKIT_FRESH_KEEP")
     monkeypatch.setenv("LABKIT_FRESH", "yesterday")
     with pytest.raises(ValueError, match="LABKIT_FRESH"):
         cache.is_done(folder)
