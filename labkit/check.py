@@ -256,6 +256,29 @@ def _opposite_neighbours(value):
             "the polarities", "a whole number")
 
 
+# ---------------------------------------------------------------- lab 07
+
+def _bytes_sent(value):
+    _number(value, 30 * 5 * 2 * (384 * 2 + 2) * 4, 0, "rounds x clients per round x 2 (down and "
+            "up) x weights x 4 bytes", "a whole number")
+
+
+def _client_sigma(value):
+    from . import federated
+    _number(value, federated.client_dp_noise_multiplier(8.0, 10, 100, 30, 1e-5), 0.02,
+            "federated.client_dp_noise_multiplier, or Opacus's get_noise_multiplier with the "
+            "sampling rate 10/100 and 30 steps")
+
+
+def _positive_shares(fn):
+    import numpy as np
+    labels = np.array([1, 0, 1, 1, 0, 0, 1, 1])
+    parts = [np.array([0, 1]), np.array([2, 3, 7]), np.array([4, 5, 6])]
+    got = np.asarray(fn(labels, parts), dtype=float)
+    assert got.shape == (3,), "one number per client, in the order of parts"
+    assert np.allclose(got, [0.5, 1.0, 1 / 3]), "each client's positives divided by its own size"
+
+
 EXERCISES = {
     "00.1": Exercise("How many of the cleaned English reviews are positive?", _positive_en,
                      "the labels are 0 and 1"),
@@ -308,6 +331,14 @@ EXERCISES = {
     "06.3": Exercise("How many of the 10 nearest words to 'good' in MiniLM's input-embedding "
                      "space have the opposite polarity?", _opposite_neighbours,
                      "adversarial.WordVectors and Thesaurus.polarity"),
+    "07.1": Exercise("How many bytes does FedAvg send with 10 clients, 5 per round, 30 rounds "
+                     "and a linear head of 384 x 2 weights plus 2 biases in float32?",
+                     _bytes_sent, "each sampled client downloads and uploads the weights"),
+    "07.2": Exercise("What noise multiplier does client-level DP-FedAvg need for epsilon 8 at "
+                     "delta 1e-5 with 10 of 100 clients per round for 30 rounds?", _client_sigma,
+                     "the sampling rate is clients per round / clients"),
+    "07.3": Exercise("Write positive_shares(labels, parts): each client's share of positive "
+                     "reviews.", _positive_shares, "labels[part] are one client's labels"),
 }
 
 

@@ -10,6 +10,8 @@ from labkit import env, report
 
 NOTEBOOKS = Path(__file__).parents[1] / "notebooks"
 LABS = sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+BUDGET_MB = {"07_federated": 2048}  # its Flower federation adds a SuperLink and SuperNodes:
+# Binder's 2 GB limit, for the whole process tree; every other lab fits in 1.5 GB
 
 
 @pytest.mark.slow
@@ -18,7 +20,7 @@ def test_lab_at_cpu_scale(lab, tmp_path):
     rep = report.run([NOTEBOOKS / f"{lab}.ipynb"], "cpu", tmp_path)
     assert report.check(rep) == [], rep["notebooks"]
     (row,) = rep["notebooks"]
-    assert row["peak_mb"] <= 1536, row  # every lab fits in 1.5 GB, its whole process tree
+    assert row["peak_mb"] <= BUDGET_MB.get(lab, 1536), row  # the whole process tree
     reference = env.reference("cpu")
     ref = next(r for r in reference["notebooks"] if Path(r["notebook"]).stem == lab)
     speed = rep["meta"]["matmul_gflops"] / reference["meta"]["matmul_gflops"]  # a faster machine may go faster

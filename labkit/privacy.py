@@ -1,0 +1,151 @@
+"""Lab 07: differential privacy. DP-SGD through Opacus, and a test of what it buys.
+
+DP-SGD (Abadi et al. 2016) clips each example's gradient to a norm C, adds Gaussian noise
+of std (noise multiplier) x C to the batch's sum, and draws batches by Poisson sampling; an
+accountant turns (noise, sampling rate, steps) into the (epsilon, delta) guarantee. Opacus
+does all three: `dp_fit` asks its accountant for the noise that reaches a target epsilon
+(`noise_multiplier`), wraps model, optimizer and data in its `PrivacyEngine`, then trains with the one loop `labkit.train.train`
+(its own norm clipping off: Opacus clips per example) and reads the epsilon spent back from
+the engine's accountant. `head_run` trains a `labkit.federated.Head` on MiniLM features and
+`bert_run` lab 02's small BERT from scratch, each cached with its logits and its epsilon.
+`membership_auc` is the loss-threshold membership-inference test (Yeom et al. 2018).
+Leaves out: DP for the data pipeline (tokenizer, vocabulary), and user-level accounting.
+"""
+from __future__ import annotations
+
+import functools
+import time
+import warnings
+
+import numpy as np
+import torch
+
+from . import cache
+from .classifier import loader, predict_logits, small_classifier
+from .env import seed_everything
+from .federated import Head, feature_loader, one_thread
+from .train import RECIPE, adamw, train
+
+DELTA = 1e-5                 # the course's delta: below 1 / (number of training reviews)
+TOLERANCE = 0.02             # how far the accountant's epsilon may be from the target
+ACCOUNTANT = "rdp"           # Opacus' Renyi-DP accountant: a few ms per call; "prv" is tighter
+                             # (a little less noise for the same epsilon) and seconds per call
+
+
+def check_epsilon(epsilon) -> None:
+    """Raise ValueError unless ``epsilon`` is None (non-private) or a number > 0."""
+    if epsilon is not None and not (isinstance(epsilon, (int, float)) and epsilon > 0):
+        raise ValueError(f"epsilon={epsilon!r}: the privacy budget must be a number > 0 "
+                         "(None trains without privacy)")
+
+
+@functools.lru_cache(maxsize=256)
+def noise_multiplier(epsilon: float, delta: float, sample_rate: float, steps: int) -> float:
+    """The smallest noise multiplier whose (epsilon, delta) after ``steps`` Poisson-sampled
+    steps at ``sample_rate`` is at most ``epsilon`` (within 0.01), from Opacus' accountant
+    ``ACCOUNTANT``; remembered, because every seed of a setting needs the same one."""
+    from opacus.accountants.utils import get_noise_multiplier
+    check_epsilon(epsilon)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(get_noise_multiplier(target_epsilon=epsilon, target_delta=delta, sample_rate=sample_rate,
+                                          steps=steps, accountant=ACCOUNTANT, epsilon_tolerance=0.01))
+
+
+def dp_fit(model, data, epochs: int, lr: float, epsilon: float | None, delta: float = DELTA,
+           clip: float = 1.0, seed: int = 0, progress: bool = False) -> tuple:
+    """Train ``model`` on the DataLoader ``data`` for ``epochs`` passes with AdamW.
+    ``epsilon`` None: ordinary training. Otherwise DP-SGD through Opacus at (epsilon,
+    delta): per-example clipping at ``clip``, Poisson batches of the same mean size, the
+    noise the accountant (`ACCOUNTANT`) needs. Returns (trained model, epsilon spent or None, seconds)."""
+    check_epsilon(epsilon)
+    seed_everything(seed)
+    optimizer, start = adamw(model, lr), time.perf_counter()
+    if epsilon is None:
+        train(model, data, optimizer, epochs=epochs, progress=progress)
+        return model, None, time.perf_counter() - start
+    from opacus import PrivacyEngine
+    with warnings.catch_warnings():  # Opacus warns that its RNG is not cryptographically
+        warnings.simplefilter("ignore")  # secure (fine for a course) and about its accountant's
+        engine = PrivacyEngine(accountant=ACCOUNTANT)  # range of orders; neither changes a result
+        sigma = noise_multiplier(epsilon, delta, 1 / len(data), epochs * len(data))
+        private, optimizer, data = engine.make_private(
+            module=model, optimizer=optimizer, data_loader=data, noise_multiplier=sigma,
+            max_grad_norm=clip, noise_generator=torch.Generator().manual_seed(seed))
+        train(private, data, optimizer, epochs=epochs, progress=progress, clip_grad=None)
+        spent = float(engine.get_epsilon(delta))
+    private.remove_hooks()  # give back the plain module, with the trained weights
+    return private._module, spent, time.perf_counter() - start
+
+
+def head_run(x, y, evals: dict, epsilon: float | None, epochs: int, lr: float,
+             batch_size: int = 256, hidden: int = 0, clip: float = 1.0, delta: float = DELTA,
+             seed: int = 0) -> dict:
+    """A `Head` on feature rows ``x`` (labels ``y``) trained by `dp_fit`; returns (cached)
+    {"epsilon": spent (nan when non-private), name: logits for each ``evals[name]``}."""
+    x, y = np.asarray(x, np.float32), np.asarray(y)
+    check_epsilon(epsilon)
+    run_key = cache.key(x=x, y=y, evals={k: np.asarray(v, np.float32) for k, v in evals.items()},
+                        epsilon=epsilon, epochs=epochs, lr=lr, batch_size=batch_size, hidden=hidden,
+                        clip=clip, delta=delta, seed=seed, recipe=RECIPE)
+
+    def compute():
+        with one_thread():
+            seed_everything(seed)
+            model = Head(x.shape[1], hidden, int(y.max()) + 1)
+            model, spent, _ = dp_fit(model, feature_loader(x, y, batch_size, True, seed), epochs, lr,
+                                     epsilon, delta, clip, seed)
+            model.eval()
+            with torch.no_grad():
+                out = {k: model(torch.as_tensor(np.asarray(v, np.float32))).numpy() for k, v in evals.items()}
+        return {"epsilon": np.array([np.nan if spent is None else spent]), **out}
+    return cache.arrays("dp-head", run_key, compute)
+
+
+def bert_run(mlm, tokenizer, texts, labels, evals: dict, epsilon: float | None, epochs: int,
+             lr: float, batch_size: int = 64, max_len: int = 32, clip: float = 1.0,
+             delta: float = DELTA, seed: int = 0) -> dict:
+    """Lab 02's small BERT architecture from scratch (`classifier.small_classifier`,
+    ``pretrained=False``) trained by `dp_fit` on ``texts``; returns (cached) {"epochs",
+    name: logits for each ``evals[name]``}. Position and segment embeddings stay at their
+    random start: Opacus cannot give them per-example gradients (BERT shares one row of
+    position ids across the batch), and they carry no review's content."""
+    check_epsilon(epsilon)
+    run_key = cache.key(init=cache.fingerprint(small_classifier(mlm, pretrained=False, seed=seed)),
+                        vocab=tokenizer.get_vocab(), texts=list(texts), labels=np.asarray(labels),
+                        evals=evals, epsilon=epsilon, epochs=epochs, lr=lr, batch_size=batch_size,
+                        max_len=max_len, clip=clip, delta=delta, seed=seed, recipe=RECIPE)
+
+    def compute():
+        model = small_classifier(mlm, pretrained=False, seed=seed)
+        emb = model.encoder.embeddings
+        for module in (emb.position_embeddings, emb.token_type_embeddings):
+            module.weight.requires_grad_(False)
+        data = loader(tokenizer, list(texts), np.asarray(labels), max_len, batch_size, shuffle=True, seed=seed)
+        model, spent, _ = dp_fit(model, data, epochs, lr, epsilon, delta, clip, seed, progress=True)
+        out = {k: predict_logits(model.eval(), tokenizer, v, max_len) for k, v in evals.items()}
+        return {"epsilon": np.array([np.nan if spent is None else spent]), **out}
+    return cache.arrays("dp-bert", run_key, compute)
+
+
+def accuracy(logits, labels) -> float:
+    return float((np.asarray(logits).argmax(-1) == np.asarray(labels)).mean())
+
+
+def per_example_loss(logits, labels) -> np.ndarray:
+    """Cross entropy of each row: what the membership-inference attacker looks at."""
+    return torch.nn.functional.cross_entropy(torch.as_tensor(np.asarray(logits, np.float32)),
+                                             torch.as_tensor(np.asarray(labels)), reduction="none").numpy()
+
+
+def membership_auc(member_loss, other_loss) -> float:
+    """Loss-threshold membership inference (Yeom et al. 2018): how well "low loss -> it
+    was in the training set" separates training rows (``member_loss``) from rows the model
+    never saw (``other_loss``), as a ROC AUC: 0.5 = no better than a coin, 1 = always right."""
+    from sklearn.metrics import roc_auc_score
+    member_loss, other_loss = np.asarray(member_loss), np.asarray(other_loss)
+    if len(member_loss) == 0 or len(other_loss) == 0:
+        raise ValueError("membership_auc needs losses of both training and held-out rows")
+    truth = np.r_[np.ones(len(member_loss)), np.zeros(len(other_loss))]
+    return float(roc_auc_score(truth, -np.r_[member_loss, other_loss]))
+
