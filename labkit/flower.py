@@ -151,7 +151,8 @@ def run(x, y, parts, x_test, y_test, rounds: int, lr: float, local_epochs: int =
     bin_dir = str(Path(_command("flwr")).parent)  # the SuperLink and SuperNodes start more Flower commands
     env = {**os.environ, "FLWR_HOME": str(home), "PYTHONUNBUFFERED": "1",
            "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
-           "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": "0.2"}  # start each app 0.8 s sooner (default 1 s)
+           "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": "0.2",  # start each app 0.8 s sooner (default 1 s)
+           "FLWR_TELEMETRY_ENABLED": "0"}  # Flower reports usage events by default: not from a course run
     commands = [[_command("flower-superlink"), "--insecure", "--disable-runtime-dependency-installation",
                  "--host", "127.0.0.1", "--port", str(port)]]
     ports = [port] + [_free_port() for _ in parts]
