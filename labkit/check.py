@@ -264,9 +264,9 @@ def _bytes_sent(value):
 
 
 def _client_sigma(value):
-    from . import federated
-    _number(value, federated.client_dp_noise_multiplier(8.0, 10, 100, 30, 1e-5), 0.02,
-            "federated.client_dp_noise_multiplier, or Opacus's get_noise_multiplier with the "
+    from . import privacy
+    _number(value, privacy.client_dp_noise_multiplier(8.0, 10, 100, 30, 1e-5), 0.02,
+            "privacy.client_dp_noise_multiplier, or Opacus's get_noise_multiplier with the "
             "sampling rate 10/100 and 30 steps")
 
 

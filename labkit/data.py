@@ -288,10 +288,7 @@ def review_arrays(train_size: int | None = None, test_size: int | None = None, s
     sample's rows), ``x_test`` a list. ``train_size`` / ``test_size`` cap each side with a
     stratified sample drawn with ``seed`` (what `smoke` scale does); None keeps all of it.
     The split itself is always the course's fixed one."""
-    splits = review_splits()
-    train, test = splits["train"], splits["test"]
-    if train_size:
-        train = train.select(sample_per_class(train["label"], train_size, seed))
+    train, test = _training(train_size, seed), review_splits()["test"]
     if test_size:
         test = test.select(sample_per_class(test["label"], test_size, seed))
     return (np.array(train["text"], dtype=object), np.array(train["label"]),
@@ -301,10 +298,13 @@ def review_arrays(train_size: int | None = None, test_size: int | None = None, s
 def review_sources(train_size: int | None = None, seed: int = 0) -> np.ndarray:
     """The movie (``source``) of each training review `review_arrays` returns with the same
     ``train_size`` and ``seed``, in the same order: lab 07 makes one client per group of movies."""
+    return np.array(_training(train_size, seed)["source"], dtype=object)
+
+
+def _training(train_size: int | None, seed: int):
+    """The fixed training split, or a stratified sample of ``train_size`` of it."""
     train = review_splits()["train"]
-    if train_size:
-        train = train.select(sample_per_class(train["label"], train_size, seed))
-    return np.array(train["source"], dtype=object)
+    return train.select(sample_per_class(train["label"], train_size, seed)) if train_size else train
 
 
 def validation_arrays(size: int | None = None, seed: int = 0):

@@ -9,7 +9,7 @@ and the server takes the average of their weights, weighted by their numbers of 
 (`average`). FedProx (Li et al. 2020) is the same with `proximal_loss_fn` as the client's
 ``loss_fn``. ``dp_clip`` makes it client-level DP-FedAvg (McMahan et al. 2018): each
 client's update is clipped and Gaussian noise is added to their mean, accounted with
-`client_dp_epsilon`. At `cpu` the federated model is a `Head` on the cached MiniLM sentence
+`labkit.privacy.client_dp_epsilon`. At `cpu` the federated model is a `Head` on the cached MiniLM sentence
 embeddings; `labkit.flower` runs the same client update and average on a real Flower
 federation, and `labkit.privacy` trains with per-example DP-SGD.
 Leaves out: secure aggregation, compression of the updates, asynchronous clients.
@@ -247,32 +247,6 @@ def client_update(model, global_state: dict, x, y, epochs: int = 1, lr: float = 
 def client_dp_noise(noise_multiplier: float, clip: float, per_round: int) -> float:
     """Standard deviation of the noise client-level DP adds to the mean update: z * C / m."""
     return noise_multiplier * clip / per_round
-
-
-def client_dp_epsilon(noise_multiplier: float, per_round: int, clients: int, rounds: int,
-                      delta: float) -> float:
-    """Client-level epsilon of DP-FedAvg (Opacus' RDP accountant): each round samples
-    ``per_round`` of ``clients`` and adds noise ``noise_multiplier`` x the clip norm."""
-    import warnings
-    from opacus.accountants import RDPAccountant
-    acc = RDPAccountant()
-    acc.history = [(noise_multiplier, per_round / clients, rounds)]
-    with warnings.catch_warnings():  # "optimal order is the largest alpha": a looser bound, still valid
-        warnings.simplefilter("ignore")
-        return float(acc.get_epsilon(delta))
-
-
-def client_dp_noise_multiplier(epsilon: float, per_round: int, clients: int, rounds: int,
-                               delta: float) -> float:
-    """The noise multiplier that makes `client_dp_epsilon` equal ``epsilon``."""
-    from opacus.accountants.utils import get_noise_multiplier
-    if not epsilon > 0:
-        raise ValueError(f"epsilon={epsilon}: the privacy budget must be > 0")
-    import warnings
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return float(get_noise_multiplier(target_epsilon=epsilon, target_delta=delta, accountant="rdp",
-                                          sample_rate=per_round / clients, steps=rounds))
 
 
 def fedavg(x, y, parts, x_test, y_test, rounds: int, per_round: int, lr: float,

@@ -131,7 +131,7 @@ def run(x, y, parts, x_test, y_test, rounds: int, lr: float, local_epochs: int =
                     labels=int(y.max()) + 1, one_at_a_time=one_at_a_time)
     folder = cache.run_dir("flower", cache.key(x=x, y=y, parts=[np.asarray(p) for p in parts],
                                                x_test=np.asarray(x_test, np.float32),
-                                               y_test=np.asarray(y_test), v=1, **settings))
+                                               y_test=np.asarray(y_test), v=2, **settings))
     if cache.is_done(folder) and not force:
         return {**json.loads((folder / "result.json").read_text()), "folder": folder}
     if folder.exists():
@@ -181,7 +181,8 @@ def run(x, y, parts, x_test, y_test, rounds: int, lr: float, local_epochs: int =
     finally:
         _stop(procs, ports)
     result = json.loads((work / "result.json").read_text())
-    result.update(wall_s=round(time.monotonic() - start, 1), commands=[" ".join(c) for c in commands])
+    result.update(wall_s=round(time.monotonic() - start, 1),  # the commands as they read once in place
+                  commands=[" ".join(c).replace(str(work), str(folder)) for c in commands])
     (work / "result.json").write_text(json.dumps(result, indent=1))
     cache.mark_done(work)
     os.replace(work, folder)

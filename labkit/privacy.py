@@ -8,7 +8,8 @@ does all three: `dp_fit` asks its accountant for the noise that reaches a target
 (its own norm clipping off: Opacus clips per example) and reads the epsilon spent back from
 the engine's accountant. `head_run` trains a `labkit.federated.Head` on MiniLM features and
 `bert_run` lab 02's small BERT from scratch, each cached with its logits and its epsilon.
-`membership_auc` is the loss-threshold membership-inference test (Yeom et al. 2018).
+`membership_auc` is the loss-threshold membership-inference test (Yeom et al. 2018);
+`client_dp_epsilon` accounts lab 07's client-level DP-FedAvg the same way.
 Leaves out: DP for the data pipeline (tokenizer, vocabulary), and user-level accounting.
 """
 from __future__ import annotations
@@ -50,6 +51,31 @@ def noise_multiplier(epsilon: float, delta: float, sample_rate: float, steps: in
         warnings.simplefilter("ignore")
         return float(get_noise_multiplier(target_epsilon=epsilon, target_delta=delta, sample_rate=sample_rate,
                                           steps=steps, accountant=ACCOUNTANT, epsilon_tolerance=0.01))
+
+
+def spent_epsilon(noise: float, sample_rate: float, steps: int, delta: float = DELTA) -> float:
+    """The epsilon at ``delta`` after ``steps`` Poisson-sampled steps at ``sample_rate`` with
+    noise multiplier ``noise``, from a fresh Opacus accountant ``ACCOUNTANT``."""
+    from opacus.accountants import create_accountant
+    accountant = create_accountant(ACCOUNTANT)
+    accountant.history = [(noise, sample_rate, steps)]
+    with warnings.catch_warnings():  # RDP: "optimal order is the largest alpha", a looser bound
+        warnings.simplefilter("ignore")
+        return float(accountant.get_epsilon(delta))
+
+
+def client_dp_epsilon(noise_multiplier: float, per_round: int, clients: int, rounds: int,
+                      delta: float = DELTA) -> float:
+    """Client-level epsilon of DP-FedAvg (`labkit.federated.fedavg` with ``dp_clip``): each
+    round samples ``per_round`` of ``clients`` and adds noise ``noise_multiplier`` x the clip
+    norm, so it is accounted like DP-SGD with clients for examples and rounds for steps."""
+    return spent_epsilon(noise_multiplier, per_round / clients, rounds, delta)
+
+
+def client_dp_noise_multiplier(epsilon: float, per_round: int, clients: int, rounds: int,
+                               delta: float = DELTA) -> float:
+    """The noise multiplier that makes `client_dp_epsilon` equal ``epsilon``."""
+    return noise_multiplier(epsilon, delta, per_round / clients, rounds)
 
 
 def dp_fit(model, data, epochs: int, lr: float, epsilon: float | None, delta: float = DELTA,

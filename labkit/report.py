@@ -109,7 +109,7 @@ def meta(scale: str, fresh: bool) -> dict:
             "install": json.loads(install.read_text()) if install.exists() else None}
 
 
-def _tree_rss(pid: int) -> int:
+def _tree_memory(pid: int) -> int:
     """Bytes of memory used by the process ``pid``'s children and all their descendants: the
     sum of each one's PSS (proportional set size: a page shared by n processes counts 1/n
     in each, so a library that a federation's ten processes share counts once, as in the
@@ -144,7 +144,7 @@ class _PeakSampler(threading.Thread):
 
     def run(self):
         while not self._stop_flag.is_set():
-            self.peak = max(self.peak, _tree_rss(os.getpid()))
+            self.peak = max(self.peak, _tree_memory(os.getpid()))
             self._stop_flag.wait(self.every)
 
     def stop(self) -> int:

@@ -174,9 +174,9 @@ def right_and_wrong(ex):
     if ex == "07.1":
         return 924_000, [462_000, 30 * 5 * (384 * 2 + 2)]
     if ex == "07.2":
-        from labkit import federated
-        right = federated.client_dp_noise_multiplier(8.0, 10, 100, 30, 1e-5)
-        return right, [federated.client_dp_noise_multiplier(8.0, 100, 100, 30, 1e-5), right * 1.2]
+        from labkit import privacy
+        right = privacy.client_dp_noise_multiplier(8.0, 10, 100, 30, 1e-5)
+        return right, [privacy.client_dp_noise_multiplier(8.0, 100, 100, 30, 1e-5), right * 1.2]
     if ex == "07.3":
         return (lambda y, parts: [float(np.mean(np.asarray(y)[p])) for p in parts]), [
             lambda y, parts: [float(np.mean(y))] * len(parts),

@@ -92,11 +92,11 @@ def test_fedavg_learns_matches_its_cache_and_counts_bytes(tmp_path, monkeypatch)
 
 
 def test_client_dp_noise_multiplier_reaches_its_epsilon():
-    z = federated.client_dp_noise_multiplier(8.0, 10, 100, 30, 1e-5)
-    assert abs(federated.client_dp_epsilon(z, 10, 100, 30, 1e-5) - 8.0) < 0.05
+    z = privacy.client_dp_noise_multiplier(8.0, 10, 100, 30, 1e-5)
+    assert abs(privacy.client_dp_epsilon(z, 10, 100, 30, 1e-5) - 8.0) < 0.05
     assert federated.client_dp_noise(z, 0.5, 10) == pytest.approx(z * 0.05)
     with pytest.raises(ValueError, match="epsilon"):
-        federated.client_dp_noise_multiplier(0, 10, 100, 30, 1e-5)
+        privacy.client_dp_noise_multiplier(0, 10, 100, 30, 1e-5)
 
 
 def test_dp_head_spends_its_epsilon_and_refuses_bad_budgets(tmp_path, monkeypatch):
