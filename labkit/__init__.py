@@ -8,7 +8,7 @@ from .env import offline_defaults as _offline_defaults
 _offline_defaults()
 
 from . import (adversarial, augment, cache, check, clean, curves, data, env, fetch, flower, measure,  # noqa: E402
-               models, plots, pretrain, report, stats, text, train, widgets)
+               models, plots, pretrain, report, runtime, stats, text, train, widgets)
 from .env import device, doctor, scale, seed_everything  # noqa: E402
 from .report import claim, record, table  # noqa: E402
 
@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 # The modules that import torch when they load. They load on first use (`labkit.finetune`,
 # `from labkit import finetune`), so `import labkit` and the `labkit` command stay fast; the
 # other modules import them only inside the functions that need them.
-LAZY = ("classifier", "distill", "federated", "finetune", "privacy", "study")
+LAZY = ("classifier", "compress", "distill", "federated", "finetune", "privacy", "study")
 
 
 def __getattr__(name):
@@ -27,6 +27,6 @@ def __getattr__(name):
     raise AttributeError(f"module 'labkit' has no attribute {name!r}")
 
 
-__all__ = ["adversarial", "augment", "cache", "check", "classifier", "clean", "curves", "data", "distill", "env",
-           "federated", "fetch", "finetune", "flower", "privacy", "measure", "models", "plots", "pretrain", "report", "stats", "text",
+__all__ = ["adversarial", "augment", "cache", "check", "classifier", "clean", "compress", "curves", "data", "distill", "env",
+           "federated", "fetch", "finetune", "flower", "privacy", "measure", "models", "plots", "pretrain", "report", "runtime", "stats", "text",
            "train", "widgets", "claim", "record", "table", "device", "doctor", "scale", "seed_everything"]

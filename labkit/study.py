@@ -12,6 +12,8 @@ run goes through the run cache, so a study repeated, or a lab after it, reads it
                          split (needs lab 03's MiniLM in the cache)
     labkit study lab06   the defences' epsilon and adversarial augmentation's size, chosen on
                          the validation split (needs lab 03's MiniLM and lab 02's model)
+    labkit study lab08   how many attention heads and FFN neurons structured pruning keeps,
+                         chosen on the validation split (needs lab 03's MiniLM)
 
 A study runs at the current scale (``LABKIT_SCALE=smoke`` runs it tiny: the tests do);
 ``--out`` writes elsewhere.
@@ -154,7 +156,46 @@ def lab06(seeds: int) -> tuple[dict, dict]:
     return settings, {"grid": results, "chosen": chosen, "probes": probes}
 
 
-STUDY_FUNCTIONS = {"lab04": (lab04, 10), "lab05": (lab05, 3), "lab06": (lab06, 2)}  # name -> (function, seeds at cpu)
+def lab08(seeds: int) -> tuple[dict, dict]:
+    """Structured pruning's size, chosen on the validation split: the teacher pruned to each
+    (heads, neurons) per layer of ``CompressConfig.study_structures`` and recovered
+    (`compress.structured_run`), scored on the validation reviews and timed at batch 32. The
+    fastest whose mean validation accuracy is at most 1 point below the unpruned teacher's wins
+    (none: the most accurate). Seeds change the recovery's batch order."""
+    import dataclasses
+    from .classifier import predictor
+    from .compress import CompressConfig, logits, structured_run
+    from .measure import benchmark
+    cfg, dcfg = CompressConfig.for_scale(), DistillConfig.for_scale()
+    x_train, y_train, x_test, _ = data.review_arrays(dcfg.train_size, dcfg.test_size, cfg.seed)
+    x_val, y_val = data.validation_arrays(cfg.val_size, cfg.seed)
+    tok, teacher, _ = load_best("minilm")
+    t_train = teacher_logits(teacher, tok, list(x_train), cfg.max_len)
+    sample = list(x_test[:256])
+
+    def score(model):
+        return (float((logits(predictor(model, tok, cfg.max_len), list(x_val)).argmax(-1) == y_val).mean()),
+                benchmark(predictor(model, tok, cfg.max_len), sample, cfg.batch_size, cfg.repeats, 1)["per_second"])
+
+    base = dict(zip(("accuracy", "per_second"), score(teacher)))
+    results = {}
+    for heads, ffn in cfg.study_structures:
+        runs = [structured_run(teacher, tok, x_train, y_train, t_train,
+                               dataclasses.replace(cfg, heads_keep=heads, ffn_keep=ffn, seed=seed))[0]
+                for seed in range(seeds)]
+        scores = [score(m) for m in runs]
+        results[f"{heads} heads, {ffn} neurons"] = {"heads": heads, "ffn": ffn,
+                                                   "accuracy": [a for a, _ in scores],
+                                                   "per_second": [p for _, p in scores]}
+    ok = [r for r in results.values() if np.mean(r["accuracy"]) >= base["accuracy"] - 0.01]
+    best = (max(ok, key=lambda r: np.mean(r["per_second"])) if ok
+            else max(results.values(), key=lambda r: np.mean(r["accuracy"])))
+    settings = {"seeds": seeds, "split": "validation", "validation_size": len(y_val),
+                "steps": cfg.structured_steps, "importance_reviews": cfg.importance_reviews}
+    return settings, {"teacher": base, "grid": results, "chosen": {"heads_keep": best["heads"], "ffn_keep": best["ffn"]}}
+
+
+STUDY_FUNCTIONS = {"lab04": (lab04, 10), "lab05": (lab05, 3), "lab06": (lab06, 2), "lab08": (lab08, 1)}  # name -> (function, seeds at cpu)
 
 
 def run(name: str, seeds: int | None = None, out: Path | None = None) -> Path:
