@@ -279,6 +279,29 @@ def _positive_shares(fn):
     assert np.allclose(got, [0.5, 1.0, 1 / 3]), "each client's positives divided by its own size"
 
 
+# ---------------------------------------------------------------- lab 08
+
+def _int8_bytes(value):
+    _number(value, 384 * 1536 + 1536 * (4 + 8) + 1536 * 4, 0, "1 byte per weight, 4 + 8 bytes (scale, "
+            "zero point) per output row, 4 bytes per bias", "a whole number")
+
+
+def _prune_per_layer(fn):
+    import torch
+    ws = [torch.tensor([[0.1, -0.5], [0.3, -0.05]]), torch.tensor([0.01, -0.02, 0.6])]
+    got = fn([w.clone() for w in ws], 0.5)
+    assert len(got) == 2 and all(g.shape == w.shape for g, w in zip(got, ws)), \
+        "return one tensor per input, each of its shape"
+    assert (got[0] == 0).sum() == 2 and (got[1] == 0).sum() == 1, \
+        "rank each tensor on its own and zero its int(sparsity x size) smallest |w|"
+    assert torch.equal(got[1], torch.tensor([0.0, -0.02, 0.6])), "keep the values of the weights you do not zero"
+
+
+def _head_weights(value):
+    _number(value, 4 * 6 * 32 * 384, 0, "query, key and value lose rows, the output projection "
+            "columns: 4 matrices, each 6 x 32 by 384", "a whole number")
+
+
 EXERCISES = {
     "00.1": Exercise("How many of the cleaned English reviews are positive?", _positive_en,
                      "the labels are 0 and 1"),
@@ -339,6 +362,15 @@ EXERCISES = {
                      "the sampling rate is clients per round / clients"),
     "07.3": Exercise("Write positive_shares(labels, parts): each client's share of positive "
                      "reviews.", _positive_shares, "labels[part] are one client's labels"),
+    "08.1": Exercise("How many bytes does a 384 x 1536 Linear layer with 1536 biases take after "
+                     "per-channel dynamic int8 (int8 weights, a float32 scale and an int64 zero point "
+                     "per output row, float32 biases)?", _int8_bytes, "count per weight, per row, per bias"),
+    "08.2": Exercise("Write prune_per_layer(weights, sparsity): in each tensor on its own, the "
+                     "int(sparsity x size) weights of smallest magnitude set to zero.", _prune_per_layer,
+                     "section 3's global version ranks all tensors together; rank each alone"),
+    "08.3": Exercise("How many weights do MiniLM's four attention matrices of one layer lose when "
+                     "6 of its 12 heads (32 dimensions each, hidden size 384) are removed?",
+                     _head_weights, "which matrices have a row or a column per head dimension?"),
 }
 
 

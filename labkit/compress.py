@@ -42,7 +42,7 @@ from .env import seed_everything
 class CompressConfig:
     """Settings of lab 08. ``CompressConfig.for_scale()`` picks them for LABKIT_SCALE."""
     test_size: int | None = 800        # test reviews every variant is scored on (same ones)
-    val_size: int | None = 800         # validation reviews for the choices
+    val_size: int | None = None        # validation reviews for the choices (None: all)
     sparsities: tuple = (0.3, 0.5, 0.7, 0.9)
     recovery_steps: tuple = (30, 100)  # student recovery lengths compared on validation
     recovery_lr: float = 1e-3          # the student's (lab 05's) learning rate
@@ -273,10 +273,11 @@ def save_int8(qmodel, path) -> Path:
     """A `quantize_int8` model's weights as safetensors: int8 matrices with their scales
     and zero points, every other tensor as it is."""
     from safetensors.torch import save_file
+    from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
     out = {}
     for name, mod in qmodel.named_modules():
-        if hasattr(mod, "_packed_params"):
-            w, b = mod._packed_params._weight_bias()
+        if isinstance(mod, Int8Linear):
+            w, b = mod.weight(), mod.bias()
             per_row = w.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric)
             out[f"{name}.weight"] = w.int_repr()
             out[f"{name}.scale"] = (w.q_per_channel_scales() if per_row else torch.tensor([w.q_scale()])).float()

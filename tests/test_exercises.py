@@ -181,12 +181,30 @@ def right_and_wrong(ex):
         return (lambda y, parts: [float(np.mean(np.asarray(y)[p])) for p in parts]), [
             lambda y, parts: [float(np.mean(y))] * len(parts),
             lambda y, parts: [int(np.sum(np.asarray(y)[p])) for p in parts]]
+    if ex == "08.1":
+        return 614_400, [4 * (384 * 1536 + 1536), 384 * 1536 + 1536 * 4]
+    if ex == "08.2":
+        def per_layer(ws, sparsity):
+            out = []
+            for w in ws:
+                k = int(sparsity * w.numel())
+                t = w.abs().flatten().kthvalue(k).values if k else -1.0
+                out.append(w * (w.abs() > t))
+            return out
+
+        def global_(ws, sparsity):
+            flat = torch.cat([w.abs().flatten() for w in ws])
+            t = flat.kthvalue(int(sparsity * len(flat))).values
+            return [w * (w.abs() > t) for w in ws]
+        return per_layer, [global_, lambda ws, s: [w.abs() * (w.abs() > 0.15) for w in ws]]
+    if ex == "08.3":
+        return 294_912, [3 * 6 * 32 * 384, 4 * 12 * 32 * 384]
     raise KeyError(ex)
 
 
 def test_every_lab_has_at_least_three_checked_exercises():
     per_lab = Counter(ex.split(".")[0] for ex in check.EXERCISES)
-    assert set(per_lab) == {"00", "01", "02", "03", "04", "05", "06", "07"}
+    assert set(per_lab) == {"00", "01", "02", "03", "04", "05", "06", "07", "08"}
     assert min(per_lab.values()) >= 3, per_lab
 
 
