@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import cache, measure
+
 
 def export_onnx(model, tokenizer, path, max_len: int = 64) -> Path:
     """Write ``model`` (inputs ``input_ids`` and ``attention_mask``, output ``logits``) to
@@ -73,13 +75,12 @@ def session(path, threads: int | None = None):
     """An ONNX Runtime CPU session on ``path`` using ``threads`` threads (default: as many as
     torch uses, so the two are compared fairly)."""
     import onnxruntime as ort
-    from .measure import threads as torch_threads
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no ONNX file {path}: export one with "
                                 "labkit.runtime.export_onnx(model, tokenizer, path)")
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or torch_threads()
+    options.intra_op_num_threads = threads or measure.threads()
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     try:
@@ -119,7 +120,6 @@ class _quiet:
 def cached_export(model, tokenizer, max_len: int = 64) -> tuple[Path, Path]:
     """(fp32 file, int8 file): `export_onnx` and `onnx_int8` of ``model``, kept in the run
     cache under a hash of its weights, so a second run opens them at once."""
-    from . import cache
     folder = cache.run_dir("onnx", cache.key(weights=cache.fingerprint(model), max_len=max_len))
     if not cache.is_done(folder):
         with cache.atomic_folder(folder) as tmp:
