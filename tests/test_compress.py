@@ -54,6 +54,7 @@ def test_recovery_trains_but_keeps_the_zeros(tok):
     model = compress.magnitude_prune(tiny(tok), 0.6)
     zeros = {n: m.weight == 0 for n, m in compress.prunable(model).items()}
     before = {n: m.weight.clone() for n, m in compress.prunable(model).items()}
+    embeddings = model.encoder.embeddings.word_embeddings.weight.clone()
     texts = POS + NEG
     targets = np.array([[-2.0, 2.0]] * 5 + [[2.0, -2.0]] * 5, dtype=np.float32)
     compress.recover(model, tok, texts, targets, steps=5, lr=1e-2, batch_size=4, max_len=16)
@@ -61,6 +62,8 @@ def test_recovery_trains_but_keeps_the_zeros(tok):
         assert isinstance(m.weight, torch.nn.Parameter) and not hasattr(m, "weight_orig")  # mask removed
         assert (m.weight[zeros[name]] == 0).all()
         assert not torch.equal(m.weight, before[name])  # it did train
+    assert torch.equal(model.encoder.embeddings.word_embeddings.weight, embeddings)  # frozen while it trained
+    assert all(p.requires_grad for p in model.parameters())  # and trainable again afterwards
 
 
 def test_removing_heads_and_neurons_equals_masking_them(tok):
@@ -144,8 +147,8 @@ def test_onnx_export_agrees_and_benchmark_times_torch_and_onnx(tok, tmp_path):
         assert r["batch_size"] == 4 and r["per_second"] > 0
     row = compress.variant(runtime.onnx_predictor(runtime.session(path), tok, 16), texts, [1] * 5 + [0] * 6,
                            texts, measure.parameters(model), path.stat().st_size, repeats=1)
-    assert set(row) == {"accuracy", "params", "disk_mb", "latency_ms", "per_second", "threads", "pred"}
-    assert 0 <= row["accuracy"] <= 1 and len(row["pred"]) == 11
+    assert set(row) == {"accuracy", "params", "disk_mb", "latency_ms", "per_second", "threads", "logits", "pred"}
+    assert 0 <= row["accuracy"] <= 1 and len(row["pred"]) == 11 and row["logits"].shape == (11, 2)
 
 
 def test_missing_or_damaged_onnx_files_get_a_clear_error(tmp_path):
