@@ -47,7 +47,7 @@ class CompressConfig:
     recovery_steps: tuple = (30, 100)  # student recovery lengths compared on validation
     recovery_lr: float = 1e-3          # the student's (lab 05's) learning rate
     heads_keep: int = 6                # attention heads kept per layer (of 12) and FFN neurons
-    ffn_keep: int = 512                # (of 1536): chosen on validation by `labkit study lab08`
+    ffn_keep: int = 768                # (of 1536): chosen on validation by `labkit study lab08`
     study_structures: tuple = ((8, 1024), (6, 768), (6, 512), (4, 512), (4, 384))
     importance_reviews: int = 256      # training reviews that score heads and neurons
     structured_steps: int = 150        # recovery steps of the structurally pruned teacher
