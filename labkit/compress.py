@@ -54,7 +54,7 @@ class CompressConfig:
     structured_lr: float = 1e-4
     batch_size: int = 32
     max_len: int = 64
-    repeats: int = 3                   # timed calls at batch 32 (and 4x as many at batch 1)
+    repeats: int = 5                   # timed calls at batch 32 (and 4x as many at batch 1)
     seed: int = 0
 
     @classmethod
