@@ -352,18 +352,23 @@ def logits(predict_fn, texts, batch_size: int = 64) -> np.ndarray:
     return result
 
 
-def variant(predict_fn, texts, labels, sample, params: int, disk_bytes: int, repeats: int = 5) -> dict:
+def variant(predict_fn, texts, labels, sample, params: int, disk_bytes: int, repeats: int = 5,
+            min_seconds: float = 1.0) -> dict:
     """One row of the comparison: accuracy on (texts, labels), weights, size on disk in MB,
     p50 latency at batch 1 (ms), reviews a second at batch 32, torch threads, and the
     logits and predictions themselves (``'logits'``, ``'pred'``: agreement between variants).
-    Timed on ``sample``."""
+    Timed on ``sample``, with at least ``repeats`` calls and enough more to fill
+    ``min_seconds`` at each batch size: a fast model's median then rests on as many calls as
+    its timer noise needs (5 calls of a small student differ by 20%)."""
     out = logits(predict_fn, list(texts))
     pred = out.argmax(-1)
-    one = measure.benchmark(predict_fn, sample, 1, 4 * repeats)
-    many = measure.benchmark(predict_fn, sample, 32, repeats, warmup=1)
+    rows = {}
+    for batch, n in ((1, 4 * repeats), (32, repeats)):
+        first = measure.benchmark(predict_fn, sample, batch, 1, warmup=1)["seconds"]
+        rows[batch] = measure.benchmark(predict_fn, sample, batch, max(n, int(min_seconds / first)), warmup=0)
     return {"accuracy": float((pred == np.asarray(labels)).mean()), "params": int(params),
-            "disk_mb": disk_bytes / 1e6, "latency_ms": 1000 * one["seconds"],
-            "per_second": many["per_second"], "threads": many["threads"], "logits": out, "pred": pred}
+            "disk_mb": disk_bytes / 1e6, "latency_ms": 1000 * rows[1]["seconds"],
+            "per_second": rows[32]["per_second"], "threads": rows[32]["threads"], "logits": out, "pred": pred}
 
 
 def pareto(variants: dict) -> list:
