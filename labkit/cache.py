@@ -6,6 +6,7 @@ Layout under `cache_dir()` (``LABKIT_CACHE``, else ``~/.cache/labkit``):
     data/      data and weights extracted from them         (labkit.fetch)
     models/    what a lab hands on to later labs: lab 02's checkpoint, lab 03's best models,
                lab 05's student (`model_dir`)
+    results/   each lab's latest `labkit.record`s, per scale (`results_path`)
     runs/      computed results, each in a folder named by a hash of everything that changes
                it (`key`): training runs, embeddings, teacher logits (`run_dir`, `arrays`)
 
@@ -196,6 +197,18 @@ def arrays(name: str, run_key: str, compute) -> dict:
         save_arrays(tmp / "arrays.safetensors", out)
         mark_done(tmp)
     return out
+
+
+def current_lab() -> str | None:
+    """The lab running now ('05_distillation'): ``LABKIT_LAB`` (set by `labkit run`), else the
+    notebook Jupyter names in ``JPY_SESSION_NAME``; None outside a lab."""
+    name = os.environ.get("LABKIT_LAB") or Path(os.environ.get("JPY_SESSION_NAME", "")).stem
+    return name if len(name) > 3 and name[:2].isdigit() and name[2] == "_" else None
+
+
+def results_path(lab: str, scale_name: str) -> Path:
+    """``<cache>/results/<scale>/<lab>.json``: the lab's latest recorded results (lab 09's card)."""
+    return cache_dir() / "results" / scale_name / f"{lab}.json"
 
 
 def size(sub: str = "") -> int:

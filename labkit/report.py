@@ -31,7 +31,8 @@ REFERENCE = Path(__file__).parent / "reference"
 def record(key: str, value):
     """Record one key result of a lab (a number, string, or small list/dict of them).
 
-    Under `labkit run` it goes into the run's report; interactively it is kept in memory.
+    Under `labkit run` it goes into the run's report; in a lab it is also kept in the cache as
+    the lab's latest results (`cache.results_path`, read by lab 09's model card).
     Returns ``value`` so it can wrap an expression: ``acc = record("acc", 0.81)``.
     """
     try:
@@ -40,9 +41,9 @@ def record(key: str, value):
         raise TypeError(f"record({key!r}, ...) needs a JSON-serialisable value ({e}); convert "
                         "numpy numbers with float() or .tolist()") from e
     _RESULTS[key] = value
-    out = os.environ.get("LABKIT_RESULTS")
-    if out:
-        cache.write_json(Path(out), _RESULTS)
+    for out in (os.environ.get("LABKIT_RESULTS"), cache.current_lab()):  # the run's, the lab's latest
+        if out:
+            cache.write_json(Path(out) if out.endswith(".json") else cache.results_path(out, env.scale()), _RESULTS)
     return value
 
 
@@ -173,7 +174,7 @@ def execute(notebook: Path, scale: str, out_dir: Path, fresh_since: float | None
     nb = nbformat.read(notebook, as_version=4)
     results = out_dir / f"{notebook.stem}.results.json"
     results.unlink(missing_ok=True)
-    os.environ.update(LABKIT_SCALE=scale, LABKIT_RESULTS=str(results))
+    os.environ.update(LABKIT_SCALE=scale, LABKIT_RESULTS=str(results), LABKIT_LAB=notebook.stem)
     if fresh_since is not None:
         os.environ["LABKIT_FRESH"] = repr(fresh_since)
     client = NotebookClient(nb, timeout=3600, kernel_name="python3",
