@@ -7,8 +7,8 @@ from .env import offline_defaults as _offline_defaults
 
 _offline_defaults()
 
-from . import (adversarial, augment, cache, check, clean, curves, data, env, fetch, flower, measure,  # noqa: E402
-               models, plots, pretrain, report, runtime, stats, text, train, widgets)
+from . import (adversarial, augment, cache, check, clean, curves, data, env, evaluate, fetch, flower,  # noqa: E402
+               measure, models, plots, pretrain, report, runtime, serve, stats, text, train, widgets)
 from .env import device, doctor, scale, seed_everything  # noqa: E402
 from .report import claim, record, table  # noqa: E402
 
@@ -27,6 +27,6 @@ def __getattr__(name):
     raise AttributeError(f"module 'labkit' has no attribute {name!r}")
 
 
-__all__ = ["adversarial", "augment", "cache", "check", "classifier", "clean", "compress", "curves", "data", "distill", "env",
-           "federated", "fetch", "finetune", "flower", "privacy", "measure", "models", "plots", "pretrain", "report", "runtime", "stats", "text",
+__all__ = ["adversarial", "augment", "cache", "check", "classifier", "clean", "compress", "curves", "data", "distill", "env", "evaluate",
+           "federated", "fetch", "finetune", "flower", "privacy", "measure", "models", "plots", "pretrain", "report", "runtime", "serve", "stats", "text",
            "train", "widgets", "claim", "record", "table", "device", "doctor", "scale", "seed_everything"]

@@ -1,10 +1,9 @@
 """Tools: exercise checks. ``check.answer("01.2", your_answer)`` says right, or gives a hint.
 
 A wrong or missing answer never raises (a notebook with unanswered exercises still runs top
-to bottom); `answer` returns True or False so a solutions notebook can assert it. Each
-exercise's truth is computed when you answer, from the real data or a reference
-implementation, never stored; numbers of any numeric type (int, float, numpy) are accepted.
-Hints point at where to look without giving the answer away.
+to bottom); `answer` returns True or False so a solutions notebook can assert it. Each truth
+is computed when you answer, from the real data or a reference implementation, never stored;
+numbers of any numeric type are accepted. Hints point at where to look, not at the answer.
 Leaves out: grading and scores. The worked answers are in notebooks/solutions/.
 """
 from __future__ import annotations
@@ -16,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import adversarial, augment, clean, curves, data, models
+from . import adversarial, augment, clean, curves, data, evaluate, models
 from .pretrain import PretrainConfig
 
 
@@ -42,8 +41,7 @@ def _cases(fn, name: str, cases, hint: str, close=None) -> None:
         assert ok, f"{name}({shown}) returned {got!r}, expected {want!r}: {hint}"
 
 
-def _near(got, want) -> bool:
-    return isinstance(got, numbers.Real) and abs(float(got) - want) < 1e-9
+_near = lambda got, want: isinstance(got, numbers.Real) and abs(float(got) - want) < 1e-9  # noqa: E731
 
 
 # ---------------------------------------------------------------- lab 00
@@ -371,6 +369,13 @@ EXERCISES = {
     "08.3": Exercise("How many weights do MiniLM's four attention matrices of one layer lose when "
                      "6 of its 12 heads (32 dimensions each, hidden size 384) are removed?",
                      _head_weights, "which matrices have a row or a column per head dimension?"),
+    "09.1": Exercise("What is the ECE of 10 reviews at confidence 0.9, 7 of them right?", lambda v: _number(v, evaluate.ece(
+        np.array([[0.1, 0.9]] * 10), np.array([1] * 7 + [0] * 3)), 1e-9, "one bin: |accuracy - confidence|"), "section 3"),
+    "09.2": Exercise("One request at a time, 40 ms each, 8 clients that never pause: what mean latency (ms) does a client "
+                     "see?", lambda v: _number(v, 8 * 40, 1, "Little's law: in flight = throughput x latency"), "requests a second?"),
+    "09.3": Exercise("Write ece(probs, labels, bins): the expected calibration error.", lambda fn: _cases(fn, "ece", [(
+        c, evaluate.ece(*c)) for c in evaluate.ece_cases()], "weight each bin's |accuracy - mean confidence| by its share "
+        "of the reviews; bins are (low, high]", close=_near), "section 3"),
 }
 
 

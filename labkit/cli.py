@@ -1,4 +1,4 @@
-"""Tools: the `labkit` command. ``labkit doctor | fetch | run | report | study``.
+"""Tools: the `labkit` command. ``labkit doctor | fetch | run | report | study | serve | loadtest``.
 
     labkit doctor                        the environment, the cache, what each lab costs
     labkit fetch [NAMES] [--force]       download, verify and extract data and weights
@@ -10,6 +10,10 @@
     labkit report --merge NEW --into REF put NEW's notebooks into the reference report REF
     labkit study NAME [--seeds N] [--out DIR]
                                          run a reference study (labkit.study) at the current scale
+    labkit serve [--model minilm|student|small|DIR] [--port P] [--threads N] [--batching]
+                                         the model over HTTP on 127.0.0.1 (labkit.serve)
+    labkit loadtest URL [--concurrency C] [--seconds S] [--batch B]
+                                         a bounded load test of a local service
 
 Leaves out: the work itself (`labkit.env`, `labkit.fetch`, `labkit.report`).
 """
@@ -20,7 +24,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import env, fetch, report
+from . import data, env, fetch, report, serve
 
 
 def main(argv=None) -> int:
@@ -58,7 +62,24 @@ def main(argv=None) -> int:
     st.add_argument("name", help="lab04, lab05, lab06 or lab08 (see labkit.study)")
     st.add_argument("--seeds", type=int, default=None, help="default: the study's (2 at smoke)")
     st.add_argument("--out", default=None, help="folder to write NAME.json (default: labkit/reference/studies)")
+    sv = sub.add_parser("serve", help="serve a saved model over HTTP (POST /predict, /health, /metrics)")
+    sv.add_argument("--model", default="minilm", help="minilm (lab 03), student (lab 05), small, or a "
+                    "folder written by classifier.save_classifier (default: minilm)")
+    sv.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1: this machine only")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    sv.add_argument("--batching", action="store_true", help="join concurrent requests into one forward pass")
+    sv.add_argument("--max-wait-ms", type=float, default=5.0, help="with --batching: how long a batch waits to fill")
+    sv.add_argument("--parent", type=int, default=None, help=argparse.SUPPRESS)
+    lt = sub.add_parser("loadtest", help="load-test a service on this machine")
+    lt.add_argument("url", help="e.g. http://127.0.0.1:8000")
+    lt.add_argument("--concurrency", type=int, default=8)
+    lt.add_argument("--seconds", type=float, default=10.0)
+    lt.add_argument("--batch", type=int, default=1, help="texts per request")
     args = ap.parse_args(argv)
+
+    if args.cmd in ("serve", "loadtest"):
+        return _serve(args)
 
     if args.cmd == "study":
         from . import study
@@ -93,6 +114,25 @@ def main(argv=None) -> int:
         print(e, file=sys.stderr)
         return 2
     return 0 if all(r["status"] == "passed" for r in rep["notebooks"]) else 1
+
+
+def _serve(args) -> int:
+    if args.cmd == "serve":
+        try:
+            serve.serve(args.model, args.host, args.port, args.parent, threads=args.threads,
+                        batching=args.batching, max_wait_ms=args.max_wait_ms)
+        except serve.ModelMissing as e:
+            print(f"labkit serve: {e}", file=sys.stderr)
+            return 2
+        return 0
+    try:
+        out = serve.loadtest(args.url, data.validation_arrays()[0], args.concurrency, args.seconds, batch=args.batch)
+    except ValueError as e:
+        print(f"labkit loadtest: {e}", file=sys.stderr)
+        return 2
+    out.pop("latencies_ms")
+    print(json.dumps(out, indent=1))
+    return 1 if out["errors"] or out["timeouts"] else 0
 
 
 def _report(args) -> int:

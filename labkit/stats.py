@@ -5,7 +5,7 @@ Two arms that share data and seeds are compared seed by seed (`paired`): the luc
 label sample or an initialisation cancels out, and the t interval of the mean difference
 says whether an effect stands above what reseeding does. With ``comparisons`` > 1 the
 interval is widened (Bonferroni) so that all of a lab's intervals hold together.
-Leaves out: bootstrap intervals over test reviews (lab 09).
+Leaves out: bootstrap intervals over test reviews (lab 09, `labkit.evaluate`).
 """
 from __future__ import annotations
 

@@ -199,12 +199,35 @@ def right_and_wrong(ex):
         return per_layer, [global_, lambda ws, s: [w.abs() * (w.abs() > 0.15) for w in ws]]
     if ex == "08.3":
         return 294_912, [3 * 6 * 32 * 384, 4 * 12 * 32 * 384]
+    if ex == "09.1":
+        return 0.2, [0.9 - 0.7 * 0.9, 0.3]
+    if ex == "09.2":
+        return 320, [40, 40 / 8]
+    if ex == "09.3":
+        def ece(probs, labels, bins):
+            conf, right = probs.max(1), probs.argmax(1) == labels
+            edges, total = np.linspace(0, 1, bins + 1), 0.0
+            for lo, hi in zip(edges[:-1], edges[1:]):
+                inside = (conf > lo) & (conf <= hi)
+                if inside.any():
+                    total += inside.mean() * abs(right[inside].mean() - conf[inside].mean())
+            return total
+
+        def unweighted(probs, labels, bins):  # the mean gap over non-empty bins, not weighted by size
+            conf, right = probs.max(1), probs.argmax(1) == labels
+            edges, gaps = np.linspace(0, 1, bins + 1), []
+            for lo, hi in zip(edges[:-1], edges[1:]):
+                inside = (conf > lo) & (conf <= hi)
+                if inside.any():
+                    gaps.append(abs(right[inside].mean() - conf[inside].mean()))
+            return float(np.mean(gaps))
+        return ece, [unweighted, lambda p, y, b: float(abs((p.argmax(1) == y).mean() - p.max(1).mean()))]
     raise KeyError(ex)
 
 
 def test_every_lab_has_at_least_three_checked_exercises():
     per_lab = Counter(ex.split(".")[0] for ex in check.EXERCISES)
-    assert set(per_lab) == {"00", "01", "02", "03", "04", "05", "06", "07", "08"}
+    assert set(per_lab) == {"00", "01", "02", "03", "04", "05", "06", "07", "08", "09"}
     assert min(per_lab.values()) >= 3, per_lab
 
 

@@ -1,0 +1,400 @@
+"""Lab 09: the model behind HTTP, the load test, and drift seen through the metrics.
+
+- `build_app`: a FastAPI app around one saved classifier: ``POST /predict`` (one text or a
+  list), ``GET /health``, ``GET /metrics`` (Prometheus text). Malformed JSON or a wrong type
+  is 422 (pydantic), an empty text 422, a text or batch over the limit 413, each with a
+  message that names the limit. Inference runs off the event loop: a plain ``def`` endpoint
+  (FastAPI's thread pool) behind one lock, or with ``batching`` one worker thread that joins
+  concurrent requests into one forward pass (micro-batching).
+- `Server`: ``labkit serve`` as a child process on a free port of 127.0.0.1, always stopped:
+  on `stop`, after a ``with`` block, when this Python exits, or by itself when it is orphaned.
+- `loadtest`: an async httpx client, bounded in requests and seconds, against 127.0.0.1.
+- `metrics`: ``/metrics`` as numbers (`evaluate.window` and `evaluate.drift` read them).
+
+Leaves out: the evaluation and the model card (`labkit.evaluate`), TLS, authentication.
+"""
+import asyncio
+import atexit
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+
+from . import data, measure
+
+MAX_CHARS, MAX_BATCH, MAX_BODY = 2000, 64, 1_000_000  # per text, texts per request, bytes per request
+MODELS = {"minilm": "lab 03 (notebooks/03_fine_tuning.ipynb)", "small": "lab 03 (notebooks/03_fine_tuning.ipynb)",
+          "student": "lab 05 (notebooks/05_distillation.ipynb)"}
+
+
+class ModelMissing(FileNotFoundError):
+    """No saved model where the service looks for one."""
+
+
+def model_folder(model: str) -> Path:
+    """The folder of ``model``: a kind a lab saves ('minilm', 'small', 'student', at the
+    current scale) or a path to a folder `classifier.save_classifier` wrote."""
+    from . import classifier
+    folder = classifier.best_dir(model) if model in MODELS else Path(model)
+    if not (folder / "head.safetensors").exists():
+        how = (f"run {MODELS[model]} at this scale first" if model in MODELS else
+               f"give --model one of {', '.join(MODELS)} or a folder written by classifier.save_classifier")
+        raise ModelMissing(f"no saved model {model!r} at {folder}: {how}")
+    return folder
+
+
+class Model:
+    """A saved classifier ready to answer: ``predict(texts)`` -> (probabilities, token
+    counts, unknown-token counts), under one lock so concurrent calls never share torch's
+    threads. Applies the temperature in ``calibration.json`` when lab 09 wrote one."""
+
+    def __init__(self, folder: Path, max_len: int = 64):
+        import torch
+        from . import classifier
+        self.tokenizer, self.model, self.info = classifier.load_classifier(folder)
+        k = self.model.head.out_features
+        self.labels = data.LABEL_NAMES if k == 2 else [str(i) for i in range(k)]
+        cal = folder / "calibration.json"
+        self.temperature = float(json.loads(cal.read_text())["temperature"]) if cal.exists() else 1.0
+        self.max_len, self.lock, self.torch = max_len, threading.Lock(), torch
+
+    def predict(self, texts: list[str]):
+        enc = self.tokenizer(texts, truncation=True, max_length=self.max_len, padding=True, return_tensors="pt")
+        with self.lock, self.torch.inference_mode():
+            logits = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+        probs = (logits / self.temperature).softmax(-1).numpy()
+        tokens = enc["attention_mask"].sum(-1).numpy() - 2  # without [CLS] and [SEP]
+        unknown = (enc["input_ids"] == self.tokenizer.unk_token_id).sum(-1).numpy()
+        return probs, tokens, unknown
+
+
+class Batcher:
+    """One thread that joins the (texts, callback) jobs arriving within ``max_wait_ms`` (up to
+    ``max_batch`` texts) into one forward pass, and hands each request its rows."""
+
+    def __init__(self, model: Model, max_batch: int = MAX_BATCH, max_wait_ms: float = 5.0):
+        self.model, self.max_batch, self.wait = model, max_batch, max_wait_ms / 1000
+        self.queue, self.batches = queue.Queue(), []
+        threading.Thread(target=self.loop, daemon=True, name="labkit-batcher").start()
+
+    def loop(self):
+        while True:
+            jobs = [self.queue.get()]
+            n, deadline = len(jobs[0][0]), time.perf_counter() + self.wait
+            while n < self.max_batch and (left := deadline - time.perf_counter()) > 0:
+                try:
+                    jobs.append(self.queue.get(timeout=left))
+                    n += len(jobs[-1][0])
+                except queue.Empty:
+                    break
+            try:
+                out = self.model.predict([t for texts, _ in jobs for t in texts])
+                self.batches.append(n)
+                start = 0
+                for texts, done in jobs:
+                    done(tuple(a[start:start + len(texts)] for a in out), None)
+                    start += len(texts)
+            except Exception as e:  # every waiting request gets the error, the loop goes on
+                for _, done in jobs:
+                    done(None, e)
+
+
+def build_app(model: str = "minilm", threads: int | None = None, batching: bool = False,
+              max_wait_ms: float = 5.0, max_chars: int = MAX_CHARS, max_batch: int = MAX_BATCH):
+    """The FastAPI app serving ``model`` (see `model_folder`), loaded once, with torch set to
+    ``threads`` (default: what it uses now). Raises `ModelMissing` before serving anything."""
+    import torch
+    from fastapi import FastAPI, HTTPException, Request
+    from fastapi.responses import JSONResponse, Response
+    from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram,
+                                   disable_created_metrics, generate_latest)
+    from pydantic import BaseModel, ConfigDict, StrictStr
+
+    folder = model_folder(model)
+    torch.set_num_threads(threads or torch.get_num_threads())
+    m = Model(folder)
+    batcher = Batcher(m, max_batch, max_wait_ms) if batching else None
+    disable_created_metrics()  # no *_created samples: counters and the histogram only
+    reg = CollectorRegistry()
+    requests = Counter("labkit_requests", "HTTP requests by path and status", ["path", "status"], registry=reg)
+    latency = Histogram("labkit_predict_seconds", "time to answer POST /predict", registry=reg,
+                        buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+    by_label = Counter("labkit_predictions", "texts predicted, by label", ["label"], registry=reg)
+    n_texts = Counter("labkit_input_texts", "texts received", registry=reg)
+    n_chars = Counter("labkit_input_chars", "characters received", registry=reg)
+    n_tokens = Counter("labkit_input_tokens", "word pieces seen by the model", registry=reg)
+    n_unk = Counter("labkit_input_unknown_tokens", "word pieces that were [UNK]", registry=reg)
+    for label in m.labels:
+        by_label.labels(label)
+
+    class PredictIn(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        text: StrictStr | list[StrictStr]
+
+    app = FastAPI(title="labkit sentiment service", version="0.1.0")
+
+    @app.middleware("http")
+    async def count(request: Request, call_next):
+        start = time.perf_counter()
+        size = request.headers.get("content-length")
+        if size and size.isdigit() and int(size) > MAX_BODY:
+            response = JSONResponse({"detail": f"request body of {int(size):,} bytes is over the limit of "
+                                               f"{MAX_BODY:,} bytes"}, status_code=413)
+        else:
+            response = await call_next(request)
+        requests.labels(request.url.path, str(response.status_code)).inc()
+        if request.url.path == "/predict":
+            latency.observe(time.perf_counter() - start)
+        return response
+
+    def check(body: PredictIn) -> list[str]:
+        texts = [body.text] if isinstance(body.text, str) else body.text
+        if not texts:
+            raise HTTPException(422, "text is an empty list: send one text or a list of 1 to "
+                                     f"{max_batch} non-empty texts")
+        if len(texts) > max_batch:
+            raise HTTPException(413, f"a batch of {len(texts)} texts is over the limit of {max_batch} a request")
+        for i, t in enumerate(texts):
+            if not t.strip():
+                raise HTTPException(422, f"text {i} is empty: every text needs at least one non-space character")
+            if len(t) > max_chars:
+                raise HTTPException(413, f"text {i} has {len(t):,} characters, over the limit of {max_chars:,}")
+        return texts
+
+    def answer(texts, out) -> dict:
+        probs, tokens, unknown = out
+        pred = probs.argmax(-1)
+        n_texts.inc(len(texts))
+        n_chars.inc(sum(len(t) for t in texts))
+        n_tokens.inc(int(tokens.sum()))
+        n_unk.inc(int(unknown.sum()))
+        for p in pred:
+            by_label.labels(m.labels[p]).inc()
+        return {"labels": [m.labels[p] for p in pred], "probabilities": np.round(probs.astype(float), 4).tolist()}
+
+    if batcher is None:
+        @app.post("/predict")
+        def predict(body: PredictIn):  # plain def: FastAPI runs it in its thread pool
+            texts = check(body)
+            return answer(texts, m.predict(texts))
+    else:
+        @app.post("/predict")
+        async def predict(body: PredictIn):  # waits without blocking; the batcher thread computes
+            texts = check(body)
+            loop = asyncio.get_running_loop()
+            fut = loop.create_future()
+
+            def done(out, err):
+                loop.call_soon_threadsafe(lambda: fut.done() or (fut.set_exception(err) if err else fut.set_result(out)))
+            batcher.queue.put((texts, done))
+            return answer(texts, await fut)
+
+    @app.get("/health")
+    def health():
+        return {"status": "ok", "model": model, "folder": str(folder), "labels": m.labels,
+                "threads": torch.get_num_threads(), "batching": batching, "temperature": m.temperature,
+                "mean_batch": float(np.mean(batcher.batches[-1000:])) if batcher and batcher.batches else None,
+                "limits": {"max_chars": max_chars, "max_batch": max_batch, "max_body_bytes": MAX_BODY}}
+
+    @app.get("/metrics")
+    def metrics_endpoint():
+        return Response(generate_latest(reg), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def serve(model: str = "minilm", host: str = "127.0.0.1", port: int = 8000, parent: int | None = None, **options):
+    """Run `build_app` under uvicorn until interrupted (``labkit serve``). ``parent``: exit
+    when that process is gone (how `Server` makes sure no service outlives its notebook)."""
+    import uvicorn
+    app = build_app(model, **options)
+    if parent:
+        def watch():  # orphaned (the parent died and we were re-parented): stop like on Ctrl-C
+            while os.getppid() == parent:
+                time.sleep(0.5)
+            os.kill(os.getpid(), signal.SIGTERM)
+        threading.Thread(target=watch, daemon=True).start()
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+# ---------------------------------------------------------------- the service as a child process
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+_RUNNING: set = set()
+
+
+class Server:
+    """``labkit serve`` in a child process on a free port of 127.0.0.1: ``with Server("student")
+    as s: httpx.post(s.url + "/predict", ...)``, or ``s = Server(...).start()`` ... ``s.stop()``."""
+
+    def __init__(self, model: str = "minilm", threads: int | None = None, batching: bool = False,
+                 max_wait_ms: float = 5.0, start_timeout: float = 120.0):
+        self.model, self.start_timeout = model, start_timeout
+        self.args = ["serve", "--model", model, "--threads", str(threads or measure.threads()),
+                     "--max-wait-ms", str(max_wait_ms)] + (["--batching"] if batching else [])
+        self.proc, self.url = None, None
+
+    def start(self, wait: bool = True) -> "Server":
+        """Launch the service; with ``wait``, return once it answers ``/health`` (else call `wait`)."""
+        model_folder(self.model)  # a missing model: the clear error here, not a timeout
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = tempfile.NamedTemporaryFile("w+", prefix="labkit-serve-", suffix=".log", delete=False)
+        code = "import sys; from labkit.cli import main; sys.exit(main(sys.argv[1:]))"
+        self.proc = subprocess.Popen([sys.executable, "-c", code, *self.args, "--port", str(port),
+                                      "--parent", str(os.getpid())], stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        _RUNNING.add(self)
+        return self.wait() if wait else self
+
+    def wait(self) -> "Server":
+        import httpx
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                out = self.output()
+                self.stop()
+                raise RuntimeError(f"the service exited with code {self.proc.returncode} while starting:\n{out}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        out = self.output()
+        self.stop()
+        raise TimeoutError(f"the service did not answer /health within {self.start_timeout:.0f} s:\n{out}")
+
+    def output(self) -> str:
+        """The last lines the service wrote (its log)."""
+        log = Path(self.log.name) if getattr(self, "log", None) else None
+        return log.read_text()[-3000:] if log and log.exists() else ""
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        """SIGTERM (uvicorn shuts down cleanly), then SIGKILL after 10 s; idempotent."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if getattr(self, "log", None):
+            self.log.close()
+            Path(self.log.name).unlink(missing_ok=True)
+        _RUNNING.discard(self)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def stop_all() -> None:
+    """Stop every service this process started."""
+    for s in list(_RUNNING):
+        s.stop()
+
+
+atexit.register(stop_all)
+
+
+# ---------------------------------------------------------------- the load test
+
+def _local(url: str) -> str:
+    host = urlparse(url).hostname
+    if host not in ("127.0.0.1", "localhost"):
+        raise ValueError(f"loadtest only targets a service on this machine (127.0.0.1), not {host!r}")
+    return url.rstrip("/")
+
+
+async def _load(url, texts, concurrency, seconds, max_requests, batch, timeout):
+    import httpx
+    lat, state = [], {"sent": 0, "errors": 0, "timeouts": 0}
+    deadline = time.perf_counter() + seconds
+
+    async def client(c):
+        while time.perf_counter() < deadline and state["sent"] < max_requests:
+            i = state["sent"]
+            state["sent"] += 1
+            body = {"text": texts[i % len(texts)] if batch == 1 else
+                    [texts[(i * batch + j) % len(texts)] for j in range(batch)]}
+            t0 = time.perf_counter()
+            try:
+                r = await c.post(url + "/predict", json=body)
+                if r.status_code == 200:
+                    lat.append(time.perf_counter() - t0)
+                else:
+                    state["errors"] += 1
+            except httpx.TimeoutException:
+                state["timeouts"] += 1
+            except httpx.HTTPError:
+                state["errors"] += 1
+
+    start = time.perf_counter()
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=timeout, limits=limits) as c:
+        await asyncio.gather(*(client(c) for _ in range(concurrency)))
+    return lat, state, time.perf_counter() - start
+
+
+def loadtest(url: str, texts, concurrency: int = 8, seconds: float = 10.0, max_requests: int = 100_000,
+             batch: int = 1, timeout: float = 30.0) -> dict:
+    """``concurrency`` clients, each sending its next request as soon as the last is answered,
+    for ``seconds`` (or ``max_requests`` in all), ``batch`` texts a request cycled from
+    ``texts``. Returns {requests, requests_per_s, reviews_per_s, p50_ms, p95_ms, p99_ms,
+    errors, timeouts, seconds, latencies_ms}: errors are non-200 answers and failed
+    connections, timeouts the requests unanswered within ``timeout`` seconds. Runs in its
+    own thread and event loop, so it works inside Jupyter, whose loop is already running."""
+    url = _local(url)
+    texts = list(texts)
+    if not texts or concurrency < 1 or batch < 1 or not 0 < seconds <= 600 or max_requests < 1:
+        raise ValueError(f"loadtest needs texts, concurrency >= 1, batch >= 1, 0 < seconds <= 600 and "
+                         f"max_requests >= 1; got {len(texts)} texts, {concurrency}, {batch}, {seconds}, {max_requests}")
+    box = {}
+    t = threading.Thread(target=lambda: box.update(out=asyncio.run(
+        _load(url, texts, concurrency, seconds, max_requests, batch, timeout))))
+    t.start()
+    t.join(seconds + timeout + 30)
+    if "out" not in box:
+        raise TimeoutError("the load test did not finish in time")
+    lat, state, wall = box["out"]
+    ms = np.array(lat) * 1000
+    pct = (lambda q: round(float(np.percentile(ms, q)), 2)) if len(ms) else (lambda q: float("nan"))
+    return {"requests": len(lat), "requests_per_s": round(len(lat) / wall, 2),
+            "reviews_per_s": round(len(lat) * batch / wall, 2), "p50_ms": pct(50), "p95_ms": pct(95),
+            "p99_ms": pct(99), "errors": state["errors"], "timeouts": state["timeouts"],
+            "seconds": round(wall, 2), "concurrency": concurrency, "batch": batch,
+            "latencies_ms": [round(float(x), 2) for x in ms]}
+
+
+# ---------------------------------------------------------------- drift
+
+def metrics(url: str) -> dict:
+    """``/metrics`` as {"name{label=value}": number} (Prometheus text, parsed)."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+    out = {}
+    for fam in text_string_to_metric_families(httpx.get(_local(url) + "/metrics", timeout=10).text):
+        for s in fam.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+            out[s.name + (f"{{{labels}}}" if labels else "")] = s.value
+    return out

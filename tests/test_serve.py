@@ -1,0 +1,142 @@
+"""Lab 09's service, as a real process on a free port of 127.0.0.1 (no mocked client): good
+and bad requests, /metrics moving, micro-batching routing each request its own answer, the
+load test's bounds, a clear start-up error without a model, and no process left behind."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+import psutil
+import pytest
+
+from labkit import classifier as C, evaluate, models, serve, text
+
+POS = ["a good film", "a great cast", "good and great", "a fine good plot", "great fun"]
+NEG = ["a bad film", "an awful cast", "bad and awful", "a dull bad plot", "awful mess"]
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A tiny trained classifier saved as a lab saves one."""
+    tok = text.train_wordpiece((POS + NEG) * 10, vocab_size=60, min_frequency=1)
+    model = C.small_classifier(models.small_bert(len(tok), hidden=32, layers=1, heads=2, max_len=32), pretrained=False)
+    C.fine_tune(model, tok, POS + NEG, [1] * 5 + [0] * 5, lr=3e-3, steps=30, batch_size=10, max_len=32)
+    folder = C.save_classifier(model.eval(), tok, tmp_path_factory.mktemp("m") / "clf")
+    return folder, tok, model
+
+
+def gone(pid, within=10.0):
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture(scope="module")
+def server(saved):
+    s = serve.Server(str(saved[0]), threads=1).start()
+    yield s
+    s.stop()
+    assert gone(s.proc.pid)
+
+
+def test_good_requests_get_labels_and_probabilities(server, saved):
+    _, tok, model = saved
+    assert server.url.startswith("http://127.0.0.1:")
+    h = httpx.get(server.url + "/health").json()
+    assert h["status"] == "ok" and h["labels"] == ["negative", "positive"] and h["threads"] == 1
+    one = httpx.post(server.url + "/predict", json={"text": "a good film"}).json()
+    many = httpx.post(server.url + "/predict", json={"text": POS + NEG}).json()
+    assert len(one["labels"]) == 1 and len(many["labels"]) == 10
+    local = C.predict_proba(model, tok, POS + NEG, max_len=64)
+    assert np.allclose(many["probabilities"], local, atol=1e-3)
+    assert many["labels"] == [["negative", "positive"][i] for i in local.argmax(1)]
+
+
+@pytest.mark.parametrize("kwargs, status, says", [
+    (dict(content=b'{"text": "x', headers={"content-type": "application/json"}), 422, "JSON"),
+    (dict(json={"text": 5}), 422, "valid string"),
+    (dict(json={"text": ["fine", 3]}), 422, "valid string"),
+    (dict(json={"review": "fine"}), 422, "Field required"),
+    (dict(json={"text": "  "}), 422, "empty"),
+    (dict(json={"text": []}), 422, "empty list"),
+    (dict(json={"text": "x" * (serve.MAX_CHARS + 1)}), 413, f"limit of {serve.MAX_CHARS:,}"),
+    (dict(json={"text": ["ok"] * (serve.MAX_BATCH + 1)}), 413, f"limit of {serve.MAX_BATCH}"),
+    (dict(content=b"x" * (serve.MAX_BODY + 1), headers={"content-type": "application/json"}), 413, "bytes"),
+])
+def test_bad_requests_get_a_4xx_that_names_the_problem_and_the_service_goes_on(server, kwargs, status, says):
+    r = httpx.post(server.url + "/predict", timeout=30, **kwargs)
+    assert r.status_code == status, r.text
+    assert says in r.text
+    assert httpx.post(server.url + "/predict", json={"text": "still fine"}).status_code == 200
+
+
+def test_metrics_count_requests_texts_and_labels(server):
+    before = serve.metrics(server.url)
+    httpx.post(server.url + "/predict", json={"text": POS})
+    httpx.post(server.url + "/predict", json={"text": ""})
+    after = serve.metrics(server.url)
+    d = lambda k: after.get(k, 0) - before.get(k, 0)  # noqa: E731
+    assert d("labkit_requests_total{path=/predict,status=200}") == 1
+    assert d("labkit_requests_total{path=/predict,status=422}") == 1
+    assert d("labkit_predict_seconds_count") == 2
+    assert d("labkit_input_texts_total") == 5 and d("labkit_input_chars_total") == sum(map(len, POS))
+    assert d("labkit_predictions_total{label=negative}") + d("labkit_predictions_total{label=positive}") == 5
+    w = evaluate.window(before, after)
+    assert w["texts"] == 5 and w["unknown_rate"] == 0 and sum(w["label_share"].values()) == pytest.approx(1)
+
+
+def test_loadtest_is_bounded_in_requests_and_seconds_and_local_only(server):
+    out = serve.loadtest(server.url, POS + NEG, concurrency=4, seconds=30, max_requests=20)
+    assert out["requests"] == 20 and out["errors"] == 0 and out["timeouts"] == 0 and out["seconds"] < 30
+    assert out["p50_ms"] <= out["p95_ms"] <= out["p99_ms"] and len(out["latencies_ms"]) == 20
+    t0 = time.perf_counter()
+    out = serve.loadtest(server.url, POS, concurrency=2, seconds=0.5, batch=3)
+    assert time.perf_counter() - t0 < 5 and out["reviews_per_s"] == pytest.approx(3 * out["requests_per_s"], rel=0.01)
+    with pytest.raises(ValueError, match="127.0.0.1"):
+        serve.loadtest("http://example.com", POS)
+    with pytest.raises(ValueError, match="concurrency"):
+        serve.loadtest(server.url, POS, concurrency=0)
+
+
+def test_micro_batching_joins_requests_and_routes_each_its_own_answer(saved):
+    _, tok, model = saved
+    texts = [f"{a} {b}" for a in POS for b in NEG]  # 25 different texts
+    local = C.predict_proba(model, tok, texts, max_len=64)
+    with serve.Server(str(saved[0]), threads=1, batching=True, max_wait_ms=50) as s:
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(lambda t: httpx.post(s.url + "/predict", json={"text": t}, timeout=30).json(), texts))
+        health = httpx.get(s.url + "/health").json()
+    assert np.allclose([a["probabilities"][0] for a in answers], local, atol=1e-3)
+    assert health["batching"] and health["mean_batch"] > 1
+    assert gone(s.proc.pid)
+
+
+def test_start_without_a_model_fails_with_the_lab_to_run(tmp_cache, tmp_path):
+    with pytest.raises(serve.ModelMissing, match="save_classifier"):
+        serve.Server(str(tmp_path / "nothing")).start()
+    env = dict(os.environ, LABKIT_CACHE=str(tmp_cache), LABKIT_SCALE="smoke")
+    r = subprocess.run([sys.executable, "-m", "labkit.cli", "serve", "--model", "student"], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "run lab 05" in r.stderr, r.stderr
+
+
+def test_a_service_stops_when_the_process_that_started_it_dies(saved):
+    code = ("import sys, time; from labkit import serve; s = serve.Server(sys.argv[1], threads=1).start(); "
+            "print(s.proc.pid, flush=True); time.sleep(60)")
+    parent = subprocess.Popen([sys.executable, "-c", code, str(saved[0])], stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(parent.stdout.readline())
+        assert psutil.pid_exists(pid)
+        parent.send_signal(signal.SIGKILL)  # no atexit, no finally: only the service's own watch is left
+        parent.wait(10)
+        assert gone(pid, within=15)
+    finally:
+        parent.kill()
+        parent.stdout.close()
