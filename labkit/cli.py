@@ -1,7 +1,8 @@
 """Tools: the `labkit` command. ``labkit doctor | fetch | run | report | study | serve | loadtest``.
 
     labkit doctor                        the environment, the cache, what each lab costs
-    labkit fetch [NAMES] [--force]       download, verify and extract data and weights
+    labkit fetch [NAMES] [--force] [--verify]
+                                         download, verify and extract data and weights
     labkit run [NOTEBOOKS] [--scale S] [--fresh [--keep KIND]] [--out DIR]
                                          execute notebooks headless, write DIR/report.json
     labkit report --check FILE           fail unless every notebook passed and recorded results
@@ -40,6 +41,7 @@ def main(argv=None) -> int:
     f = sub.add_parser("fetch", help="download and verify data and weights into the cache")
     f.add_argument("names", nargs="*", help="what to fetch (default: everything)")
     f.add_argument("--force", action="store_true", help="extract again even if cached")
+    f.add_argument("--verify", action="store_true", help="check every extracted file's sha256 (not only its size)")
     r = sub.add_parser("run", help="execute notebooks headless and write a report")
     r.add_argument("notebooks", nargs="*", help="default: notebooks/[0-9]*.ipynb")
     r.add_argument("--scale", choices=env.SCALES, default=None,
@@ -94,7 +96,7 @@ def main(argv=None) -> int:
         return 0
     if args.cmd == "fetch":
         try:
-            fetch.fetch(args.names or None, force=args.force)
+            fetch.fetch(args.names or None, force=args.force, verify=args.verify)
         except (fetch.FetchError, KeyError) as e:
             print(f"labkit fetch: {e}", file=sys.stderr)
             return 1

