@@ -55,12 +55,12 @@ class Classifier(torch.nn.Module):
 
 def check_inputs(texts, labels=None) -> tuple[list, np.ndarray | None]:
     """(texts as a list, labels as an int array) after checking both; label -1 = unlabelled."""
-    texts = check_texts(texts, "no texts: give at least one review")
+    texts = check_texts(texts, "texts is empty: give at least one review")
     if labels is None:
         return texts, None
     labels = np.asarray(labels)
-    if len(labels) != len(texts):
-        raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
+    if labels.ndim != 1 or len(labels) != len(texts):
+        raise ValueError(f"texts and labels must align: {len(texts)} texts but labels of shape {labels.shape}")
     if labels.dtype.kind not in "iu" or (labels < -1).any():
         raise ValueError(f"labels must be class numbers 0, 1, ... (-1: unlabelled); got dtype "
                          f"{labels.dtype} with values like {labels[:3].tolist()}")
@@ -222,6 +222,14 @@ def fine_tune(model, tokenizer, texts, labels, lr: float, steps: int | None = No
     then linear decay, `train.warmup_linear`) for ``steps`` optimizer steps or ``epochs``
     passes (default: 1 epoch). Returns the History. ``loss_fn`` and ``targets`` go to
     `labkit.train.train` and `loader` (lab 05 passes a distillation loss and teacher logits)."""
+    texts, labels = check_inputs(texts, labels)
+    k = model.head.out_features if isinstance(model, Classifier) else None
+    if k and labels.max() >= k:
+        raise ValueError(f"labels hold class {labels.max()} but the model has {k} classes (0..{k - 1}): build it "
+                         f"with num_labels={labels.max() + 1} (e.g. minilm_classifier(num_labels=...))")
+    if targets is not None and np.shape(targets) != (len(texts), k or np.shape(targets)[-1]):
+        raise ValueError(f"targets must have one row of {k} logits per text: shape {np.shape(targets)} for "
+                         f"{len(texts)} texts")
     dl = loader(tokenizer, texts, labels, max_len, batch_size, shuffle=True, seed=seed,
                 targets=targets)
     total = steps or (epochs or 1) * len(dl)
@@ -262,12 +270,23 @@ def load_classifier(folder):
     if not (folder / "head.safetensors").exists():
         raise FileNotFoundError(f"no classifier saved in {folder} (no head.safetensors); save "
                                 "one with labkit.classifier.save_classifier")
-    meta = json.loads((folder / "classifier.json").read_text())
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    encoder = AutoModel.from_pretrained(folder, use_safetensors=True, add_pooling_layer=False)
+    lab = next((v[1] for v in SAVED.values() if folder.name.startswith(v[0])), None)
+    fix = f"rerun lab {lab[:2]} (`labkit run notebooks/{lab}.ipynb`)" if lab else "save it again (save_classifier)"
+    step = folder / "classifier.json"
+    try:
+        meta = json.loads(step.read_text())
+        step = folder
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        step = folder / "model.safetensors"
+        encoder = AutoModel.from_pretrained(folder, use_safetensors=True, add_pooling_layer=False)
+        step = folder / "head.safetensors"
+        head = load_file(str(step))
+    except Exception as e:  # a truncated or damaged file: say which and how to get a good one
+        raise CheckpointError(f"cannot read the saved classifier: {step} is damaged or truncated "
+                              f"({type(e).__name__}: {str(e)[:200]}). Fix: {fix}") from e
     check_vocab(encoder, tokenizer)
     model = Classifier(encoder, meta["num_labels"])
-    model.head.load_state_dict(load_file(str(folder / "head.safetensors")))
+    model.head.load_state_dict(head)
     return tokenizer, model.eval(), meta["info"]
 
 
@@ -297,6 +316,10 @@ def load_best(kind: str):
 
 
 # ---------------------------------------------------------------- cached runs
+
+class CheckpointError(OSError):
+    """A saved model that exists but cannot be read; the message names the file and the fix."""
+
 
 @dataclass
 class Run:

@@ -25,6 +25,7 @@ from . import cache
 from .classifier import Run, cached_fine_tune, predict_logits, small_classifier
 from .env import scale as current_scale
 from .text import check_texts
+from .train import check_logits
 
 
 @dataclass
@@ -109,6 +110,10 @@ def kd_loss(student_logits, teacher_logits, labels, temperature: float = 2.0,
         raise ValueError(f"temperature={temperature}: it must be > 0")
     if not 0 <= alpha <= 1:
         raise ValueError(f"alpha={alpha}: it is the weight of the soft loss, between 0 and 1")
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"student_logits {tuple(student_logits.shape)} and teacher_logits "
+                         f"{tuple(teacher_logits.shape)} must have the same shape (rows, classes)")
+    check_logits(student_logits, labels, "student_logits")
     t = temperature
     soft = F.kl_div(F.log_softmax(student_logits / t, -1), F.log_softmax(teacher_logits / t, -1),
                     reduction="batchmean", log_target=True) * t * t

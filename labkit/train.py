@@ -44,7 +44,20 @@ def cross_entropy_loss(model, batch):
     ``batch['labels']``; every batch key but ``labels`` and ``targets`` goes to the model."""
     import torch.nn.functional as F
     inputs = {k: v for k, v in batch.items() if k not in NOT_INPUTS}
-    return F.cross_entropy(_logits(model(**inputs)), batch["labels"])
+    logits = _logits(model(**inputs))
+    check_logits(logits, batch["labels"])
+    return F.cross_entropy(logits, batch["labels"])
+
+
+def check_logits(logits, labels, name: str = "logits") -> None:
+    """Raise ValueError unless ``logits`` is (rows, classes) with one label per row, each a
+    class of the logits (or -1, unlabelled): what a loss needs, said before torch says it."""
+    if logits.dim() != 2 or labels.dim() != 1 or len(labels) != len(logits):
+        raise ValueError(f"{name} must be (rows, classes) with one label per row: got {name} of shape "
+                         f"{tuple(logits.shape)} and labels of shape {tuple(labels.shape)}")
+    if len(labels) and (labels.max() >= logits.shape[1] or labels.min() < -1):
+        raise ValueError(f"labels hold class {int(labels.max())} (or below -1) but {name} have "
+                         f"{logits.shape[1]} classes: build the model with one output per class")
 
 
 cross_entropy_loss.spec = {"loss": "cross_entropy"}  # how cached runs name this loss

@@ -55,11 +55,11 @@ def test_loader_pads_and_rejects_bad_input(tok):
     assert "labels" not in next(iter(C.loader(tok, TEXTS)))
     with pytest.raises(TypeError, match="strings"):
         C.loader(tok, ["ok", 3], [0, 1])
-    with pytest.raises(ValueError, match="2 texts but 3 labels"):
+    with pytest.raises(ValueError, match="2 texts but labels of shape"):
         C.loader(tok, ["ok", "no"], [0, 1, 1])
     with pytest.raises(ValueError, match="class numbers"):
         C.loader(tok, ["ok", "no"], [0.0, 1.0])
-    with pytest.raises(ValueError, match="no texts"):
+    with pytest.raises(ValueError, match="texts is empty"):
         C.loader(tok, [], [])
 
 
@@ -179,3 +179,31 @@ def test_features_are_the_pooled_states_the_head_sees(tok):
     with torch.no_grad():
         logits = model.head(torch.from_numpy(f))
     assert np.allclose(logits.numpy(), C.predict_logits(model, tok, TEXTS, 64), atol=1e-5)
+
+
+def test_a_truncated_checkpoint_names_the_file_and_the_fix(tok, tmp_cache, monkeypatch):
+    monkeypatch.setenv("LABKIT_SCALE", "smoke")
+    folder = C.save_classifier(tiny(tok).eval(), tok, C.best_dir("minilm"))
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(C.CheckpointError, match=r"model.safetensors is damaged or truncated.*rerun lab 03"):
+        C.load_best("minilm")
+    other = C.save_classifier(tiny(tok).eval(), tok, tmp_cache / "mine")
+    (other / "head.safetensors").write_bytes(b"\x00" * 10)
+    with pytest.raises(C.CheckpointError, match=r"head.safetensors is damaged.*save it again"):
+        C.load_classifier(other)
+
+
+def test_labels_outside_the_model_and_misshapen_targets_are_refused(tok):
+    model = tiny(tok)
+    with pytest.raises(ValueError, match=r"labels hold class 5 but the model has 2 classes.*num_labels=6"):
+        C.fine_tune(model, tok, TEXTS, [5] + LABELS[1:], lr=1e-3, steps=1, progress=False)
+    with pytest.raises(ValueError, match="targets must have one row of 2 logits per text"):
+        C.fine_tune(model, tok, TEXTS, LABELS, lr=1e-3, steps=1, progress=False, targets=np.zeros((10, 3)))
+    from labkit import distill, train
+    with pytest.raises(ValueError, match="same shape"):
+        distill.kd_loss(torch.zeros(4, 2), torch.zeros(4, 3), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="one label per row"):
+        distill.kd_loss(torch.zeros(4, 2), torch.zeros(4, 2), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="labels hold class 3"):
+        train.check_logits(torch.zeros(2, 3), torch.tensor([0, 3]))
