@@ -19,6 +19,7 @@ import numpy as np
 from . import cache
 from .curves import C, FROZEN_C, baseline
 from .data import DataError, dedup_key
+from .text import check_texts
 from .env import scale as current_scale
 
 
@@ -53,7 +54,7 @@ def find_duplicates(texts) -> list[list[int]]:
     Example: ``["A b", "x", "a B!"]`` -> ``[[0, 2]]``.
     """
     groups = defaultdict(list)
-    for i, t in enumerate(texts):
+    for i, t in enumerate(check_texts(texts, "no texts to compare")):
         groups[dedup_key(t)].append(i)
     return [g for g in groups.values() if len(g) > 1]
 
@@ -85,6 +86,9 @@ def count_leaks(train_texts, test_texts) -> int:
 
 def find_contradictions(texts, labels) -> dict[str, list[int]]:
     """Texts (by `dedup_key`) that occur with more than one label -> their row indices."""
+    texts = check_texts(texts, "no texts to compare")
+    if len(texts) != len(labels):
+        raise DataError(f"texts and labels must align: {len(texts)} texts but {len(labels)} labels")
     rows, seen = defaultdict(list), defaultdict(set)
     for i, (t, y) in enumerate(zip(texts, labels)):
         k = dedup_key(t)

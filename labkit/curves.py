@@ -10,6 +10,7 @@ import numpy as np
 
 from . import cache
 from .data import DataError, check_lang, sample_per_class
+from .text import check_texts
 
 # Inverse strength of the regularisation of the course's logistic regressions, each chosen on
 # the validation split (never on test): C for the TF-IDF baseline (lab 01 shows the sweep),
@@ -18,30 +19,38 @@ C = 64.0
 FROZEN_C = 4.0
 
 
-def baseline(lang: str = "en", C: float = C):
+def baseline(lang: str = "en", C: float = C, classes: int = 2):
     """TF-IDF + logistic regression: the course's yardstick. English: words and word
     pairs; Chinese (no spaces between words): characters and character pairs. ``C``: the
-    inverse strength of the regularisation (lab 01 checks the course's on validation)."""
+    inverse strength of the regularisation (lab 01 checks the course's on validation).
+    ``classes``: 2 uses liblinear; more, a multinomial logistic regression (lbfgs)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     check_lang(lang)
     vec = (TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True) if lang == "en" else
            TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True))
-    # liblinear: same accuracy as lbfgs here, 10x faster on sparse binary problems
-    return make_pipeline(vec, LogisticRegression(C=C, solver="liblinear"))
+    # liblinear: same accuracy as lbfgs here, 10x faster on sparse binary problems, but binary only
+    clf = LogisticRegression(C=C, solver="liblinear") if classes <= 2 else LogisticRegression(C=C, max_iter=2000)
+    return make_pipeline(vec, clf)
 
 
 def baseline_accuracy(train_texts, train_labels, test_texts, test_labels, lang: str = "en",
                       C: float = C) -> float:
     """Accuracy on (test_texts, test_labels) of `baseline` fitted on the training texts; a
     fit on the same data and settings is read back from the run cache."""
-    if len(train_texts) != len(train_labels) or len(test_texts) != len(test_labels):
-        raise DataError("texts and labels differ in length")
+    for what, texts, labels in (("train", train_texts, train_labels), ("test", test_texts, test_labels)):
+        check_texts(texts, f"{what}_texts is empty: give at least one text", f"{what}_texts")
+        if len(texts) != len(labels):
+            raise DataError(f"{what}_texts has {len(texts)} texts but {what}_labels has {len(labels)} labels")
+        if np.asarray(labels).dtype.kind not in "iu" or np.min(labels) < 0:
+            raise DataError(f"{what}_labels must be class ids 0, 1, ...; got values like {list(labels)[:3]}")
     train_texts, test_texts = list(train_texts), list(test_texts)
+    if len(set(np.asarray(train_labels).tolist())) < 2:
+        raise DataError("train_labels hold one class only: a classifier needs at least two")
 
     def fit_and_score():
-        model = baseline(lang, C).fit(train_texts, list(train_labels))
+        model = baseline(lang, C, int(np.max(train_labels)) + 1).fit(train_texts, list(train_labels))
         return {"accuracy": np.array([np.mean(model.predict(test_texts) == np.asarray(test_labels))])}
 
     run_key = cache.key(train=train_texts, train_labels=np.asarray(train_labels), test=test_texts,

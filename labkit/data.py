@@ -10,6 +10,7 @@ learning curves (`labkit.curves`), tokenization (`labkit.text`).
 from __future__ import annotations
 
 import html
+import math
 import random
 import re
 from collections import Counter, defaultdict
@@ -151,42 +152,100 @@ def validate(ds, text_column: str = "text", label_column: str | None = "label",
                             "ids first (from_csv(..., labels=[...]) does it).")
 
 
-def from_csv(path, text_column: str = "text", label_column: str = "label", labels=None):
-    """Your own data: a CSV -> Dataset(text, label), validated.
+DROPPABLE = ("empty", "unknown", "malformed")
 
-    ``labels``: the label names in id order, e.g. ``["negative", "positive"]``; then the
-    label column may hold those names. Without it the column must hold ints 0..k-1.
+
+def _decode_error(path: Path, encoding: str, e: UnicodeDecodeError) -> DataError:
+    raw = path.read_bytes()
+    try:
+        from charset_normalizer import from_bytes
+        best = from_bytes(raw[:200_000]).best()
+        guess = best.encoding if best else None
+    except ImportError:  # charset_normalizer comes with requests; without it, only the usual suspects
+        guess = None
+    line = raw[:e.start].count(b"\n") + 1
+    tries = [c for c in ("cp1252", "latin-1", "utf-16") if c != encoding]
+    return DataError(f"{path.name} is not valid {encoding}: byte 0x{raw[e.start]:02x} at position {e.start:,} "
+                     f"(line {line}) cannot be decoded. Pass encoding=, e.g. from_csv(..., encoding={tries[0]!r}) "
+                     f"(Windows' Western encoding, common in spreadsheet exports) or {', '.join(map(repr, tries[1:]))}"
+                     + (f"; charset_normalizer's guess for this file: {guess!r}" if guess else ""))
+
+
+def from_csv(path, text_column: str = "text", label_column: str = "label", labels=None,
+             encoding: str = "utf-8", drop=()):
+    """Your own data: a CSV -> Dataset(text, label) with any number of classes, validated.
+
+    ``labels``: the label names in id order (e.g. ``["negative", "neutral", "positive"]``);
+    the label column then holds those names. Without it the column must hold ids 0..k-1.
+    The names are kept in the Dataset's ``ClassLabel`` (``ds.features["label"].names``).
+    ``encoding``: the file's (a decode error says where it failed and which to try).
+    ``drop``: rows to leave out instead of refusing the file, any of "empty" (blank text),
+    "unknown" (a label not in ``labels``), "malformed" (a line with the wrong number of
+    fields), or True for all three; each drop is reported with its row numbers.
+    Example: ``from_csv("tweets.csv", labels=["neg", "neu", "pos"], encoding="latin-1", drop=True)``.
     """
     import pandas as pd
-    from datasets import Dataset
-    path = Path(path)
+    from datasets import ClassLabel, Dataset, Features, Value
+    path, drop = Path(path), set(DROPPABLE if drop is True else drop or ())
+    if drop - set(DROPPABLE):
+        raise DataError(f"drop={sorted(drop)}: choose from {list(DROPPABLE)}, or drop=True for all")
     if not path.exists():
         raise DataError(f"no such file: {path}")
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    malformed = []
+
+    def bad_line(fields):  # pandas calls this for each line with too many fields
+        malformed.append(fields)
+        return None
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding, engine="python",
+                            on_bad_lines=bad_line)
+    except UnicodeDecodeError as e:
+        raise _decode_error(path, encoding, e) from None
+    except pd.errors.ParserError as e:
+        raise DataError(f"{path.name} is not a readable CSV ({e}); check its quoting and delimiter") from None
+    except LookupError:
+        raise DataError(f"encoding={encoding!r} is not an encoding Python knows (try 'utf-8', 'cp1252', "
+                        "'latin-1')") from None
     for col in (text_column, label_column):
         if col not in frame.columns:
             raise DataError(f"{path.name} has no column {col!r}; its columns are "
                             f"{list(frame.columns)}. Pass text_column=/label_column=.")
-    if frame.empty:
-        raise DataError(f"{path.name} has a header but no rows")
-    empty = frame.index[frame[text_column].str.strip() == ""].tolist()
-    if empty:
-        raise DataError(f"{path.name}: empty text in rows {empty[:5]}; drop or fill them")
-    raw = frame[label_column].str.strip()
+    short = frame[label_column].isna() | (frame[label_column] == "") & (frame[text_column].str.strip() != "")
+    problems = {"malformed": [f"a line of {len(m)} fields starting {m[:2]}" for m in malformed] + frame.index[short].tolist(),
+                "empty": frame.index[frame[text_column].fillna("").str.strip() == ""].tolist()}
+    raw = frame[label_column].fillna("").str.strip()
     if labels is not None:
-        ids = {name: i for i, name in enumerate(labels)}
-        unknown = sorted(set(raw) - set(ids))
-        if unknown:
-            raise DataError(f"{path.name}: unknown labels {unknown[:5]}; expected one of {list(labels)}")
-        y = [ids[v] for v in raw]
-    else:
-        if not raw.str.fullmatch(r"\d+").all():
-            odd = sorted(set(raw[~raw.str.fullmatch(r"\d+")]))[:5]
-            raise DataError(f"{path.name}: labels {odd} are not ids; pass labels=[names...] "
-                            "to map names to ids")
-        y = raw.astype(int).tolist()
-    ds = Dataset.from_dict({"text": frame[text_column].tolist(), "label": y})
-    validate(ds, num_labels=len(labels) if labels is not None else max(y) + 1)
+        labels = [str(x) for x in labels]
+        if len(set(labels)) != len(labels) or not labels:
+            raise DataError(f"labels={labels}: give each class name once, in id order")
+        problems["unknown"] = [i for i in frame.index[~raw.isin(labels)] if i not in set(frame.index[short])]
+    elif not raw[~short].str.fullmatch(r"\d+").all():
+        found = sorted(set(raw[~short & ~raw.str.fullmatch(r"\d+")]))
+        raise DataError(f"{path.name}: column {label_column!r} holds names such as {found[:8]}, not ids 0..k-1; "
+                        f"pass labels=[...] with the names in id order, e.g. labels={found[:8]}")
+    report, rows = [], set()
+    for kind, found in problems.items():
+        if not found:
+            continue
+        what = {"empty": "have empty text", "unknown": f"have a label not in {labels}",
+                "malformed": "are malformed (too many or too few fields)"}[kind]
+        if kind not in drop:
+            raise DataError(f"{path.name}: {len(found)} rows {what} (rows {found[:5]}, counted from 0 after the "
+                            f"header); fix them, or pass "
+                            f"drop=[{kind!r}] to leave them out (drop=True: every kind)")
+        report.append(f"{len(found)} that {what} (rows {', '.join(map(str, found[:10]))}{', ...' if len(found) > 10 else ''})")
+        rows |= {i for i in found if isinstance(i, (int, np.integer))}
+    frame = frame.drop(index=sorted(rows))
+    if report:
+        print(f"from_csv: {path.name}: dropped " + "; ".join(report) + f"; {len(frame):,} rows kept")
+    if frame.empty:
+        raise DataError(f"{path.name} has no usable rows (a header only, or every row dropped)")
+    raw = frame[label_column].str.strip()
+    y = [labels.index(v) for v in raw] if labels is not None else raw.astype(int).tolist()
+    names = labels if labels is not None else [str(i) for i in range(max(y) + 1)]
+    ds = Dataset.from_dict({"text": frame[text_column].tolist(), "label": y},
+                           features=Features({"text": Value("string"), "label": ClassLabel(names=names)}))
+    validate(ds, num_labels=len(names))
     return ds
 
 
@@ -219,9 +278,18 @@ def dedup_key(text: str) -> str:
 def sample_per_class(labels, n: int, seed: int = 0) -> np.ndarray:
     """Indices of a stratified random sample of ``n`` rows (class shares kept)."""
     from sklearn.model_selection import train_test_split
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or len(labels) == 0:
+        raise DataError(f"labels must be a non-empty 1-D list of class ids; got shape {labels.shape}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise DataError(f"n={n!r}: the sample size must be a whole number >= 1")
     idx = np.arange(len(labels))
     if n >= len(labels):
         return idx
+    classes, counts = np.unique(labels, return_counts=True)
+    if n < len(classes) or counts.min() < 2:
+        raise DataError(f"sample_per_class(labels, n={n}): a stratified sample needs n >= the {len(classes)} "
+                        f"classes and 2+ rows of each; the smallest class has {counts.min()}")
     keep, _ = train_test_split(idx, train_size=n, stratify=labels, random_state=seed)
     return np.sort(keep)
 
@@ -264,6 +332,13 @@ def split_rows(ds, test: float = 0.15, validation: float = 0.1, seed: int = 0) -
             name = "test" if taken < end_test else "validation" if taken < end_val else "train"
             parts[name].extend(g)
             taken += len(g)
+    empty = [k for k, frac in (("test", test), ("validation", validation), ("train", 1)) if frac and not parts[k]]
+    if empty:
+        need = math.ceil(1 / min(f for f in (test, validation) if f))
+        counts = {y: sum(len(g) for g in gs) for y, gs in sorted(by_label.items())}
+        raise DataError(f"split: the {' and '.join(empty)} split would be empty: {len(groups)} distinct texts "
+                        f"({counts} by class) are too few for test={test}, validation={validation}; give at "
+                        f"least {need} distinct texts per class, or larger fractions")
     return {k: sorted(v) for k, v in parts.items()}
 
 

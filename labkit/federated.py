@@ -131,9 +131,15 @@ def partition(labels, clients: int, how: str = "iid", seed: int = 0, sources=Non
 
 
 def label_skew(labels, parts) -> float:
-    """Mean over clients of |client's share of positives - everyone's share|: 0 for IID."""
+    """Mean over clients of the total-variation distance between the client's class shares
+    and everyone's: 0 for IID, 1 when clients hold disjoint classes. With two classes it is
+    |client's share of positives - everyone's share|."""
     labels = np.asarray(labels)
-    return float(np.mean([abs(labels[p].mean() - labels.mean()) for p in parts]))
+    if len(labels) == 0 or any(len(p) == 0 for p in parts):
+        raise ValueError("label_skew needs labels and non-empty parts (row numbers of each client)")
+    k = int(labels.max()) + 1
+    share = lambda rows: np.bincount(labels[rows], minlength=k) / len(rows)  # noqa: E731
+    return float(np.mean([0.5 * np.abs(share(p) - share(np.arange(len(labels)))).sum() for p in parts]))
 
 
 # ---------------------------------------------------------------- the model and its updates

@@ -63,7 +63,7 @@ class Model:
         from . import classifier
         self.tokenizer, self.model, self.info = classifier.load_classifier(folder)
         k = self.model.head.out_features
-        self.labels = data.LABEL_NAMES if k == 2 else [str(i) for i in range(k)]
+        self.labels = self.info.get("label_names") or (data.LABEL_NAMES if k == 2 else [str(i) for i in range(k)])
         cal = folder / "calibration.json"
         self.temperature = float(json.loads(cal.read_text())["temperature"]) if cal.exists() else 1.0
         self.max_len, self.lock, self.torch = max_len, threading.Lock(), torch

@@ -18,15 +18,19 @@ NEGATION = r"\b(not|no|never|nothing|nobody|neither|nor|hardly|without|\w+n't)\b
 CONTRAST = r"\b(but|although|though|however|yet|despite|even if|while)\b"
 
 
-def check_texts(texts, empty: str = "no texts: give at least one") -> list:
-    """``texts`` as a list, after checking it is non-empty (else ValueError(``empty``)) and
-    holds only strings (else a TypeError naming the first bad items)."""
+def check_texts(texts, empty: str = "texts is empty: give at least one", name: str = "texts") -> list:
+    """``texts`` as a list, after checking it is a list-like of strings (a lone string is
+    refused: it would be read letter by letter), non-empty (else ValueError(``empty``)),
+    and holds only strings (else a TypeError naming the argument and the first bad items)."""
+    if isinstance(texts, (str, bytes)) or not hasattr(texts, "__iter__"):
+        raise TypeError(f"{name} must be a list of strings, got {type(texts).__name__}"
+                        + (f": wrap one text as [{name}]" if isinstance(texts, str) else ""))
     texts = list(texts)
     if not texts:
-        raise ValueError(empty)
+        raise ValueError(empty if empty.startswith(name) else f"{name} is empty: {empty}")
     bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
     if bad:
-        raise TypeError(f"texts must be strings; items {bad[:5]} are "
+        raise TypeError(f"{name} must be strings; items {bad[:5]} are "
                         f"{type(texts[bad[0]]).__name__}")
     return texts
 
