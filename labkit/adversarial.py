@@ -376,9 +376,9 @@ def defended_student(mlm, tokenizer, texts, labels, teacher, rows, seed: int, cf
     texts = np.asarray(check_texts(texts, "no training reviews"), dtype=object)
     teacher, y = np.asarray(teacher, dtype=np.float32), np.full(len(labels), -1)
     y[rows] = np.asarray(labels)[rows]
-    half, kd = max(1, cfg.steps // 2), kd_loss_fn(cfg.temperature, cfg.alpha)
+    half, kd, k = max(1, cfg.steps // 2), kd_loss_fn(cfg.temperature, cfg.alpha), max(2, int(np.max(labels)) + 1)
     common = dict(lr=cfg.lr, batch_size=cfg.batch_size, max_len=cfg.max_len, seed=seed, name="defence")
-    first = cached_fine_tune(lambda: (tokenizer, small_classifier(mlm, pretrained=False, seed=seed)),
+    first = cached_fine_tune(lambda: (tokenizer, small_classifier(mlm, pretrained=False, seed=seed, num_labels=k)),
                              list(texts), y, steps=half, targets=teacher, loss_fn=kd, **common)
     x2, y2, t2, loss_fn, added = list(texts), y, teacher, kd, 0
     if defence in ("FGM", "PGD"):

@@ -82,7 +82,8 @@ def student_run(mlm, tokenizer, kind: str, texts, labels, teacher, rows, seed: i
         y = np.full(len(labels), -1)
         y[rows] = labels[rows]
         x, t = texts, teacher
-    return cached_fine_tune(lambda: (tokenizer, small_classifier(mlm, pretrained=False, seed=seed)),
+    k = max(2, int(np.max(labels)) + 1)  # as many outputs as classes (the reviews have 2)
+    return cached_fine_tune(lambda: (tokenizer, small_classifier(mlm, pretrained=False, seed=seed, num_labels=k)),
                             list(x), y, name="student", lr=cfg.lr, steps=settings["steps"],
                             batch_size=cfg.batch_size, max_len=cfg.max_len, seed=seed,
                             loss_fn=loss_fn, targets=t if loss_fn else None)

@@ -54,7 +54,8 @@ def small_run(mlm, tokenizer, texts, labels, seed: int, cfg: FinetuneConfig,
               pretrained: bool = False) -> Run:
     """Fine-tune lab 02's architecture (its pretrained encoder, or the same architecture from
     scratch) on (texts, labels) with lab 03's settings, or read the run from the cache."""
-    return cached_fine_tune(lambda: (tokenizer, small_classifier(mlm, pretrained, seed)),
+    k = max(2, int(np.max(labels)) + 1)  # as many outputs as classes (the reviews have 2)
+    return cached_fine_tune(lambda: (tokenizer, small_classifier(mlm, pretrained, seed, num_labels=k)),
                             texts, labels, name="small-bert", lr=cfg.small_lr,
                             steps=cfg.small_steps, batch_size=cfg.small_batch_size,
                             max_len=cfg.max_len, seed=seed)
@@ -63,7 +64,8 @@ def small_run(mlm, tokenizer, texts, labels, seed: int, cfg: FinetuneConfig,
 def minilm_run(texts, labels, seed: int, cfg: FinetuneConfig) -> Run:
     """Fine-tune MiniLM (word embeddings frozen) on (texts, labels) with lab 03's settings,
     or read the run from the cache (~90 MB a run)."""
-    return cached_fine_tune(lambda: minilm_classifier(seed), texts, labels, name="minilm",
+    k = max(2, int(np.max(labels)) + 1)
+    return cached_fine_tune(lambda: minilm_classifier(seed, num_labels=k), texts, labels, name="minilm",
                             lr=cfg.minilm_lr, epochs=cfg.minilm_epochs,
                             batch_size=cfg.minilm_batch_size, max_len=cfg.max_len, seed=seed)
 

@@ -137,13 +137,14 @@ def bert_run(mlm, tokenizer, texts, labels, evals: dict, epsilon: float | None, 
     random start: Opacus cannot give them per-example gradients (BERT shares one row of
     position ids across the batch), and they carry no review's content."""
     check_epsilon(epsilon)
-    run_key = cache.key(init=cache.fingerprint(small_classifier(mlm, pretrained=False, seed=seed)),
+    k = max(2, int(np.max(labels)) + 1)  # as many outputs as classes (the reviews have 2)
+    run_key = cache.key(init=cache.fingerprint(small_classifier(mlm, pretrained=False, seed=seed, num_labels=k)),
                         vocab=tokenizer.get_vocab(), texts=list(texts), labels=np.asarray(labels),
                         evals=evals, epsilon=epsilon, epochs=epochs, lr=lr, batch_size=batch_size,
                         max_len=max_len, clip=clip, delta=delta, seed=seed, recipe=RECIPE)
 
     def compute():
-        model = small_classifier(mlm, pretrained=False, seed=seed)
+        model = small_classifier(mlm, pretrained=False, seed=seed, num_labels=k)
         emb = model.encoder.embeddings
         for module in (emb.position_embeddings, emb.token_type_embeddings):
             module.weight.requires_grad_(False)

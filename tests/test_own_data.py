@@ -74,6 +74,16 @@ def test_a_messy_multiclass_csv_loads_splits_trains_and_scores(messy_csv, capsys
     b = evaluate.bootstrap(np.array(te["label"]), logits.argmax(-1), classes=3, resamples=200)
     assert b["ci"][0] <= m["accuracy"] <= b["ci"][1]
     assert evaluate.confusion(te["label"], logits.argmax(-1), 3).sum() == te.num_rows
+    va = parts["validation"]
+    val_logits = classifier.predict_logits(model, tok, va["text"], max_len=48)
+    ev = evaluate.final("MiniLM, 3 classes", logits, te["label"], val_logits, va["label"])  # calibration, k classes
+    assert ev["accuracy_after"] == ev["accuracy"] and len(ev["confusion"]) == 3
+    import torch
+    from labkit import distill  # distilling into a student of the same 3 classes
+    loss = distill.kd_loss(torch.zeros(4, 3, requires_grad=True), torch.from_numpy(logits[:4]).float(),
+                           torch.tensor(te["label"][:4]))
+    loss.backward()
+    assert torch.isfinite(loss)
 
 
 def test_the_shipped_example_csv_loads_as_the_data_readme_says():
