@@ -259,6 +259,8 @@ def eda(text: str, n_aug: int = 4, strength: float = 0.1, seed: int = 0, guard: 
         ops=OPS, thesaurus: Thesaurus | None = None) -> list[str]:
     """``n_aug`` augmented variants of ``text``, cycling through ``ops`` (EDA's recipe: each
     variant applies one operation)."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be one str (augment() takes a list), got {type(text).__name__}")
     if n_aug < 0:
         raise ValueError(f"n_aug={n_aug}: ask for 0 or more variants")
     bad = [o for o in ops if o not in OPS]

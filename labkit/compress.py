@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from . import cache, measure
-from .classifier import fine_tune, loader
+from .classifier import check_inputs, fine_tune, loader
 from .env import scale as current_scale
 from .env import seed_everything
 
@@ -360,7 +360,8 @@ def variant(predict_fn, texts, labels, sample, params: int, disk_bytes: int, rep
     Timed on ``sample``, with at least ``repeats`` calls and enough more to fill
     ``min_seconds`` at each batch size: a fast model's median then rests on as many calls as
     its timer noise needs (5 calls of a small student differ by 20%)."""
-    out = logits(predict_fn, list(texts))
+    texts, labels = check_inputs(texts, labels)
+    out = logits(predict_fn, texts)
     pred = out.argmax(-1)
     rows = {}
     for batch, n in ((1, 4 * repeats), (32, repeats)):

@@ -318,6 +318,9 @@ def centralised(x, y, x_test, y_test, epochs: int, lr: float, batch_size: int = 
                 hidden: int = 0, seed: int = 0) -> float:
     """The reference: the same `Head` trained on all the rows in one place, ``epochs``
     passes, same optimizer; returns its test accuracy (cached)."""
+    if len(x) != len(y) or len(x_test) != len(y_test) or not len(y) or not len(y_test):
+        raise ValueError(f"x and y ({len(x)}, {len(y)} rows), x_test and y_test ({len(x_test)}, {len(y_test)}) "
+                         "must be non-empty and align row for row")
     run_key = cache.key(x=np.asarray(x, np.float32), y=np.asarray(y), x_test=np.asarray(x_test, np.float32),
                         y_test=np.asarray(y_test), epochs=epochs, lr=lr, batch_size=batch_size,
                         hidden=hidden, seed=seed, v=1)

@@ -6,7 +6,8 @@ import pytest
 import torch
 from datasets import Dataset
 
-from labkit import augment, classifier, clean, curves, data, distill, evaluate, federated, measure, stats, text, train
+from labkit import (adversarial, augment, classifier, clean, compress, curves, data, distill, evaluate, federated, measure,
+                    models, serve, stats, text, train)
 
 T, Y = ["a good film", "a bad film", "fine", "awful"], [1, 0, 1, 0]
 LOGITS = np.zeros((4, 2))
@@ -30,6 +31,10 @@ CASES = {
     "sample_per_class: n not a number": (lambda: data.sample_per_class(Y, "2"), DataErrorOrValue, "n='2'"),
     "slice_masks: bytes": (lambda: evaluate.slice_masks([b"a"]), TypeError, "texts must be strings"),
     "augment: a number": (lambda: augment.augment([1, 2], [0, 1]), TypeError, "texts must be strings"),
+    "eda: a list, not one text": (lambda: augment.eda(T), TypeError, "text must be one str"),
+    "attack_many: a lone string": (lambda: adversarial.attack_many(None, "a review", [1]), TypeError, "texts must be a list"),
+    "embed: a lone string": (lambda: models.embed("a review"), TypeError, "texts must be a list"),
+    "with_typos: numbers": (lambda: evaluate.with_typos([1, 2]), TypeError, "texts must be strings"),
     # empty input
     "validate: empty": (lambda: data.validate(ds([], [])), ValueError, "empty"),
     "check_inputs: empty": (lambda: classifier.check_inputs([], []), ValueError, "texts is empty"),
@@ -41,6 +46,11 @@ CASES = {
     "benchmark: empty": (lambda: measure.benchmark(lambda x: x, [], 2), ValueError, "texts is empty"),
     "find_duplicates: empty": (lambda: clean.find_duplicates([]), ValueError, "texts is empty"),
     "label_skew: empty": (lambda: federated.label_skew([], [[]]), ValueError, "labels and non-empty parts"),
+    "attack_many: empty": (lambda: adversarial.attack_many(None, [], []), ValueError, "texts is empty"),
+    "embed: empty": (lambda: models.embed([]), ValueError, "texts is empty"),
+    "train_wordpiece: empty": (lambda: text.train_wordpiece([]), ValueError, "texts is empty"),
+    "loadtest: no texts": (lambda: serve.loadtest("http://127.0.0.1:9", []), ValueError, "needs texts"),
+    "partition: more clients than rows": (lambda: federated.partition([], 2), ValueError, "clients=2"),
     "split: too few per class": (lambda: data.split(ds(T, Y)), DataErrorOrValue, "distinct texts per class"),
     # misaligned lengths
     "check_inputs: misaligned": (lambda: classifier.check_inputs(T, [1, 0]), ValueError, "texts and labels must align"),
@@ -50,6 +60,10 @@ CASES = {
     "paired: misaligned": (lambda: stats.paired([0.1, 0.2], [0.1]), ValueError, "equally long"),
     "find_contradictions: misaligned": (lambda: clean.find_contradictions(T, [1]), ValueError, "4 texts but 1 labels"),
     "augment: misaligned": (lambda: augment.augment(T, [1]), ValueError, "4 texts but 1 labels"),
+    "attack_many: misaligned": (lambda: adversarial.attack_many(None, T, [1]), ValueError, "4 texts but 1 labels"),
+    "centralised: misaligned": (lambda: federated.centralised(np.zeros((4, 3)), [1, 0], np.zeros((2, 3)), [1, 0], 1, 0.1),
+                                ValueError, "x and y"),
+    "variant: misaligned": (lambda: compress.variant(lambda t: LOGITS, T, [1], T, 1, 1), ValueError, "texts and labels must align"),
     "kd_loss: misaligned labels": (lambda: distill.kd_loss(torch.zeros(4, 2), torch.zeros(4, 2), torch.zeros(3, dtype=torch.long)),
                                    ValueError, "one label per row"),
     "kd_loss: teacher of another shape": (lambda: distill.kd_loss(torch.zeros(4, 2), torch.zeros(4, 3), torch.zeros(4, dtype=torch.long)),
