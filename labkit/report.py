@@ -41,9 +41,10 @@ def record(key: str, value):
         raise TypeError(f"record({key!r}, ...) needs a JSON-serialisable value ({e}); convert "
                         "numpy numbers with float() or .tolist()") from e
     _RESULTS[key] = value
-    for out in (os.environ.get("LABKIT_RESULTS"), cache.current_lab()):  # the run's, the lab's latest
-        if out:
-            cache.write_json(Path(out) if out.endswith(".json") else cache.results_path(out, env.scale()), _RESULTS)
+    if os.environ.get("LABKIT_RESULTS"):  # the run's report
+        cache.write_json(Path(os.environ["LABKIT_RESULTS"]), _RESULTS)
+    if cache.current_lab():  # the lab's latest results, for lab 09's model card
+        cache.write_json(cache.results_path(cache.current_lab(), env.scale()), _RESULTS)
     return value
 
 
