@@ -144,6 +144,15 @@ def predict_logits(model, tokenizer, texts, max_len: int = 64, batch_size: int =
     return result
 
 
+def cached_logits(model, tokenizer, texts, max_len: int = 64) -> np.ndarray:
+    """`predict_logits` computed once per model (its weights' hash) and texts, kept in the run
+    cache (kind ``teacher-logits``, after lab 05): lab 09 scores its test split with it."""
+    texts, _ = check_inputs(texts)
+    run_key = cache.key(weights=cache.fingerprint(model), texts=texts, max_len=max_len)
+    compute = lambda: {"logits": predict_logits(model.eval(), tokenizer, texts, max_len)}  # noqa: E731
+    return cache.arrays("teacher-logits", run_key, compute)["logits"]
+
+
 def predict_proba(model, tokenizer, texts, max_len: int = 64) -> np.ndarray:
     """Class probabilities, shape (len(texts), classes)."""
     return torch.from_numpy(predict_logits(model, tokenizer, texts, max_len)).softmax(-1).numpy()
@@ -272,9 +281,8 @@ def load_classifier(folder):
                                 "one with labkit.classifier.save_classifier")
     lab = next((v[1] for v in SAVED.values() if folder.name.startswith(v[0])), None)
     fix = f"rerun lab {lab[:2]} (`labkit run notebooks/{lab}.ipynb`)" if lab else "save it again (save_classifier)"
-    step = folder / "classifier.json"
     try:
-        meta = json.loads(step.read_text())
+        meta = json.loads((step := folder / "classifier.json").read_text())
         step = folder
         tokenizer = AutoTokenizer.from_pretrained(folder)
         step = folder / "model.safetensors"

@@ -21,10 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import cache
-from .classifier import Run, cached_fine_tune, predict_logits, small_classifier
+from .classifier import Run, cached_fine_tune, cached_logits, small_classifier
 from .env import scale as current_scale
-from .text import check_texts
 from .train import check_logits
 
 
@@ -145,8 +143,5 @@ def kd_loss_fn(temperature: float = 2.0, alpha: float = 0.5):
 
 def teacher_logits(model, tokenizer, texts, max_len: int = 64) -> np.ndarray:
     """The teacher's logits for ``texts``, shape (n, classes), computed once and kept in the
-    run cache (keyed by a hash of the teacher's weights and the texts)."""
-    texts = check_texts(texts, "no texts for the teacher to label")
-    run_key = cache.key(weights=cache.fingerprint(model), texts=texts, max_len=max_len)
-    compute = lambda: {"logits": predict_logits(model.eval(), tokenizer, texts, max_len)}  # noqa: E731
-    return cache.arrays("teacher-logits", run_key, compute)["logits"]
+    run cache (keyed by a hash of the teacher's weights and the texts): `classifier.cached_logits`."""
+    return cached_logits(model, tokenizer, texts, max_len)

@@ -1,8 +1,8 @@
 """Lab 09: the final evaluation: intervals, calibration, slices, and the model card.
 
 Everything here works on arrays a model already produced (logits, labels), so the test
-split is scored once per model (`scores`, kept in the run cache) and every number below
-is computed from those scores:
+split is scored once per model (`classifier.cached_logits`) and every number below is
+computed from those logits:
 
 - `bootstrap`: a percentile interval of accuracy and macro-F1 over resampled test reviews;
 - `ece`, `reliability`, `nll`: calibration; `fit_temperature` on validation logits (a
@@ -20,7 +20,6 @@ Leaves out: the HTTP service and the load test (`labkit.serve`).
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -182,19 +181,6 @@ def final(name: str, test_logits, test_labels, val_logits, val_labels) -> dict:
     return out
 
 
-# ---------------------------------------------------------------- scoring once
-
-def scores(model, tokenizer, texts, name: str, max_len: int = 64) -> np.ndarray:
-    """The model's logits on ``texts``, computed once and kept in the run cache (keyed by
-    every weight of the model and the texts): the test split is scored once per model."""
-    from . import classifier
-    texts = text.check_texts(texts)
-    run_key = cache.key(model=cache.fingerprint(model), vocab=tokenizer.get_vocab(), texts=texts,
-                        max_len=max_len)
-    return cache.arrays(f"eval-{name}", run_key, lambda: {"logits": classifier.predict_logits(
-        model, tokenizer, texts, max_len)})["logits"]
-
-
 # ---------------------------------------------------------------- slices
 
 def with_typos(texts, share: float = 0.25, seed: int = 0) -> list[str]:
@@ -214,12 +200,13 @@ def with_typos(texts, share: float = 0.25, seed: int = 0) -> list[str]:
 
 
 def slice_masks(texts, bounds=(10, 25)) -> dict:
-    """Boolean masks of the test reviews with a negation or a contrast word, and of short,
-    medium and long ones (words: < bounds[0], up to bounds[1], more)."""
+    """Boolean masks of the test reviews with a negation or a contrast word (lab 03's
+    `finetune.slices`), and of short, medium and long ones (words: < bounds[0], up to
+    bounds[1], more)."""
+    from . import finetune
     texts = text.check_texts(texts)
-    words = np.array([len(t.split()) for t in texts])
-    return {"negation": np.array([bool(re.search(text.NEGATION, t, re.I)) for t in texts]),
-            "contrast": np.array([bool(re.search(text.CONTRAST, t, re.I)) for t in texts]),
+    words, lab03 = np.array([len(t.split()) for t in texts]), finetune.slices(texts)
+    return {"negation": lab03["negation"], "contrast": lab03["contrast"],
             f"short (< {bounds[0]} words)": words < bounds[0],
             f"medium ({bounds[0]}-{bounds[1]} words)": (words >= bounds[0]) & (words <= bounds[1]),
             f"long (> {bounds[1]} words)": words > bounds[1]}
