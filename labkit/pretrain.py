@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import cache, data
+from .curves import budget_curve, frozen_accuracy
 from .env import scale as current_scale
 from .env import seed_everything
 from .models import check_vocab, load, save, small_bert
@@ -226,6 +227,20 @@ def corpus(cfg: PretrainConfig) -> list:
     if cfg.max_texts:
         texts = [texts[i] for i in np.random.default_rng(cfg.seed).permutation(len(texts))[:cfg.max_texts]]
     return texts
+
+
+def probe_curve(encoder, tokenizer, x_train, y_train, x_test, y_test, budgets, seeds: int = 3,
+                max_len: int = 64) -> dict:
+    """A linear probe of a frozen ``encoder``: logistic regression (standardised features,
+    C = 0.5) on its mean-pooled token states (`classifier.features`) of ``n`` labelled
+    training reviews, test accuracy at each budget ``n`` and seed: ``{n: [accuracy per seed]}``.
+    The label samples depend only on (n, seed), so two encoders' curves pair by seed."""
+    from .classifier import features
+    f_train = features(encoder, tokenizer, list(x_train), max_len)  # (n_train, hidden)
+    f_test = features(encoder, tokenizer, list(x_test), max_len)
+    return budget_curve(lambda rows, seed: frozen_accuracy(f_train[rows], y_train[rows], f_test, y_test,
+                                                           C=0.5, standardize=True),
+                        y_train, budgets, seeds)
 
 
 def flops_per_token(model, mask_prob: float = 0.15) -> float:

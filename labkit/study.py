@@ -6,6 +6,8 @@ commit, machine, date and seconds) to ``labkit/reference/studies/<name>.json``. 
 show them beside the learner's own runs and take their settings from them. Every training
 run goes through the run cache, so a study repeated, or a lab after it, reads its runs back.
 
+    labkit study lab02   the compute curve of lab 02's own pretraining: held-out loss, linear-probe
+                         gain and fine-tuned gain over scratch at checkpoints of one long run
     labkit study lab04   augmentation gains at each label budget over 10 seeds (TF-IDF with the
                          guard on and off, the small BERT): paired intervals a lab's 3 seeds can't give
     labkit study lab05   the students' steps, temperature and alpha, chosen on the validation
@@ -21,6 +23,8 @@ Leaves out: anything a lab needs to run; studies only feed the committed referen
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import datetime
 import sys
 import time
@@ -32,7 +36,8 @@ from . import augment, cache, curves, data, env, report
 from .classifier import load_best
 from .distill import DistillConfig, student_run, teacher_logits
 from .finetune import FinetuneConfig, small_run
-from .pretrain import load_or_pretrain
+from .pretrain import (PretrainConfig, corpus, heldout_loss, load_or_pretrain, loaders, mlm_loss, new_model,
+                       probe_curve)
 from .stats import paired
 
 STUDIES = Path(__file__).parent / "reference" / "studies"
@@ -55,6 +60,79 @@ def _provenance(name: str, scale: str, seconds: float) -> dict:
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "labkit_commit": report.meta(scale, False)["labkit_commit"], **env.machine(),
             "matmul_gflops": round(env.matmul_gflops())}
+
+
+# Lab 02's compute curve: checkpoints of one run (the learning rate reaches 0 at the last), and
+# the recipe that left the word-frequency plateau in earlier probes: 30% masking (Wettig et al.
+# 2022) and a higher peak learning rate, with lab 02's linear warm-up and decay.
+CURVE_POINTS = {"smoke": (10, 20, 40), "cpu": (1500, 3000, 6000, 12000, 24000),
+                "gpu": (3000, 6000, 12000, 24000, 48000)}
+CURVE_RECIPE = {"mask_prob": 0.3, "lr": 3e-3, "warmup": 500}
+
+
+def lab02(seeds: int) -> tuple[dict, dict]:
+    """The compute curve of lab 02's own pretraining: lab 02's corpus, tokenizer and small
+    BERT, trained with ``CURVE_RECIPE`` and checkpointed at ``CURVE_POINTS``. At each
+    checkpoint: tokens seen, process CPU seconds, the held-out loss with lab 02's 15% masks
+    (comparable with the lab's own run), the linear-probe accuracy against a random encoder's
+    features, and test accuracy fine-tuned with lab 03's settings at its two smallest budgets
+    against the same architecture from scratch: every comparison paired by seed."""
+    from .classifier import small_classifier
+    from .text import train_wordpiece
+    from .train import adamw, train, warmup_linear
+    scale = env.scale()
+    points, base, ft = CURVE_POINTS[scale], PretrainConfig.for_scale(), FinetuneConfig.for_scale()
+    cfg = dataclasses.replace(base, steps=points[-1], eval_every=points[0],
+                              **(CURVE_RECIPE if scale != "smoke" else {}))
+    texts = corpus(cfg)
+    tok = train_wordpiece(texts, cfg.vocab_size)
+    model = new_model(cfg, tok)
+    train_loader, _ = loaders(tok, texts, cfg)
+    _, held = loaders(tok, texts, base)  # the same held-out passages, masked as lab 02 masks them
+    clock, snaps, cpu0 = {"tokens": 0, "evals": 0}, {}, time.process_time()
+
+    def counted_loss(m, batch):
+        clock["tokens"] += int(batch["attention_mask"].sum())
+        return mlm_loss(m, batch)
+
+    def checkpoint(m, loader):  # train()'s eval_fn: every eval_every steps and at the end
+        clock["evals"] += 1
+        step = clock["evals"] * cfg.eval_every
+        if step in points:
+            snaps[step] = {"state": copy.deepcopy(m.state_dict()), "tokens": clock["tokens"],
+                           "cpu_seconds": round(time.process_time() - cpu0, 1)}
+        return heldout_loss(m, loader)
+
+    opt = adamw(model, cfg.lr)
+    hist = train(model, train_loader, opt, loss_fn=counted_loss, scheduler=warmup_linear(opt, cfg.warmup, cfg.steps),
+                 steps=cfg.steps, eval_loader=held, eval_every=cfg.eval_every, eval_fn=checkpoint)
+    x_train, y_train, x_test, y_test = data.review_arrays(ft.train_size, ft.test_size, ft.seed)
+    budgets = ft.small_budgets[:2]
+
+    def tuned(pretrained):
+        return {str(n): accs for n, accs in curves.budget_curve(
+            lambda rows, seed: small_run(model, tok, x_train[rows], y_train[rows], seed, ft, pretrained)
+            .accuracy(x_test, y_test, ft.max_len), y_train, budgets, seeds).items()}
+
+    def probe(encoder):
+        return {str(n): a for n, a in probe_curve(encoder, tok, x_train, y_train, x_test, y_test,
+                                                  ft.small_budgets, seeds, ft.max_len).items()}
+
+    out = {"random_probe": probe(small_classifier(model, pretrained=False, seed=0).encoder),
+           "scratch": tuned(False), "loss_steps": hist.eval_step,
+           "heldout_loss": [round(e["loss"], 4) for e in hist.eval], "points": []}
+    for step in points:
+        snap = snaps[step]
+        model.load_state_dict(snap.pop("state"))
+        out["points"].append({"step": step, **snap, "examples": step * cfg.batch_size,
+                              "heldout_loss": out["heldout_loss"][hist.eval_step.index(step)],
+                              "probe": probe(model.bert), "finetuned": tuned(True)})
+    settings = {"seeds": seeds, "split": "test", "test_size": len(y_test), "train_pool": len(y_train),
+                "points": list(points), "pretrain": dataclasses.asdict(cfg), "heldout_mask_prob": base.mask_prob,
+                "finetune_budgets": list(budgets), "probe_budgets": list(ft.small_budgets),
+                "small_steps": ft.small_steps, "small_lr": ft.small_lr,
+                "schedule": "one run: linear warm-up, then linear decay to 0 at the last point"}
+    return settings, out
 
 
 def lab04(seeds: int) -> tuple[dict, dict]:
@@ -195,7 +273,7 @@ def lab08(seeds: int) -> tuple[dict, dict]:
     return settings, {"teacher": base, "grid": results, "chosen": {"heads_keep": best["heads"], "ffn_keep": best["ffn"]}}
 
 
-STUDY_FUNCTIONS = {"lab04": (lab04, 10), "lab05": (lab05, 3), "lab06": (lab06, 2), "lab08": (lab08, 1)}  # name -> (function, seeds at cpu)
+STUDY_FUNCTIONS = {"lab02": (lab02, 5), "lab04": (lab04, 10), "lab05": (lab05, 3), "lab06": (lab06, 2), "lab08": (lab08, 1)}  # name -> (function, seeds at cpu)
 
 
 def run(name: str, seeds: int | None = None, out: Path | None = None) -> Path:
