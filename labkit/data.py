@@ -95,19 +95,22 @@ def _chunks(lines, min_chars: int = 40):
 _TAG = re.compile(r"/[A-Za-z]+\b|\[|\][A-Za-z]*")
 
 
-def load_text(lang: str = "en", exclude=None):
-    """Unlabelled text for pretraining as a Dataset(text), one passage per row.
-
-    ``exclude``: texts to leave out (e.g. the test reviews, so a tokenizer or a pretrained
-    model never sees them). Example: ``load_text("en").num_rows`` -> about 25,000 passages.
+def load_text(lang: str = "en", exclude=None, reviews_only: bool = False):
+    """Unlabelled text for pretraining as a Dataset(text), one passage per row. ``exclude``:
+    texts to leave out (e.g. the test reviews, so a tokenizer or a pretrained model never sees
+    them). ``reviews_only``: English reviews and plot summaries only (lab 02's in-domain text).
+    Example: ``load_text("en").num_rows`` -> about 25,000 passages.
     """
-    from datasets import Dataset
     import pandas as pd
     check_lang(lang)
+    if reviews_only and lang != "en":
+        raise DataError("reviews_only=True: only the English text has reviews; use lang='en'")
     if lang == "en":
         d = fetch.path("text-en")
         rt = pd.read_csv(d / "rotten_tomatoes_corpus_full.csv.bz2", dtype=str, keep_default_na=False)
         texts = [t for t in rt["text"] if t.strip()]
+        if reviews_only:
+            return _passages(texts, exclude)
         texts += list(_chunks((d / "hamlet.txt").read_text(encoding="utf-8").splitlines()))
         for name, col in (("political_data.csv", "text"), ("republican_convention_2016.csv", "text"),
                           ("presidential_debates_2016.csv.gz", "statement"),
@@ -119,6 +122,11 @@ def load_text(lang: str = "en", exclude=None):
         raw = (fetch.path("text-zh") / "199801.txt").read_text(encoding="utf-8").splitlines()
         texts = [re.sub(r"\s+", "", _TAG.sub("", line)) for line in raw]
         texts = [t for t in texts if t]
+    return _passages(texts, exclude)
+
+
+def _passages(texts, exclude):
+    from datasets import Dataset
     if exclude is not None:
         drop = {dedup_key(t) for t in exclude}
         texts = [t for t in texts if dedup_key(t) not in drop]

@@ -7,6 +7,10 @@ big vocabulary projection runs on ~15% of the tokens (2-3x faster on a CPU than 
 every position, which is what `full_mlm_loss` does and what the unit test compares against).
 `pretrain` runs the one training loop (`labkit.train.train`) with that loss and the course
 recipe, and keeps the result in the run cache (a second run of lab 02 reads it back).
+`minilm_mlm` gives the real MiniLM (which ships without one) an MLM head, and `adapt`
+continues its pretraining on the unlabelled reviews: domain-adaptive pretraining (Gururangan
+et al. 2020), against a head trained alone on the frozen model for the same steps.
+`probe_ranks` scores any of these models on fill-mask probes (`DOMAIN_PROBES`).
 Leaves out: next-sentence prediction, whole-word masking.
 """
 from __future__ import annotations
@@ -17,13 +21,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import cache, data
+from . import cache, data, fetch
 from .curves import budget_curve, frozen_accuracy
 from .env import scale as current_scale
 from .env import seed_everything
-from .models import check_vocab, load, save, small_bert
+from .models import check_vocab, load, load_minilm, save, small_bert
 from .text import pad, train_wordpiece
 from .train import RECIPE, History, adamw, train, warmup_linear
+
+# Fill-mask probes for the review domain, each answer one token of MiniLM's vocabulary; fixed
+# before any adapted model was measured (lab 02 compares models by the rank of the answer).
+DOMAIN_PROBES = {
+    "one of the best films of the [MASK] .": "year", "the special [MASK] are impressive .": "effects",
+    "the film is based on a true [MASK] .": "story", "a romantic [MASK] starring two famous actors .": "comedy",
+    "two hours of my life i will never get [MASK] .": "back", "the movie was so [MASK] that i fell asleep .": "boring",
+    "the story takes [MASK] in paris .": "place", "the sequel is not as good as the [MASK] .": "original",
+    "the biggest [MASK] office hit of the summer .": "box", "the film won the academy [MASK] for best picture .": "award",
+    "the movie is too long by half an [MASK] .": "hour", "the plot has more holes than swiss [MASK] .": "cheese",
+    "the acting is good but the [MASK] is weak .": "script", "a [MASK] and moving film about growing up .": "funny",
+    "it is not a [MASK] movie , just a dull one .": "bad", "the [MASK] is a mess .": "plot",
+}
 
 
 @dataclass
@@ -176,19 +193,26 @@ def pretrain(cfg: PretrainConfig, texts, tokenizer, model=None, progress: bool =
     the same run (same initial weights, vocabulary, texts, settings and recipe) back from the
     run cache. Returns (model, History); the history's first evaluation is the untrained
     model's held-out loss (step 0)."""
-    from safetensors.torch import load_model, save_model
     model = model if model is not None else new_model(cfg, tokenizer)
     check_vocab(model, tokenizer)
     texts = list(texts)
     folder = cache.run_dir("pretrain", cache.key(
         recipe=RECIPE, init=cache.fingerprint(model), vocab=tokenizer.get_vocab(), texts=texts,
         cfg=cfg))
+    return cached_mlm(model, tokenizer, texts, cfg, folder, progress)
+
+
+def cached_mlm(model, tokenizer, texts, cfg, folder, progress: bool = True, lr_by_prefix=None):
+    """Train ``model`` with MLM on ``texts`` (``cfg``: steps, learning rate, warm-up, masks)
+    and keep it in the run-cache ``folder``, or read it back from there: (model, History),
+    the history's first evaluation the held-out loss before training (step 0)."""
+    from safetensors.torch import load_model, save_model
     if cache.is_done(folder):
         load_model(model, str(folder / "model.safetensors"))
         return model, History(**cache.done_info(folder)["history"])
     train_loader, held = loaders(tokenizer, texts, cfg)
     start = heldout_loss(model, held)
-    opt = adamw(model, cfg.lr)
+    opt = adamw(model, cfg.lr, lr_by_prefix=lr_by_prefix)
     hist = train(model, train_loader, opt, loss_fn=mlm_loss,
                  scheduler=warmup_linear(opt, cfg.warmup, cfg.steps), steps=cfg.steps,
                  eval_loader=held, eval_every=cfg.eval_every, eval_fn=heldout_loss,
@@ -241,6 +265,82 @@ def probe_curve(encoder, tokenizer, x_train, y_train, x_test, y_test, budgets, s
     return budget_curve(lambda rows, seed: frozen_accuracy(f_train[rows], y_train[rows], f_test, y_test,
                                                            C=0.5, standardize=True),
                         y_train, budgets, seeds)
+
+
+def probe_ranks(model, tokenizer, probes: dict | None = None) -> dict:
+    """{sentence: rank of its expected word among all tokens} for fill-mask ``probes``
+    (default `DOMAIN_PROBES`); 0 = the model's top prediction."""
+    out = {}
+    for sentence, want in (probes or DOMAIN_PROBES).items():
+        if want not in tokenizer.get_vocab():
+            raise ValueError(f"the expected word {want!r} is not one token of this tokenizer: pick another")
+        logits = mask_logits(model, tokenizer, sentence)  # (vocab,)
+        out[sentence] = int((logits > logits[tokenizer.convert_tokens_to_ids(want)]).sum())
+    return out
+
+
+# ---------------------------------------------------------------- domain-adaptive MiniLM
+
+@dataclass
+class AdaptConfig:
+    """Settings of lab 02's domain adaptation of MiniLM. ``AdaptConfig.for_scale()``."""
+    steps: int = 80            # ~0.8 s a step for the whole model, ~0.35 s for the head alone
+    batch_size: int = 16
+    max_len: int = 32          # tokens per passage (reviews: median ~25)
+    lr: float = 1e-4           # MiniLM's own weights (when they train)
+    head_lr: float = 1e-3      # the new MLM head
+    warmup: int = 8
+    mask_prob: float = 0.15
+    heldout: int = 200
+    eval_every: int = 80       # held-out loss before and after only: each costs ~4 s
+    seed: int = 0
+
+    @classmethod
+    def for_scale(cls, scale: str | None = None) -> "AdaptConfig":
+        scale = scale or current_scale()
+        if scale == "smoke":
+            return cls(steps=4, batch_size=8, warmup=1, heldout=32, eval_every=4)
+        if scale == "gpu":
+            return cls(steps=2000, batch_size=64, max_len=64, warmup=100, heldout=1000, eval_every=250)
+        return cls()
+
+
+def domain_corpus() -> list:
+    """The in-domain passages: reviews and plot summaries, without the fixed test reviews."""
+    return list(data.load_text("en", exclude=data.review_splits()["test"]["text"], reviews_only=True)["text"])
+
+
+def minilm_mlm(seed: int = 0):
+    """(tokenizer, ``BertForMaskedLM``): the fetched MiniLM encoder with a new MLM head (a
+    dense layer and layer norm, seeded; the decoder tied to MiniLM's word embeddings)."""
+    from transformers import BertForMaskedLM
+    tokenizer, encoder = load_minilm()
+    seed_everything(seed)
+    model = BertForMaskedLM(encoder.config)
+    encoder.pooler = None  # BertForMaskedLM has none
+    model.bert = encoder
+    model.cls.predictions.decoder.weight = encoder.embeddings.word_embeddings.weight  # tied
+    return tokenizer, model
+
+
+def adapt(cfg: AdaptConfig, texts, body: bool = True, progress: bool = True):
+    """Train `minilm_mlm` with MLM on ``texts``: the head and, with ``body``, every MiniLM
+    weight (domain-adaptive pretraining); without, the head alone on the frozen model (what
+    MiniLM already knows). Same data, masks, seed and steps either way. Cached like
+    `pretrain`; returns (tokenizer, model, History with the held-out loss at step 0)."""
+    tokenizer, model = minilm_mlm(cfg.seed)
+    for p in model.bert.parameters():
+        p.requires_grad_(body)
+    texts = list(texts)
+    folder = cache.run_dir("adapt-minilm", cache.key(recipe=RECIPE, minilm=fetch.REGISTRY["minilm"].archive.sha256,
+                                                     body=body, texts=texts, cfg=cfg))
+    model, hist = cached_mlm(model, tokenizer, texts, cfg, folder, progress, lr_by_prefix={"cls.": cfg.head_lr})
+    return tokenizer, model, hist
+
+
+def adapted_dir():
+    """Where lab 02 saves its adapted MiniLM for the current scale (lab 03 reads it)."""
+    return cache.model_dir(f"adapted-minilm-{current_scale()}")
 
 
 def flops_per_token(model, mask_prob: float = 0.15) -> float:

@@ -9,14 +9,20 @@ from .augment import OPS, eda
 from .pretrain import fill_mask
 
 
-def fill_mask_explorer(model, tokenizer, text: str = "this movie is [MASK] good .", k: int = 5):
-    """Type a sentence with [MASK], press Enter, see the top-k predictions."""
+def fill_mask_explorer(model, tokenizer=None, text: str = "this movie is [MASK] good .", k: int = 5):
+    """Type a sentence with [MASK], press Enter, see the top-k predictions. ``model``: one
+    model (with its ``tokenizer``), or {name: (model, tokenizer)} to compare side by side."""
+    named = model if isinstance(model, dict) else {"": (model, tokenizer)}
+
     def show(sentence):
         try:
-            top = fill_mask(model, tokenizer, sentence, k)
+            tops = {name: fill_mask(m, tok, sentence, k) for name, (m, tok) in named.items()}
         except ValueError as e:
             return f"{e}"
-        return "\n".join(f"{tok:>12}  {p:.3f}" for tok, p in top)
+        wide = len(tops) > 1  # side by side: 24 characters a model
+        head = ["".join(f"{name[:22]:>24}" for name in tops)] if wide else []
+        return "\n".join(head + ["".join(f"{t[:15]:>17}  {p:.3f}" if wide else f"{t:>12}  {p:.3f}"
+                                          for t, p in (top[i] for top in tops.values())) for i in range(k)])
 
     print(f"{text}\n{show(text)}")  # the non-interactive fallback
     try:

@@ -139,3 +139,73 @@ def test_wordpiece_ids_do_not_depend_on_the_run():
     vocabs = [text.train_wordpiece(texts, vocab_size=60, min_frequency=1).get_vocab() for _ in range(6)]
     assert all(v == vocabs[0] for v in vocabs)
     assert [t for t, i in sorted(vocabs[0].items(), key=lambda kv: kv[1])][:5] == text.SPECIAL
+
+
+def test_fill_mask_explorer_compares_models_side_by_side(tok, capsys):
+    from labkit import widgets
+    a = models.small_bert(len(tok), hidden=32, layers=1, heads=2)
+    b = models.small_bert(len(tok), hidden=32, layers=1, heads=2)
+    widgets.fill_mask_explorer({"first": (a, tok), "second": (b, tok)}, text="the [MASK] is great", k=2)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "the [MASK] is great" and len(out) == 4
+    assert out[1].split() == ["first", "second"] and len(out[2]) == 48
+
+
+def test_probe_ranks_hand_case_and_bad_probe(tok):
+    model = models.small_bert(len(tok), hidden=32, layers=1, heads=2)
+    logits = P.mask_logits(model, tok, "the [MASK] is great")
+    want = int((logits > logits[tok.convert_tokens_to_ids("cast")]).sum())
+    assert P.probe_ranks(model, tok, {"the [MASK] is great": "cast"}) == {"the [MASK] is great": want}
+    with pytest.raises(ValueError, match="not one token"):
+        P.probe_ranks(model, tok, {"the [MASK] is great": "unforgettable"})
+
+
+def test_adamw_gives_a_prefix_its_own_learning_rate():
+    from labkit.train import adamw
+    model = models.small_bert(60, hidden=32, layers=1, heads=2)
+    opt = adamw(model, 1e-4, lr_by_prefix={"cls.": 1e-2})
+    rates = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    for name, p in model.named_parameters():
+        assert rates[id(p)] == (1e-2 if name.startswith("cls.") else 1e-4), name
+    assert len(adamw(model, 1e-4).param_groups) == 1
+
+
+def test_probe_curve_pairs_by_seed(tok):
+    import numpy as np
+    encoder = models.small_bert(len(tok), hidden=32, layers=1, heads=2).bert
+    x = np.array(CORPUS[:40], dtype=object)
+    y = np.array([int("good" in t or "great" in t) for t in x])
+    curve = P.probe_curve(encoder, tok, x, y, list(x[:10]), y[:10], budgets=(10, 20), seeds=2, max_len=16)
+    assert set(curve) == {10, 20} and all(len(a) == 2 and all(0 <= v <= 1 for v in a) for a in curve.values())
+    assert curve == P.probe_curve(encoder, tok, x, y, list(x[:10]), y[:10], budgets=(10, 20), seeds=2, max_len=16)
+
+
+def test_minilm_gets_a_new_head_tied_to_its_word_embeddings():
+    tokenizer, mlm = P.minilm_mlm(seed=0)
+    _, plain = models.load_minilm()
+    assert mlm.cls.predictions.decoder.weight is mlm.bert.embeddings.word_embeddings.weight
+    assert torch.equal(mlm.bert.encoder.layer[0].attention.self.query.weight,
+                       plain.encoder.layer[0].attention.self.query.weight)
+    _, again = P.minilm_mlm(seed=0)
+    assert torch.equal(again.cls.predictions.transform.dense.weight, mlm.cls.predictions.transform.dense.weight)
+    assert all(w in tokenizer.get_vocab() for w in P.DOMAIN_PROBES.values())
+    assert all(s.count("[MASK]") == 1 for s in P.DOMAIN_PROBES)
+
+
+def test_adapt_trains_the_head_alone_or_the_whole_model(tmp_path, monkeypatch):
+    import dataclasses
+    from labkit import cache
+    monkeypatch.setattr(cache, "run_dir", lambda kind, key: tmp_path / f"{kind}-{key}")  # keep the user's cache clean
+    cfg = dataclasses.replace(P.AdaptConfig.for_scale("smoke"), steps=2, warmup=1, heldout=16, eval_every=2)
+    texts = ["a good film with a great cast", "the plot is thin and the script is weak"] * 30
+    _, plain = models.load_minilm()
+    query = plain.encoder.layer[0].attention.self.query.weight
+    _, head_only, h1 = P.adapt(cfg, texts, body=False, progress=False)
+    assert torch.equal(head_only.bert.encoder.layer[0].attention.self.query.weight, query)
+    _, adapted, h2 = P.adapt(cfg, texts, body=True, progress=False)
+    assert not torch.equal(adapted.bert.encoder.layer[0].attention.self.query.weight, query)
+    assert h1.eval_step == h2.eval_step == [0, 2] and h1.eval[0] == h2.eval[0]  # same start, same masks
+    _, again, h3 = P.adapt(cfg, texts, body=True, progress=False)  # read back from the run cache
+    assert torch.equal(again.cls.predictions.transform.dense.weight, adapted.cls.predictions.transform.dense.weight)
+    assert again.cls.predictions.decoder.weight is again.bert.embeddings.word_embeddings.weight
+    assert h3.eval == h2.eval

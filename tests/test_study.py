@@ -79,3 +79,19 @@ def test_lab06_study_at_smoke(tmp_path, monkeypatch):
         ok = [v for v in options if np.mean(v["clean"]) >= floor] or options
         best = min(np.mean(v["success"]) for v in ok)
         assert any(v["setting"] == setting and np.mean(v["success"]) == best for v in ok)
+
+
+def test_lab02_study_at_smoke(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_SCALE", "smoke")
+    out = json.loads(study.run("lab02", seeds=2, out=tmp_path).read_text())
+    res, settings = out["results"], out["settings"]
+    assert settings["points"] == list(study.CURVE_POINTS["smoke"]) and settings["heldout_mask_prob"] == 0.15
+    points = res["points"]
+    assert [p["step"] for p in points] == settings["points"]
+    for key in ("tokens", "cpu_seconds", "examples"):  # cumulative: grows with every checkpoint
+        assert all(a[key] < b[key] for a, b in zip(points, points[1:])), key
+    assert res["loss_steps"][-1] == settings["points"][-1] and len(res["heldout_loss"]) == len(res["loss_steps"])
+    for p in points:
+        assert p["heldout_loss"] == res["heldout_loss"][res["loss_steps"].index(p["step"])]
+        assert set(p["finetuned"]) == set(res["scratch"]) == {str(n) for n in settings["finetune_budgets"]}
+        assert set(p["probe"]) == set(res["random_probe"]) and all(len(a) == 2 for a in p["probe"].values())
