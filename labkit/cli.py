@@ -1,4 +1,4 @@
-"""Tools: the `labkit` command. ``labkit doctor | fetch | run | report | study | serve | loadtest``.
+"""Tools: the `labkit` command. ``labkit doctor | fetch | run | report | study | serve | loadtest | launch``.
 
     labkit doctor                        the environment, the cache, what each lab costs
     labkit fetch [NAMES] [--force] [--verify]
@@ -15,6 +15,8 @@
                                          the model over HTTP on 127.0.0.1 (labkit.serve)
     labkit loadtest URL [--concurrency C] [--seconds S] [--batch B]
                                          a bounded load test of a local service
+    labkit launch [--write] [--check] [--binder]
+                                         Colab/Binder badges and setup cells (labkit.launch)
 
 Leaves out: the work itself (`labkit.env`, `labkit.fetch`, `labkit.report`).
 """
@@ -25,7 +27,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import data, env, fetch, report, serve
+from . import data, env, fetch, launch, report, serve
 
 
 def main(argv=None) -> int:
@@ -35,6 +37,8 @@ def main(argv=None) -> int:
         row = report.execute(Path(nb), scale, Path(out_dir), None if since == "None" else float(since))
         Path(row_file).write_text(json.dumps(row))
         return 0
+    if argv[:1] == ["launch"]:  # its own options: labkit.launch
+        return launch.main(argv[1:])
     ap = argparse.ArgumentParser(prog="labkit", description="the labkit course kit")
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("doctor", help="check the environment and the cache")
@@ -61,7 +65,7 @@ def main(argv=None) -> int:
     p.add_argument("--merge", metavar="NEW_JSON", help="a report of some labs, measured alone ...")
     p.add_argument("--into", metavar="REFERENCE_JSON", help="... whose rows replace (or join) this reference's")
     st = sub.add_parser("study", help="run a reference study and write its results with provenance")
-    st.add_argument("name", help="lab04, lab05, lab06 or lab08 (see labkit.study)")
+    st.add_argument("name", help="lab02, lab04, lab05, lab06 or lab08 (see labkit.study)")
     st.add_argument("--seeds", type=int, default=None, help="default: the study's (2 at smoke)")
     st.add_argument("--out", default=None, help="folder to write NAME.json (default: labkit/reference/studies)")
     sv = sub.add_parser("serve", help="serve a saved model over HTTP (POST /predict, /health, /metrics)")
