@@ -3,7 +3,7 @@
     labkit doctor                        the environment, the cache, what each lab costs
     labkit fetch [NAMES] [--force] [--verify]
                                          download, verify and extract data and weights
-    labkit run [NOTEBOOKS] [--scale S] [--fresh [--keep KIND]] [--out DIR]
+    labkit run [NOTEBOOKS] [--scale S] [--fresh [--keep KIND]] [--binder] [--out DIR]
                                          execute notebooks headless, write DIR/report.json
     labkit report --check FILE           fail unless every notebook passed and recorded results
     labkit report --readme [--check]     regenerate (or check) the README's tables from
@@ -56,6 +56,8 @@ def main(argv=None) -> int:
     r.add_argument("--keep", action="append", default=[], metavar="KIND",
                    help="with --fresh: still reuse this kind of cached run (e.g. minilm-embeddings, "
                         "which lab 03 computes and lab 07 reads): a lab measured cold as the course runs it")
+    r.add_argument("--binder", action="store_true",
+                   help="as Binder runs it: one core, and stopped above 2 GB (labkit.report.BINDER)")
     p = sub.add_parser("report", help="check a report, or regenerate the README's tables")
     p.add_argument("--check", metavar="REPORT_JSON", nargs="?", const="",
                    help="exit 1 unless every notebook in REPORT_JSON passed and recorded results; "
@@ -115,7 +117,7 @@ def main(argv=None) -> int:
         return 2
     try:
         rep = report.run(notebooks, scale, Path(args.out or f"reports/{scale}"), fresh=args.fresh,
-                         keep=args.keep)
+                         keep=args.keep, binder=args.binder)
     except FileNotFoundError as e:
         print(e, file=sys.stderr)
         return 2

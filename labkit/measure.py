@@ -4,11 +4,15 @@ reviews, measured the same way for a torch model, a quantized one or an ONNX Run
 `benchmark` times any ``predict_fn(texts)`` (`labkit.classifier.predictor` makes one for a
 torch classifier; lab 08 passes ONNX Runtime sessions the same way): the median of repeated
 warm runs, at the batch size asked for, with the thread count stated.
-Leaves out: GPU timing (CUDA synchronisation) and memory profiling.
+`tree_memory` and `PeakSampler` measure the memory of a notebook's whole process tree for
+`labkit.report` (and cap it, as a Binder container would).
+Leaves out: GPU timing (CUDA synchronisation) and per-tensor memory profiling.
 """
 from __future__ import annotations
 
+import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -70,3 +74,61 @@ def benchmark(predict_fn, texts, batch_size: int, repeats: int = 20, warmup: int
     median = float(np.median(times))
     return {"batch_size": batch_size, "seconds": median, "per_second": batch_size / median,
             "threads": threads(), "repeats": repeats}
+
+
+def tree_memory(pid: int) -> int:
+    """Bytes of memory used by the process ``pid``'s children and all their descendants: the
+    sum of each one's PSS (proportional set size: a page shared by n processes counts 1/n
+    in each, so a library that a federation's ten processes share counts once, as in the
+    memory limit of a Binder container), or of its RSS where PSS cannot be read."""
+    import psutil
+    total = 0
+    try:
+        kids = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return 0
+    for p in kids:
+        try:
+            info = p.memory_full_info() if hasattr(psutil.Process, "memory_full_info") else p.memory_info()
+            total += getattr(info, "pss", info.rss)
+        except psutil.AccessDenied:
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                pass
+        except psutil.Error:  # it ended while we looked
+            pass
+    return total
+
+
+class PeakSampler(threading.Thread):
+    """Samples the memory of this process's descendants (the kernel, and any server or
+    federation it starts) every ``every`` seconds; ``peak`` is the largest sum seen. With
+    ``cap_mb``, it kills them all once the sum passes the cap and sets ``over``."""
+
+    def __init__(self, every: float = 0.1, cap_mb: int | None = None):
+        super().__init__(daemon=True)
+        self.every, self.peak, self._stop_flag = every, 0, threading.Event()
+        self.cap, self.over = (cap_mb or 0) * 2**20, False
+
+    def run(self):
+        while not self._stop_flag.is_set():
+            self.peak = max(self.peak, tree_memory(os.getpid()))
+            if self.cap and self.peak > self.cap and not self.over:  # as a container's limit would
+                self.over = True
+                _kill_children()
+            self._stop_flag.wait(self.every)
+
+    def stop(self) -> int:
+        self._stop_flag.set()
+        self.join()
+        return self.peak
+
+
+def _kill_children() -> None:
+    import psutil
+    for p in psutil.Process(os.getpid()).children(recursive=True):
+        try:
+            p.kill()
+        except psutil.Error:
+            pass

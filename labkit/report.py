@@ -18,11 +18,11 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 from . import cache, env
+from .measure import PeakSampler
 
 _RESULTS: dict = {}
 REFERENCE = Path(__file__).parent / "reference"
@@ -111,50 +111,6 @@ def meta(scale: str, fresh: bool) -> dict:
             "install": json.loads(install.read_text()) if install.exists() else None}
 
 
-def _tree_memory(pid: int) -> int:
-    """Bytes of memory used by the process ``pid``'s children and all their descendants: the
-    sum of each one's PSS (proportional set size: a page shared by n processes counts 1/n
-    in each, so a library that a federation's ten processes share counts once, as in the
-    memory limit of a Binder container), or of its RSS where PSS cannot be read."""
-    import psutil
-    total = 0
-    try:
-        kids = psutil.Process(pid).children(recursive=True)
-    except psutil.Error:
-        return 0
-    for p in kids:
-        try:
-            info = p.memory_full_info() if hasattr(psutil.Process, "memory_full_info") else p.memory_info()
-            total += getattr(info, "pss", info.rss)
-        except psutil.AccessDenied:
-            try:
-                total += p.memory_info().rss
-            except psutil.Error:
-                pass
-        except psutil.Error:  # it ended while we looked
-            pass
-    return total
-
-
-class _PeakSampler(threading.Thread):
-    """Samples the memory of this process's descendants (the kernel, and any server or
-    federation it starts) every ``every`` seconds; ``peak`` is the largest sum seen."""
-
-    def __init__(self, every: float = 0.1):
-        super().__init__(daemon=True)
-        self.every, self.peak, self._stop_flag = every, 0, threading.Event()
-
-    def run(self):
-        while not self._stop_flag.is_set():
-            self.peak = max(self.peak, _tree_memory(os.getpid()))
-            self._stop_flag.wait(self.every)
-
-    def stop(self) -> int:
-        self._stop_flag.set()
-        self.join()
-        return self.peak
-
-
 def _title(nb) -> str:
     """The first heading of a notebook: "Lab 03 · Fine-tuning, ..."."""
     for cell in nb.cells:
@@ -180,7 +136,8 @@ def execute(notebook: Path, scale: str, out_dir: Path, fresh_since: float | None
         os.environ["LABKIT_FRESH"] = repr(fresh_since)
     client = NotebookClient(nb, timeout=3600, kernel_name="python3",
                             resources={"metadata": {"path": str(notebook.parent)}})
-    sampler = _PeakSampler()
+    cap = int(os.environ.get("LABKIT_MEMORY_CAP_MB") or 0)
+    sampler = PeakSampler(cap_mb=cap)
     sampler.start()
     start = time.perf_counter()
     status, failed = "passed", None
@@ -196,6 +153,9 @@ def execute(notebook: Path, scale: str, out_dir: Path, fresh_since: float | None
         status, failed = "failed", {"cell": None, "error": f"{type(e).__name__}: {e}"[:500]}
     wall = time.perf_counter() - start
     peak = sampler.stop()
+    if sampler.over:
+        status, failed = "failed", {"cell": (failed or {}).get("cell"), "error": f"over the memory cap of {cap} MB "
+                                    f"(peak {peak / 2**20:.0f} MB): its processes were stopped, as a container's would be"}
     biggest = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
     nbformat.write(nb, out_dir / notebook.name)
     return {"notebook": notebook.name, "title": _title(nb), "status": status, "failed": failed, "wall_s": round(wall, 1),
@@ -203,11 +163,17 @@ def execute(notebook: Path, scale: str, out_dir: Path, fresh_since: float | None
             "results": json.loads(results.read_text()) if results.exists() else {}}
 
 
-def run(notebooks, scale: str, out_dir, fresh: bool = False, keep=()) -> dict:
+BINDER = {"cores": 1, "memory_cap_mb": 2048,
+          "how": "the worker and its kernel pinned to one core (CPU affinity: torch follows it); the "
+                 "notebook's whole process tree stopped once its memory (PSS) passes the cap"}
+
+
+def run(notebooks, scale: str, out_dir, fresh: bool = False, keep=(), binder: bool = False) -> dict:
     """Run each notebook in a fresh worker process (so each is measured alone) and write
     ``report.json`` and ``report.md`` into ``out_dir``. ``fresh``: ignore the run cache's
     entries from before this run (cold timings; entries made during the run are reused),
     except the kinds in ``keep`` (what earlier labs of the course leave for a later one).
+    ``binder``: as Binder runs it (`BINDER`: one core, 2 GB), said in the report's meta.
     Every path handed to a kernel is absolute: the kernels run in the notebooks' folder."""
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -217,16 +183,19 @@ def run(notebooks, scale: str, out_dir, fresh: bool = False, keep=()) -> dict:
         raise FileNotFoundError(f"labkit run: no such notebook {', '.join(missing)}")
     if keep and not fresh:
         raise ValueError("--keep only means something with --fresh")
-    child_env = dict(os.environ, LABKIT_CACHE=str(cache.cache_dir()), LABKIT_FRESH_KEEP=",".join(keep))
+    child_env = dict(os.environ, LABKIT_CACHE=str(cache.cache_dir()), LABKIT_FRESH_KEEP=",".join(keep),
+                     LABKIT_MEMORY_CAP_MB=str(BINDER["memory_cap_mb"] if binder else ""))
+    one_core = (lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})) if binder else None
     since = time.time() if fresh else None
-    report = {"meta": {**meta(scale, fresh), **({"fresh_keep": list(keep)} if keep else {})}, "notebooks": []}
+    report = {"meta": {**meta(scale, fresh), **({"fresh_keep": list(keep)} if keep else {}),
+                       "constrained": BINDER if binder else None}, "notebooks": []}
     for nb in paths:
         print(f"[{scale}] {nb.name} ...", flush=True)
         row_file = out_dir / f"{nb.stem}.run.json"
         row_file.unlink(missing_ok=True)
         worker = "import sys; from labkit.cli import main; sys.exit(main(sys.argv[1:]))"
         subprocess.run([sys.executable, "-c", worker, "_exec", str(nb), scale, str(out_dir),
-                        str(row_file), repr(since)], check=False, env=child_env)
+                        str(row_file), repr(since)], check=False, env=child_env, preexec_fn=one_core)
         row = json.loads(row_file.read_text()) if row_file.exists() else {
             "notebook": nb.name, "status": "failed", "wall_s": None, "peak_mb": None,
             "failed": {"cell": None, "error": "worker crashed"}, "results": {}}

@@ -62,6 +62,19 @@ def test_run_reports_status_time_tree_memory_results_and_meta(tmp_path):
     assert report.check(rep) == ["bad.ipynb failed: {'cell': 2, 'error': 'AssertionError: a is not 2'}"]
 
 
+def test_a_binder_run_gets_one_core_and_is_stopped_above_its_memory_cap(tmp_path, monkeypatch):
+    monkeypatch.setitem(report.BINDER, "memory_cap_mb", 400)  # small, so the test is quick
+    cores = write_nb(tmp_path / "cores.ipynb", "import os, labkit",
+                     "labkit.record('cores', len(os.sched_getaffinity(0)))")
+    hog = write_nb(tmp_path / "hog.ipynb", "import time", "x = bytearray(600 * 2**20); time.sleep(3)", "y = 1")
+    rep = report.run([cores, hog], "smoke", tmp_path / "report", binder=True)
+    rows = rep["notebooks"]
+    assert rows[0]["status"] == "passed" and rows[0]["results"] == {"cores": 1}
+    assert rows[1]["status"] == "failed" and "over the memory cap of 400 MB" in rows[1]["failed"]["error"]
+    assert rep["meta"]["constrained"]["cores"] == 1 and rep["meta"]["constrained"]["memory_cap_mb"] == 400
+    assert report.run([cores], "smoke", tmp_path / "plain")["meta"]["constrained"] is None
+
+
 def test_check_wants_every_lab_to_record_results():
     row = {"notebook": "03_x.ipynb", "status": "passed", "failed": None, "results": {}}
     assert report.check({"notebooks": [row]}) == ["03_x.ipynb recorded no results (labkit.record)"]
