@@ -185,7 +185,7 @@ def expected(scale_name: str) -> dict:
 
 
 REFERENCE_RUNS = {"smoke": "smoke", "cpu, cold cache": "cpu", "cpu, second run": "cpu-warm",
-                  "gpu": "gpu"}
+                  "smoke, 1 core, 2 GB": "binder-smoke", "cpu, 1 core, 2 GB": "binder-cpu", "gpu": "gpu"}
 
 
 def cost(lab: str, verbose: bool = True) -> dict:
@@ -205,7 +205,7 @@ def cost(lab: str, verbose: bool = True) -> dict:
         for label, c in out.items():
             shown = "not measured" if c is None else (
                 f"{c[0]:.0f} s" if c[0] < 90 else f"{c[0] / 60:.1f} min") + f", peak {c[1]:,} MB"
-            print(f"  {label:<17} {shown}")
+            print(f"  {label:<19} {shown}")
         return None
     return out
 

@@ -168,6 +168,9 @@ BINDER = {"cores": 1, "memory_cap_mb": 2048,
                  "notebook's whole process tree stopped once its memory (PSS) passes the cap"}
 
 
+BINDER_RUNS = {"binder-smoke": "`smoke`, 1 core, 2 GB", "binder-cpu": "`cpu`, cold, 1 core, 2 GB"}  # reference files
+
+
 def run(notebooks, scale: str, out_dir, fresh: bool = False, keep=(), binder: bool = False) -> dict:
     """Run each notebook in a fresh worker process (so each is measured alone) and write
     ``report.json`` and ``report.md`` into ``out_dir``. ``fresh``: ignore the run cache's
@@ -282,12 +285,15 @@ def _cell(row) -> str:
     if row is None:
         return "not measured"
     if row["status"] != "passed":
-        return row["status"]
+        over = "memory cap" in ((row.get("failed") or {}).get("error") or "")
+        return f"stopped above {_memory(row['peak_mb'])}" if over else row["status"]
     return f"{_duration(row['wall_s'])}, {_memory(row['peak_mb'])}"
 
 
 def _machine(m: dict) -> str:
-    return (f"{m['cpu']}, {m['usable_cores']} cores, {m['ram_gb']:.0f} GB RAM, "
+    c = m.get("constrained")
+    return (f"{m['cpu']}, " + (f"{c['cores']} core and a {_memory(c['memory_cap_mb'])} cap (`--binder`: {c['how']}), "
+                               if c else f"{m['usable_cores']} cores, ") + f"{m['ram_gb']:.0f} GB RAM, "
             f"{m['matmul_gflops']} GFLOP/s fp32 matmul; torch {m['torch']}, transformers "
             f"{m['transformers']}; labkit {m['labkit_commit']}, {m['date']}")
 
@@ -297,13 +303,14 @@ def readme(ref: Path = REFERENCE) -> dict[str, str]:
     (time and peak memory of every lab at each scale, the install) and ``results`` (every
     table the reference `cpu` run recorded)."""
     reports = {name: json.loads((Path(ref) / f"{name}.json").read_text())
-               for name in ("smoke", "cpu", "cpu-warm") if (Path(ref) / f"{name}.json").exists()}
+               for name in ("smoke", "cpu", "cpu-warm", *BINDER_RUNS) if (Path(ref) / f"{name}.json").exists()}
     if "cpu" not in reports:
         raise FileNotFoundError(f"no reference report {Path(ref) / 'cpu.json'}: run "
                                 "`labkit run --fresh --scale cpu --out DIR` and copy DIR/report.json there")
     rows = {name: {Path(r["notebook"]).stem: r for r in rep["notebooks"]} for name, rep in reports.items()}
     labs = sorted(rows["cpu"])
-    cols = [("smoke", "`smoke`"), ("cpu", "`cpu`, cold cache"), ("cpu-warm", "`cpu`, second run")]
+    cols = [("smoke", "`smoke`"), ("cpu", "`cpu`, cold cache"), ("cpu-warm", "`cpu`, second run"),
+            *BINDER_RUNS.items()]
     cols = [(k, title) for k, title in cols if k in rows]
     out = ["| lab | " + " | ".join(title for _, title in cols) + " |", "|---|" + "---|" * len(cols)]
     for lab in labs:

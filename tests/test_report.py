@@ -152,6 +152,19 @@ def test_readme_sections_come_from_the_reference(tmp_path, monkeypatch):
         report.update_readme(readme)
 
 
+def test_binder_sized_runs_get_their_own_columns(tmp_path):
+    fake_reference(tmp_path / "ref")
+    smoke = json.loads((tmp_path / "ref" / "smoke.json").read_text())
+    smoke["meta"]["constrained"] = dict(report.BINDER)
+    smoke["notebooks"][1].update(status="failed", peak_mb=2100,
+                                 failed={"cell": 3, "error": "over the memory cap of 2048 MB (peak 2100 MB): ..."})
+    (tmp_path / "ref" / "binder-smoke.json").write_text(json.dumps(smoke))
+    labs = report.readme(tmp_path / "ref")["labs"]
+    assert "| lab | `smoke` | `cpu`, cold cache | `cpu`, second run | `smoke`, 1 core, 2 GB |" in labs
+    assert "| stopped above 2.05 GB |" in labs  # a lab that does not fit says so
+    assert "1 core and a 2.00 GB cap" in labs
+
+
 def test_merge_brings_a_lab_measured_later_into_the_reference(tmp_path):
     fake_reference(tmp_path / "ref")
     ref = tmp_path / "ref" / "cpu.json"
