@@ -209,15 +209,14 @@ def small_classifier(mlm_model, pretrained: bool = True, seed: int = 0, num_labe
     return Classifier(encoder, num_labels)
 
 
-def minilm_classifier(seed: int = 0, num_labels: int = 2, train_word_embeddings: bool = False):
-    """(tokenizer, `Classifier`) on the pretrained MiniLM encoder from the fetched weights.
-
-    The word-embedding table (30,522 x 384: 11.7 M of MiniLM's 22.7 M weights) stays frozen
-    unless ``train_word_embeddings``: its gradient is dense, so training it costs about a
-    third more time a step and ~0.2 GB more memory, for a few thousand labels' worth of
-    signal spread over 30,522 rows.
-    """
-    tokenizer, encoder = load_minilm()
+def minilm_classifier(seed: int = 0, num_labels: int = 2, train_word_embeddings: bool = False, source=None):
+    """(tokenizer, `Classifier`) on the pretrained MiniLM encoder from the fetched weights,
+    or on ``source`` = (tokenizer, encoder) such as lab 02's adapted MiniLM. The word-embedding
+    table (30,522 x 384: 11.7 M of MiniLM's 22.7 M weights) stays frozen unless
+    ``train_word_embeddings``: its gradient is dense, so training it costs about a third more
+    time a step and ~0.2 GB more memory, for a few thousand labels' worth of signal spread
+    over 30,522 rows."""
+    tokenizer, encoder = source or load_minilm()
     encoder.pooler = None  # the Classifier pools by itself: leave out BERT's unused pooler
     encoder.embeddings.word_embeddings.weight.requires_grad_(train_word_embeddings)
     seed_everything(seed)

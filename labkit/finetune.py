@@ -16,6 +16,7 @@ import numpy as np
 
 from .classifier import Run, cached_fine_tune, check_inputs, minilm_classifier, small_classifier
 from .env import scale as current_scale
+from .pretrain import load_or_adapt
 from .text import CONTRAST, NEGATION
 
 
@@ -33,6 +34,7 @@ class FinetuneConfig:
     minilm_lr: float = 1e-4
     minilm_epochs: int = 2
     minilm_batch_size: int = 16    # 32 needs ~0.5 GB more memory for no gain
+    adapt_budgets: tuple = (100, 500)        # MiniLM vs lab 02's adapted MiniLM, paired by seed
     train_size: int | None = None  # cap on the training pool (None = the fixed train split)
     test_size: int | None = None   # cap on test reviews (None = the fixed test split)
     seed: int = 0
@@ -42,7 +44,7 @@ class FinetuneConfig:
         scale = scale or current_scale()
         if scale == "smoke":
             return cls(budgets=(50, 200), seeds=2, max_len=32, small_budgets=(50, 200),
-                       small_steps=15, minilm_budgets=(64,), minilm_epochs=1,
+                       small_steps=15, minilm_budgets=(64,), adapt_budgets=(64,), minilm_epochs=1,
                        train_size=1000, test_size=300)
         if scale == "gpu":
             return cls(seeds=5, max_len=128, small_budgets=(100, 500, 2000, None),
@@ -61,11 +63,15 @@ def small_run(mlm, tokenizer, texts, labels, seed: int, cfg: FinetuneConfig,
                             max_len=cfg.max_len, seed=seed)
 
 
-def minilm_run(texts, labels, seed: int, cfg: FinetuneConfig) -> Run:
+def minilm_run(texts, labels, seed: int, cfg: FinetuneConfig, adapted: bool = False) -> Run:
     """Fine-tune MiniLM (word embeddings frozen) on (texts, labels) with lab 03's settings,
-    or read the run from the cache (~90 MB a run)."""
+    or read the run from the cache (~90 MB a run). ``adapted``: start from lab 02's MiniLM
+    adapted to the reviews (`pretrain.load_or_adapt`) instead, with the same seed: the same
+    head, the same batches."""
     k = max(2, int(np.max(labels)) + 1)
-    return cached_fine_tune(lambda: minilm_classifier(seed, num_labels=k), texts, labels, name="minilm",
+    source = load_or_adapt if adapted else lambda: None
+    return cached_fine_tune(lambda: minilm_classifier(seed, num_labels=k, source=source()), texts, labels,
+                            name="minilm-adapted" if adapted else "minilm",
                             lr=cfg.minilm_lr, epochs=cfg.minilm_epochs,
                             batch_size=cfg.minilm_batch_size, max_len=cfg.max_len, seed=seed)
 

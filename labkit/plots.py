@@ -82,3 +82,13 @@ def confusion(matrix, labels=("negative", "positive"), title: str = "confusion m
     ax.set_yticks(range(len(labels)), labels)
     ax.set(xlabel="predicted", ylabel="true", title=title)
     return ax
+
+
+def intervals(x, results: list, label: str = "", ax=None, scale: float = 100, **style):
+    """Means with their 95% intervals (`labkit.stats.paired` results, times ``scale``: points)
+    as error bars at ``x``. Example: the compute curve of lab 02."""
+    ax = _ax(ax)
+    mean = np.array([r["mean"] for r in results]) * scale
+    low, high = (np.array([r[k] for r in results]) * scale for k in ("low", "high"))
+    ax.errorbar(x, mean, yerr=[mean - low, high - mean], capsize=3, label=label, **style)
+    return ax

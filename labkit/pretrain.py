@@ -343,6 +343,17 @@ def adapted_dir():
     return cache.model_dir(f"adapted-minilm-{current_scale()}")
 
 
+def load_or_adapt(progress: bool = True):
+    """(tokenizer, encoder) of the adapted MiniLM at the current scale, from lab 02's
+    checkpoint or, when absent, adapted here as lab 02 does (a cached run) and saved."""
+    folder = adapted_dir()
+    if not (folder / "model.safetensors").exists():
+        tokenizer, model, _ = adapt(AdaptConfig.for_scale(), domain_corpus(), body=True, progress=progress)
+        save(model, tokenizer, folder)
+    tokenizer, model = load(folder)
+    return tokenizer, model.bert
+
+
 def flops_per_token(model, mask_prob: float = 0.15) -> float:
     """Training FLOPs per input token, the usual 6 x parameters estimate: the encoder's
     matmul weights for every token, the LM head only for the masked share.

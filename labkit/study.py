@@ -8,6 +8,8 @@ run goes through the run cache, so a study repeated, or a lab after it, reads it
 
     labkit study lab02   the compute curve of lab 02's own pretraining: held-out loss, linear-probe
                          gain and fine-tuned gain over scratch at checkpoints of one long run
+    labkit study lab03   MiniLM against lab 02's adapted MiniLM, fine-tuned on the same rows with the
+                         same seeds at 100, 500 and 2,000 labels (needs lab 02's adapted MiniLM)
     labkit study lab04   augmentation gains at each label budget over 10 seeds (TF-IDF with the
                          guard on and off, the small BERT): paired intervals a lab's 3 seeds can't give
     labkit study lab05   the students' steps, temperature and alpha, chosen on the validation
@@ -35,9 +37,9 @@ import numpy as np
 from . import augment, cache, curves, data, env, report
 from .classifier import load_best
 from .distill import DistillConfig, student_run, teacher_logits
-from .finetune import FinetuneConfig, small_run
-from .pretrain import (PretrainConfig, corpus, heldout_loss, load_or_pretrain, loaders, mlm_loss, new_model,
-                       probe_curve)
+from .finetune import FinetuneConfig, minilm_run, small_run
+from .pretrain import (AdaptConfig, PretrainConfig, corpus, heldout_loss, load_or_pretrain, loaders, mlm_loss,
+                       new_model, probe_curve)
 from .stats import paired
 
 STUDIES = Path(__file__).parent / "reference" / "studies"
@@ -53,12 +55,12 @@ def load(name: str) -> dict:
     return json.loads(path.read_text())
 
 
-def _provenance(name: str, scale: str, seconds: float) -> dict:
+def _provenance(name: str, scale: str, seconds: float, commit: str | None) -> dict:
     return {"command": f"LABKIT_SCALE={scale} labkit study {name}", "seconds": round(seconds),
             "seconds_mean": "this command's wall time with the run cache as it was: runs already "
                             "there are read back, not trained",
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "labkit_commit": report.meta(scale, False)["labkit_commit"], **env.machine(),
+            "labkit_commit": commit, **env.machine(),
             "matmul_gflops": round(env.matmul_gflops())}
 
 
@@ -132,6 +134,25 @@ def lab02(seeds: int) -> tuple[dict, dict]:
                 "finetune_budgets": list(budgets), "probe_budgets": list(ft.small_budgets),
                 "small_steps": ft.small_steps, "small_lr": ft.small_lr,
                 "schedule": "one run: linear warm-up, then linear decay to 0 at the last point"}
+    return settings, out
+
+
+def lab03(seeds: int) -> tuple[dict, dict]:
+    """What lab 02's domain adaptation is worth for sentiment: MiniLM and the adapted MiniLM
+    fine-tuned with lab 03's settings on the same rows, with the same seeds (same head, same
+    batches), at lab 03's two comparison budgets and its largest MiniLM budget, scored on the
+    fixed test split: {"plain" | "adapted": {budget: [accuracy per seed]}}."""
+    ft = FinetuneConfig.for_scale()
+    x_train, y_train, x_test, y_test = data.review_arrays(ft.train_size, ft.test_size, ft.seed)
+    budgets = tuple(dict.fromkeys((*ft.adapt_budgets, max(ft.minilm_budgets))))
+    out = {}
+    for arm, adapted in (("plain", False), ("adapted", True)):
+        curve = curves.budget_curve(lambda rows, seed: minilm_run(x_train[rows], y_train[rows], seed, ft, adapted)
+                                    .accuracy(x_test, y_test, ft.max_len), y_train, budgets, seeds)
+        out[arm] = {str(n): accs for n, accs in curve.items()}
+    settings = {"seeds": seeds, "split": "test", "test_size": len(y_test), "budgets": list(budgets),
+                "adapt": dataclasses.asdict(AdaptConfig.for_scale()), "minilm_lr": ft.minilm_lr,
+                "minilm_epochs": ft.minilm_epochs}
     return settings, out
 
 
@@ -273,7 +294,7 @@ def lab08(seeds: int) -> tuple[dict, dict]:
     return settings, {"teacher": base, "grid": results, "chosen": {"heads_keep": best["heads"], "ffn_keep": best["ffn"]}}
 
 
-STUDY_FUNCTIONS = {"lab02": (lab02, 5), "lab04": (lab04, 10), "lab05": (lab05, 3), "lab06": (lab06, 2), "lab08": (lab08, 1)}  # name -> (function, seeds at cpu)
+STUDY_FUNCTIONS = {"lab02": (lab02, 5), "lab03": (lab03, 5), "lab04": (lab04, 10), "lab05": (lab05, 3), "lab06": (lab06, 2), "lab08": (lab08, 1)}  # name -> (function, seeds at cpu)
 
 
 def run(name: str, seeds: int | None = None, out: Path | None = None) -> Path:
@@ -284,10 +305,10 @@ def run(name: str, seeds: int | None = None, out: Path | None = None) -> Path:
     fn, default_seeds = STUDY_FUNCTIONS[name]
     scale = env.scale()
     seeds = seeds or (2 if scale == "smoke" else default_seeds)
-    start = time.perf_counter()
+    start, commit = time.perf_counter(), report.meta(scale, False)["labkit_commit"]  # the code that runs
     settings, results = fn(seeds)
     path = Path(out or STUDIES) / f"{name}.json"
-    cache.write_json(path, {"provenance": _provenance(name, scale, time.perf_counter() - start),
+    cache.write_json(path, {"provenance": _provenance(name, scale, time.perf_counter() - start, commit),
                             "settings": {"scale": scale, **settings}, "results": results})
     print(f"study {name}: {time.perf_counter() - start:.0f} s -> {path}", file=sys.stderr)
     return path

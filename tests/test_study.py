@@ -13,6 +13,12 @@ def test_committed_studies_have_provenance_and_what_the_labs_read():
         p = ref["provenance"]
         assert p["command"].endswith(f"labkit study {name}") and p["labkit_commit"] and p["date"], name
         assert p["cpu"] and p["matmul_gflops"] > 0 and ref["settings"]["seeds"] >= 3, name
+    lab02 = study.load("lab02")
+    assert lab02["provenance"]["command"].endswith("labkit study lab02") and lab02["settings"]["scale"] == "cpu"
+    assert lab02["settings"]["seeds"] >= 5 and len(lab02["results"]["points"]) >= 5
+    assert lab02["settings"]["points"][-1] >= 10 * lab02["settings"]["points"][0]  # a curve, not a point
+    assert all(len(a) == lab02["settings"]["seeds"] for p in lab02["results"]["points"]
+               for c in (p["probe"], p["finetuned"]) for a in c.values())
     lab04 = study.load("lab04")["results"]
     assert set(lab04) == {"TF-IDF + LR", "TF-IDF + LR, guard off", "small BERT"}
     assert all(len(a) == study.load("lab04")["settings"]["seeds"] for arms in lab04.values()
@@ -95,3 +101,18 @@ def test_lab02_study_at_smoke(tmp_path, monkeypatch):
         assert p["heldout_loss"] == res["heldout_loss"][res["loss_steps"].index(p["step"])]
         assert set(p["finetuned"]) == set(res["scratch"]) == {str(n) for n in settings["finetune_budgets"]}
         assert set(p["probe"]) == set(res["random_probe"]) and all(len(a) == 2 for a in p["probe"].values())
+
+
+def test_lab03_study_at_smoke_pairs_the_adapted_minilm_with_the_original(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_SCALE", "smoke")
+    out = json.loads(study.run("lab03", seeds=2, out=tmp_path).read_text())
+    res, settings = out["results"], out["settings"]
+    assert set(res) == {"plain", "adapted"} and set(res["plain"]) == set(res["adapted"]) == {"64"}
+    assert settings["budgets"] == [64] and all(len(a) == 2 for arm in res.values() for a in arm.values())
+    cfg = finetune.FinetuneConfig.for_scale()
+    x_train, y_train, _, _ = data.review_arrays(cfg.train_size, cfg.test_size, cfg.seed)
+    rows = data.sample_per_class(y_train, 64, 0)
+    runs = [finetune.minilm_run(x_train[rows], y_train[rows], 0, cfg, adapted) for adapted in (False, True)]
+    assert all(r.hit for r in runs)  # the study's runs, read back
+    query = [r.model.encoder.encoder.layer[0].attention.self.query.weight for r in runs]
+    assert not np.allclose(query[0].detach().numpy(), query[1].detach().numpy())  # two different starts
