@@ -110,10 +110,10 @@ def problems(root: Path = ROOT) -> list[str]:
 
 def write(root: Path = ROOT) -> list[Path]:
     """Regenerate the badges and setup cells; returns the files changed."""
-    changed = [p for p, text in _expected(root).items() if p.read_text(encoding="utf-8") != text]
-    for p, text in _expected(root).items():
+    changed = {p: text for p, text in _expected(root).items() if p.read_text(encoding="utf-8") != text}
+    for p, text in changed.items():
         p.write_text(text, encoding="utf-8")
-    return changed
+    return list(changed)
 
 
 def _closure(name: str, extras: tuple = ()) -> set:
