@@ -3,7 +3,8 @@
 The lab's experiment: `FinetuneConfig` (budgets, seeds, the settings of each model kind),
 `small_run` and `minilm_run` (one cached fine-tune of lab 02's small BERT or of MiniLM with
 those settings: lab 04 reads the same runs back for its un-augmented arm), and the error
-analysis: `slices` (negation, contrast) and `confident_mistakes`. The machinery (the
+analysis: `slices` (negation, contrast), `rare_words` (reviews full of words a general
+vocabulary lacks) and `confident_mistakes`. The machinery (the
 `Classifier`, loaders, `fine_tune`, checkpoints, the run cache) is `labkit.classifier`.
 Leaves out: hyper-parameter search, early stopping, layer-wise learning rates.
 """
@@ -87,6 +88,25 @@ def slices(texts) -> dict:
     neg = np.array([bool(re.search(NEGATION, t, re.I)) for t in texts])
     con = np.array([bool(re.search(CONTRAST, t, re.I)) for t in texts])
     return {"negation": neg, "contrast": con, "both": neg & con, "neither": ~neg & ~con}
+
+
+def rare_word_share(texts, tokenizer) -> np.ndarray:
+    """Share of each text's words that ``tokenizer`` splits into several pieces: words its
+    general-text vocabulary lacks (names, slang, misspellings, domain words).
+
+    Example: with MiniLM's tokenizer, "the acting was wooden" -> 0.0 (every word is whole).
+    """
+    texts, _ = check_inputs(texts)
+    words = [re.findall(r"[a-z]+", t.lower()) for t in texts]
+    split = {w: len(tokenizer.tokenize(w)) > 1 for w in set().union(*map(set, words))}
+    return np.array([np.mean([split[w] for w in ws]) if ws else 0.0 for ws in words])
+
+
+def rare_words(texts, tokenizer, share: float = 1 / 3) -> np.ndarray:
+    """Boolean mask of the ``share`` of ``texts`` with the highest `rare_word_share`: the slice
+    where adapting a general model to our reviews should help most, if anywhere."""
+    s = rare_word_share(texts, tokenizer)
+    return s >= np.quantile(s, 1 - share)
 
 
 def confident_mistakes(texts, labels, probs, k: int = 5) -> list[tuple[float, int, int, str]]:

@@ -37,7 +37,8 @@ import numpy as np
 from . import augment, cache, curves, data, env, report
 from .classifier import load_best
 from .distill import DistillConfig, student_run, teacher_logits
-from .finetune import FinetuneConfig, minilm_run, small_run
+from .finetune import FinetuneConfig, minilm_run, rare_words, small_run
+from .models import load_minilm
 from .pretrain import (AdaptConfig, PretrainConfig, corpus, heldout_loss, load_or_pretrain, loaders, mlm_loss,
                        new_model, probe_curve)
 from .stats import paired
@@ -141,16 +142,28 @@ def lab03(seeds: int) -> tuple[dict, dict]:
     """What lab 02's domain adaptation is worth for sentiment: MiniLM and the adapted MiniLM
     fine-tuned with lab 03's settings on the same rows, with the same seeds (same head, same
     batches), at lab 03's two comparison budgets and its largest MiniLM budget, scored on the
-    fixed test split: {"plain" | "adapted": {budget: [accuracy per seed]}}."""
+    fixed test split: {"plain" | "adapted": {budget: [accuracy per seed]}}, and the same on the
+    test reviews richest in words MiniLM's vocabulary lacks (`rare_words`) and on the rest
+    ("slices")."""
     ft = FinetuneConfig.for_scale()
     x_train, y_train, x_test, y_test = data.review_arrays(ft.train_size, ft.test_size, ft.seed)
+    rare = rare_words(x_test, load_minilm()[0])
     budgets = tuple(dict.fromkeys((*ft.adapt_budgets, max(ft.minilm_budgets))))
-    out = {}
+    out, by_slice = {}, {"rare": {}, "common": {}}
     for arm, adapted in (("plain", False), ("adapted", True)):
-        curve = curves.budget_curve(lambda rows, seed: minilm_run(x_train[rows], y_train[rows], seed, ft, adapted)
-                                    .accuracy(x_test, y_test, ft.max_len), y_train, budgets, seeds)
-        out[arm] = {str(n): accs for n, accs in curve.items()}
+        hits = {}  # (budget, seed) -> right or wrong on each test review
+
+        def accuracy(rows, seed):
+            hits[len(rows), seed] = right = (minilm_run(x_train[rows], y_train[rows], seed, ft, adapted)
+                                             .logits(x_test, ft.max_len).argmax(-1) == y_test)
+            return float(right.mean())
+        out[arm] = {str(n): accs for n, accs in curves.budget_curve(accuracy, y_train, budgets, seeds).items()}
+        for name, mask in (("rare", rare), ("common", ~rare)):
+            by_slice[name][arm] = {str(n): [float(hits[n, s][mask].mean()) for s in range(seeds)] for n in budgets}
+    out["slices"] = by_slice
     settings = {"seeds": seeds, "split": "test", "test_size": len(y_test), "budgets": list(budgets),
+                "rare_slice": {"reviews": int(rare.sum()), "definition": "top third by rare_word_share "
+                               "(share of words MiniLM's tokenizer splits)"},
                 "adapt": dataclasses.asdict(AdaptConfig.for_scale()), "minilm_lr": ft.minilm_lr,
                 "minilm_epochs": ft.minilm_epochs}
     return settings, out

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from labkit import finetune as F, models, text
 
@@ -40,3 +41,17 @@ def test_config_per_scale():
     assert cpu.seeds >= 3 and 2000 in cpu.minilm_budgets and 500 in cpu.minilm_budgets
     assert min(cpu.small_budgets) == min(b for b in cpu.budgets if b)
 
+
+
+class _Pieces:  # a tokenizer whose vocabulary holds short words only
+    def tokenize(self, word):
+        return [word] if len(word) <= 4 else [word[:4], "##" + word[4:]]
+
+
+def test_rare_word_share_counts_the_words_the_vocabulary_splits_and_the_slice_takes_the_top():
+    texts = ["the film was good", "the cinematographer overplayed", "ok", "a b c d"]
+    share = F.rare_word_share(texts, _Pieces())
+    assert np.allclose(share, [0.0, 2 / 3, 0.0, 0.0])
+    assert F.rare_words(texts, _Pieces(), share=0.25).tolist() == [False, True, False, False]
+    with pytest.raises(ValueError):
+        F.rare_word_share([], _Pieces())

@@ -107,8 +107,14 @@ def test_lab03_study_at_smoke_pairs_the_adapted_minilm_with_the_original(tmp_pat
     monkeypatch.setenv("LABKIT_SCALE", "smoke")
     out = json.loads(study.run("lab03", seeds=2, out=tmp_path).read_text())
     res, settings = out["results"], out["settings"]
-    assert set(res) == {"plain", "adapted"} and set(res["plain"]) == set(res["adapted"]) == {"64"}
-    assert settings["budgets"] == [64] and all(len(a) == 2 for arm in res.values() for a in arm.values())
+    assert set(res) == {"plain", "adapted", "slices"} and set(res["plain"]) == set(res["adapted"]) == {"64"}
+    assert settings["budgets"] == [64] and all(len(res[arm]["64"]) == 2 for arm in ("plain", "adapted"))
+    n_rare = settings["rare_slice"]["reviews"]
+    assert 0 < n_rare < settings["test_size"] / 2
+    for arm in ("plain", "adapted"):  # the slices' accuracies make up the whole test split's
+        whole = [(n_rare * r + (settings["test_size"] - n_rare) * c) / settings["test_size"]
+                 for r, c in zip(res["slices"]["rare"][arm]["64"], res["slices"]["common"][arm]["64"])]
+        assert np.allclose(whole, res[arm]["64"])
     cfg = finetune.FinetuneConfig.for_scale()
     x_train, y_train, _, _ = data.review_arrays(cfg.train_size, cfg.test_size, cfg.seed)
     rows = data.sample_per_class(y_train, 64, 0)
