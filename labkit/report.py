@@ -315,8 +315,9 @@ def readme(ref: Path = REFERENCE) -> dict[str, str]:
     out = ["| lab | " + " | ".join(title for _, title in cols) + " |", "|---|" + "---|" * len(cols)]
     for lab in labs:
         out.append(f"| `{lab}` | " + " | ".join(_cell(rows[k].get(lab)) for k, _ in cols) + " |")
-    total = {k: sum(r["wall_s"] or 0 for r in rows[k].values()) for k, _ in cols}
-    out.append("| all labs, in order | " + " | ".join(_duration(total[k]) for k, _ in cols) + " |")
+    total = {k: _duration(sum(r["wall_s"] or 0 for r in rows[k].values())) if set(labs) <= set(rows[k])
+             else f"{len(set(labs) & set(rows[k]))} of {len(labs)} labs measured" for k, _ in cols}
+    out.append("| all labs, in order | " + " | ".join(total[k] for k, _ in cols) + " |")
     out += ["", "Measured with `labkit run` on " + "; ".join(
         f"{'`' + k + '`'}: {_machine(reports[k]['meta'])}" for k, _ in cols) + "."]
     later = sorted({(r["notebook"], k, r["measured"]["labkit_commit"], r["measured"]["date"],

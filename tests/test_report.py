@@ -163,6 +163,10 @@ def test_binder_sized_runs_get_their_own_columns(tmp_path):
     assert "| lab | `smoke` | `cpu`, cold cache | `cpu`, second run | `smoke`, 1 core, 2 GB |" in labs
     assert "| stopped above 2.05 GB |" in labs  # a lab that does not fit says so
     assert "1 core and a 2.00 GB cap" in labs
+    smoke["notebooks"] = smoke["notebooks"][:1]  # measured for one lab so far: no total pretends otherwise
+    (tmp_path / "ref" / "binder-cpu.json").write_text(json.dumps(smoke))
+    labs = report.readme(tmp_path / "ref")["labs"]
+    assert labs.count("| not measured |") == 1 and "| 1 of 2 labs measured |" in labs
 
 
 def test_merge_brings_a_lab_measured_later_into_the_reference(tmp_path):
