@@ -52,3 +52,30 @@ def test_benchmark_times_any_callable(tok):
         measure.benchmark("model", POS, batch_size=8)
     with pytest.raises(ValueError, match="no texts"):
         measure.benchmark(fake, [], batch_size=8)
+
+
+def test_memory_sampler_keeps_its_own_cost_to_its_share_of_a_core(monkeypatch):
+    # Reading PSS walks every page table: on one core a sampler that ignores its cost slows
+    # the notebook it measures. A sample costing 40 ms with a 10% share waits >= 0.36 s.
+    import time
+    sizes = iter(range(1, 10**6))
+
+    def slow_sample(pid):
+        time.sleep(0.04)
+        return next(sizes)
+
+    monkeypatch.setattr(measure, "tree_memory", slow_sample)
+    s = measure.PeakSampler(every=0.01, share=0.1)
+    s.start()
+    time.sleep(1.0)
+    peak = s.stop()
+    assert 1 <= s.samples <= 4, s.samples  # unbounded it would take ~20 samples in 1 s
+    assert peak == s.samples  # the largest of the sizes seen
+
+    monkeypatch.setattr(measure, "tree_memory", lambda pid: 5)  # a cheap sample: every `every`
+    quick = measure.PeakSampler(every=0.05)
+    quick.start()
+    time.sleep(0.5)
+    assert quick.stop() == 5 and quick.samples >= 5
+    with pytest.raises(ValueError, match="share of a core"):
+        measure.PeakSampler(share=1.5)
