@@ -110,14 +110,18 @@ class PeakSampler(threading.Thread):
     (about 30 ms for a 1.8 GB notebook kernel). Sampled every 0.1 s, that took a fifth of a
     core, which on Binder's one core was time taken from the notebook, more as the kernel
     grew. So the wait after each sample is stretched until sampling uses at most ``share``
-    of a core (2%: every 1.5 s for that kernel); a memory peak shorter than the wait can be
-    missed, and a capped run is stopped that much later."""
+    of a core (2%), but never beyond ``longest`` seconds (then up to 6% of a core for that
+    kernel): a federation's processes, which together cost more to read, still get a sample
+    every half second. A memory peak shorter than the wait can be missed, and a capped run
+    is stopped that much later."""
 
-    def __init__(self, every: float = 0.1, cap_mb: int | None = None, share: float = 0.02):
+    def __init__(self, every: float = 0.1, cap_mb: int | None = None, share: float = 0.02,
+                 longest: float = 0.5):
         super().__init__(daemon=True)
         if not 0 < share < 1:
             raise ValueError(f"share={share}: the share of a core sampling may use is in (0, 1), e.g. 0.02")
-        self.every, self.share, self.peak, self._stop_flag = every, share, 0, threading.Event()
+        self.every, self.share, self.longest = every, share, max(every, longest)
+        self.peak, self._stop_flag = 0, threading.Event()
         self.cap, self.over, self.samples = (cap_mb or 0) * 2**20, False, 0
 
     def run(self):
@@ -129,7 +133,7 @@ class PeakSampler(threading.Thread):
                 self.over = True
                 _kill_children()
             cost = time.perf_counter() - t0
-            self._stop_flag.wait(max(self.every, cost * (1 - self.share) / self.share))
+            self._stop_flag.wait(min(self.longest, max(self.every, cost * (1 - self.share) / self.share)))
 
     def stop(self) -> int:
         self._stop_flag.set()

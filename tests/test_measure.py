@@ -77,5 +77,10 @@ def test_memory_sampler_keeps_its_own_cost_to_its_share_of_a_core(monkeypatch):
     quick.start()
     time.sleep(0.5)
     assert quick.stop() == 5 and quick.samples >= 5
+    monkeypatch.setattr(measure, "tree_memory", lambda pid: time.sleep(0.2) or 7)  # dear: 2% would wait 10 s
+    dear = measure.PeakSampler(every=0.01, longest=0.3)
+    dear.start()
+    time.sleep(1.3)
+    assert dear.stop() == 7 and dear.samples >= 3  # a sample at least every `longest` + its cost
     with pytest.raises(ValueError, match="share of a core"):
         measure.PeakSampler(share=1.5)
