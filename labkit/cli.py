@@ -15,7 +15,7 @@
                                          the model over HTTP on 127.0.0.1 (labkit.serve)
     labkit loadtest URL [--concurrency C] [--seconds S] [--batch B]
                                          a bounded load test of a local service
-    labkit launch [--write] [--check] [--binder]
+    labkit launch [--write] [--check]
                                          Colab/Binder badges and setup cells (labkit.launch)
 
 Leaves out: the work itself (`labkit.env`, `labkit.fetch`, `labkit.report`).

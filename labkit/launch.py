@@ -7,16 +7,15 @@ From them `write` generates, and `problems` checks (a unit test runs it):
 - the "Open in Colab" and "launch Binder" badges at the top of every notebook and in the
   README (between ``<!-- launch:start -->`` and ``<!-- launch:end -->``);
 - every notebook's setup cell, the same in all of them: on Colab it installs labkit at the
-  notebook's ref (keeping the torch Colab provides, CPU or GPU) and fetches the data;
-  anywhere else it does nothing.
+  notebook's ref with the versions CI tested (``binder/colab-constraints.txt``: the lock less
+  what Colab keeps, its own torch, CPU or GPU, among them) and fetches the data; anywhere else
+  it does nothing.
 
-`binder_problems` compares Binder's exact pins with the environment the README's install
-resolved (CI runs ``labkit launch --binder`` after it): same version of every package labkit
-and its course extra pull in, and no CUDA wheels in Binder's image.
+Binder needs nothing generated here: its ``requirements.txt`` is the lock itself
+(``labkit/install.py`` writes and checks it).
 
     labkit launch --write     regenerate the badges and setup cells
     labkit launch --check     exit 1 if any is out of date
-    labkit launch --binder    exit 1 unless binder/requirements.txt matches this environment
 
 Leaves out: building or starting Binder or Colab (neither can be reached from here).
 """
@@ -61,13 +60,20 @@ def badges(path: str, s: dict) -> str:
     return f"[![Open in Colab]({COLAB_BADGE})]({colab}) [![launch Binder]({BINDER_BADGE})]({binder})"
 
 
+def colab_constraints_url(s: dict) -> str:
+    """Where Colab's setup cell reads binder/colab-constraints.txt at the configured ref."""
+    return f"https://raw.githubusercontent.com/{s['owner_name']}/{s['ref']}/binder/colab-constraints.txt"
+
+
 def setup_cell(s: dict) -> str:
     """The setup cell's source: identical in every notebook, a no-op outside Colab."""
     return f'''# Setup on Google Colab (anywhere else this cell does nothing): install labkit at this
-# notebook's version, keeping Colab's own torch (CPU or GPU), then fetch the data and weights.
+# notebook's version with the package versions CI tested (the lock, less what Colab keeps:
+# its own torch, CPU or GPU, numpy, pandas and its kernel), then fetch the data and weights.
 import importlib.util, subprocess, sys
 if "google.colab" in sys.modules and importlib.util.find_spec("labkit") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c",
+                    "{colab_constraints_url(s)}",
                     "labkit @ git+{s['repository']}@{s['ref']}"], check=True)
     subprocess.run([sys.executable, "-m", "labkit.cli", "fetch"], check=True)'''
 
@@ -116,65 +122,16 @@ def write(root: Path = ROOT) -> list[Path]:
     return list(changed)
 
 
-def _closure(name: str, extras: tuple = ()) -> set:
-    """Normalised names of ``name``'s installed dependencies, recursively, with ``extras``."""
-    from importlib.metadata import PackageNotFoundError, requires
-    from packaging.requirements import Requirement
-    from packaging.utils import canonicalize_name
-    seen, todo = set(), [(name, tuple(extras))]
-    while todo:
-        dist, ex = todo.pop()
-        try:
-            reqs = requires(dist) or []
-        except PackageNotFoundError:
-            continue
-        for line in reqs:
-            req = Requirement(line)
-            if req.marker and not any(req.marker.evaluate({"extra": e}) for e in ex + ("",)):
-                continue
-            key = canonicalize_name(req.name)
-            if key != canonicalize_name(name) and (key, tuple(sorted(req.extras))) not in seen:
-                seen.add((key, tuple(sorted(req.extras))))
-                todo.append((req.name, tuple(sorted(req.extras))))
-    return {k for k, _ in seen}
-
-
-def binder_problems(root: Path = ROOT) -> list[str]:
-    """Where binder/requirements.txt and this environment (the README's install) disagree
-    on a package that labkit[course] pulls in, or where Binder would install CUDA wheels."""
-    from importlib.metadata import version
-    from packaging.utils import canonicalize_name
-    pins = {}
-    for line in (root / "binder" / "requirements.txt").read_text(encoding="utf-8").splitlines():
-        m = re.match(r"([A-Za-z0-9_.\-]+)==(\S+)", line.strip())
-        if m:
-            pins[canonicalize_name(m.group(1))] = m.group(2)
-    out = [f"binder pins {n}=={v}: a CUDA wheel; Binder has no GPU" for n, v in pins.items()
-           if n.startswith("nvidia-") or n == "triton"]
-    if not pins.get("torch", "").endswith("+cpu"):
-        out.append(f"binder pins torch=={pins.get('torch')}: pin the CPU build, torch==X+cpu")
-    for name in sorted(_closure("labkit", ("course",)) - {"pip", "setuptools", "wheel"}):  # the image's own tools
-        have = version(name)
-        if name not in pins:
-            out.append(f"{name} {have} (installed by the README's install) is not pinned in binder/requirements.txt")
-        elif pins[name].split("+")[0] != have.split("+")[0]:  # torch: +cpu there, maybe not here
-            out.append(f"{name}: binder pins {pins[name]}, the README's install has {have}")
-    return out
-
-
 def main(argv=None) -> int:
     import argparse
     ap = argparse.ArgumentParser(prog="labkit launch", description="Colab and Binder launch links")
     ap.add_argument("--write", action="store_true", help="regenerate badges and setup cells")
     ap.add_argument("--check", action="store_true", help="exit 1 if they are out of date")
-    ap.add_argument("--binder", action="store_true", help="exit 1 unless binder/ matches this environment")
     args = ap.parse_args(argv)
     found = []
     if args.write:
         print("\n".join(f"wrote {p.relative_to(ROOT)}" for p in write()) or "launch links: up to date")
     if args.check:
         found += problems()
-    if args.binder:
-        found += binder_problems()
-    print("\n".join(found) or ("ok" if args.check or args.binder else ""), file=sys.stderr if found else sys.stdout)
+    print("\n".join(found) or ("ok" if args.check else ""), file=sys.stderr if found else sys.stdout)
     return 1 if found else 0
