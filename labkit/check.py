@@ -1,9 +1,10 @@
 """Tools: exercise checks. ``check.answer("01.2", your_answer)`` says right, or gives a hint.
 
 A wrong or missing answer never raises (a notebook with unanswered exercises still runs top
-to bottom); `answer` returns True or False so a solutions notebook can assert it. Each truth
-is computed when you answer, from the real data or a reference implementation, never stored;
-numbers of any numeric type are accepted. Hints point at where to look, not at the answer.
+to bottom); `answer` returns True or False so a solutions notebook can assert it. Checks grade
+with explicit comparisons (`_require`), never `assert`, so they hold under ``python -O`` too.
+Each truth is computed when you answer, from the real data or a reference implementation,
+never stored; numbers of any numeric type are accepted. Hints point at where to look, not at the answer.
 Leaves out: grading and scores. The worked answers are in notebooks/solutions/.
 """
 from __future__ import annotations
@@ -22,23 +23,37 @@ from .pretrain import PretrainConfig
 @dataclass(frozen=True)
 class Exercise:
     question: str
-    check: Callable  # value -> None, raising AssertionError(hint) when wrong
+    check: Callable  # value -> None, raising Wrong(hint) when wrong
     hint: str
 
 
+class Wrong(Exception):
+    """An answer that is not right; its message is the hint the learner sees."""
+
+
+def _require(ok, hint: str) -> None:
+    """Raise Wrong(hint) unless ``ok`` is exactly True (an explicit check: ``python -O``
+    strips ``assert``; a numpy bool counts, an array or a truthy number does not)."""
+    if not (ok is True or (isinstance(ok, np.bool_) and bool(ok))):
+        raise Wrong(hint)
+
+
 def _number(value, truth: float, tol: float, hint: str, what: str = "a number") -> None:
-    assert isinstance(value, numbers.Real) and not isinstance(value, bool), f"give {what}"
-    assert abs(float(value) - truth) <= tol, hint
+    _require(isinstance(value, numbers.Real) and not isinstance(value, bool), f"give {what}")
+    _require(math.isfinite(float(value)) and abs(float(value) - truth) <= tol, hint)
 
 
 def _cases(fn, name: str, cases, hint: str, close=None) -> None:
     """Call ``fn`` on each (args, expected) case; ``close(got, want)`` compares (default ==)."""
-    assert callable(fn), f"pass the function itself, e.g. check.answer(..., {name})"
+    _require(callable(fn), f"pass the function itself, e.g. check.answer(..., {name})")
     for args, want in cases:
         got = fn(*args)
-        ok = close(got, want) if close else got == want
+        try:
+            ok = close(got, want) if close else got == want
+        except Exception:  # an answer of the wrong kind (a number for a list) is wrong, not a crash
+            ok = False
         shown = ", ".join(repr(a) if len(repr(a)) < 60 else "..." for a in args)
-        assert ok, f"{name}({shown}) returned {got!r}, expected {want!r}: {hint}"
+        _require(ok, f"{name}({shown}) returned {got!r}, expected {want!r}: {hint}")
 
 
 _near = lambda got, want: isinstance(got, numbers.Real) and abs(float(got) - want) < 1e-9  # noqa: E731
@@ -134,17 +149,20 @@ def _negation_accuracy(fn):
         "only the rows where finetune.slices(texts)['negation'] is True count", _near)
 
 
-def _mean_pool(fn):
+def _max_pool(fn):
     import torch
     g = torch.Generator().manual_seed(1)
     cases = []
-    for b, s, h in ((2, 4, 3), (3, 5, 8)):
-        hidden = torch.randn(b, s, h, generator=g)
-        mask = torch.ones(b, s, dtype=torch.long)
-        mask[0, -2:] = 0  # the first text is padded
-        cases.append(((hidden, mask), models.mean_pool(hidden, mask)))
-    _cases(fn, "mean_pool", cases, "average over the positions where the mask is 1 only: "
-           "multiply by the mask, sum over the sequence, divide by the mask's sum",
+    for b, seq, h in ((2, 4, 3), (3, 5, 8)):
+        hidden = torch.randn(b, seq, h, generator=g) - 3.0  # mostly negative states
+        mask = torch.ones(b, seq, dtype=torch.long)
+        mask[0, -2:] = 0  # the first text is padded, and its padding holds the largest values
+        hidden[0, -2:] = 10.0
+        want = hidden.masked_fill(mask.unsqueeze(-1) == 0, float("-inf")).amax(1)
+        cases.append(((hidden, mask), want))
+    _cases(fn, "max_pool", cases, "the largest value of each dimension over the positions where "
+           "the mask is 1; a padding position must never win, even where every real value is "
+           "negative (multiplying by the mask makes padding 0, which then beats them)",
            lambda g, w: torch.is_tensor(g) and g.shape == w.shape and torch.allclose(g.float(), w, atol=1e-5))
 
 
@@ -168,21 +186,21 @@ def _strength_of(fn):
 
 
 def _guarded_delete(fn):
-    assert callable(fn), "pass the function itself, e.g. check.answer('04.2', guarded_delete)"
+    _require(callable(fn), "pass the function itself, e.g. check.answer('04.2', guarded_delete)")
     texts = ["it is not a bad film at all", "never dull, but the plot is thin",
              "a warm and funny story", "the cast was not good and the script was worse"]
     for text in texts:
         words = text.split()
         keep = augment.protected_positions(words)
-        assert fn(text, 0.0, 0) == text, "with p = 0 nothing is deleted"
-        assert fn(text, 1.0, 0).split() == [w for i, w in enumerate(words) if i in keep], (
-            "with p = 1 every word outside augment.protected_positions(words) goes, and "
-            "every protected word stays, in order")
+        _require(fn(text, 0.0, 0) == text, "with p = 0 nothing is deleted")
+        _require(fn(text, 1.0, 0).split() == [w for i, w in enumerate(words) if i in keep],
+                 "with p = 1 every word outside augment.protected_positions(words) goes, and "
+                 "every protected word stays, in order")
         for seed in range(20):
             out = fn(text, 0.5, seed).split()
             it = iter(words)
-            assert all(w in it for w in out), "keep the words that stay in their original order"
-            assert all(words[i] in out for i in keep), "a protected word was deleted"
+            _require(all(w in it for w in out), "keep the words that stay in their original order")
+            _require(all(words[i] in out for i in keep), "a protected word was deleted")
 
 
 def _opposite_candidates(value):
@@ -229,21 +247,25 @@ def _parameter_ratio(value):
 
 def _words_budget(fn):
     cases = [(("one two three four five six seven eight nine", 0.2), 1),
+             (("a film , - so dull ... and long !", 0.2), 2),  # ten words as the attack splits it
              (("a quietly moving film", 0.2), 0), (("w " * 10, 0.2), 2), (("w " * 25, 0.1), 2),
              (("w " * 7, 1.0), 7), (("w " * 7, 0.0), 0)]
-    _cases(fn, "words_budget", cases, "a share of the words, rounded down (never above the limit)")
+    _cases(fn, "words_budget", cases, "a share of the words, rounded down (never above the "
+           "limit); the attack's words are text.split(), punctuation-only tokens included")
 
 
-def _fgm(fn):
+def _fgsm(fn):
     import torch
     g = torch.randn(3, 6, 4, generator=torch.Generator().manual_seed(6))
     mask = torch.tensor([[1] * 6, [1] * 2 + [0] * 4, [1] * 4 + [0] * 2])
+    _require(callable(fn), "pass the function itself, e.g. check.answer('06.2', fgsm)")
     for eps in (0.5, 2.0):
         got = fn(g, mask, eps)
-        assert isinstance(got, torch.Tensor) and got.shape == g.shape, \
-            "return a tensor shaped like the gradient"
-        assert torch.allclose(got, adversarial.fgm_perturbation(g, mask, eps), atol=1e-5), \
-            "zero the padding, then one L2 norm per review over all its tokens and dimensions"
+        _require(isinstance(got, torch.Tensor) and got.shape == g.shape,
+                 "return a tensor shaped like the gradient")
+        _require(torch.allclose(got, eps * g.sign() * mask.unsqueeze(-1), atol=1e-6),
+                 "every entry of a real token moves by exactly epsilon, in the direction of its "
+                 "gradient's sign (an L-infinity step, not FGM's L2 one); padding stays at 0")
 
 
 def _opposite_neighbours(value):
@@ -261,43 +283,85 @@ def _bytes_sent(value):
             "up) x weights x 4 bytes", "a whole number")
 
 
-def _client_sigma(value):
-    from . import privacy
-    _number(value, privacy.client_dp_noise_multiplier(8.0, 10, 100, 30, 1e-5), 0.02,
-            "privacy.client_dp_noise_multiplier, or Opacus's get_noise_multiplier with the "
-            "sampling rate 10/100 and 30 steps")
+def _clients_needed(value):
+    from . import federated
+    truth = next(m for m in range(1, 10_000) if federated.client_dp_noise(1.0, 0.5, m) <= 0.01 + 1e-12)
+    _number(value, truth, 0, "the server adds noise of standard deviation z x C once, to the sum "
+            "of the clipped updates; averaging over m clients divides it by m (not by the square "
+            "root of m)", "a whole number")
 
 
 def _positive_shares(fn):
     import numpy as np
-    labels = np.array([1, 0, 1, 1, 0, 0, 1, 1])
-    parts = [np.array([0, 1]), np.array([2, 3, 7]), np.array([4, 5, 6])]
-    got = np.asarray(fn(labels, parts), dtype=float)
-    assert got.shape == (3,), "one number per client, in the order of parts"
-    assert np.allclose(got, [0.5, 1.0, 1 / 3]), "each client's positives divided by its own size"
+    cases = [([1, 0, 1, 1, 0, 0, 1, 1], [[0, 1], [2, 3, 7], [4, 5, 6]], [0.5, 1.0, 1 / 3]),
+             ([0, 0, 0, 1], [[3], [0, 1, 2]], [1.0, 0.0]),  # clients of different sizes
+             ([1, 1, 0, 0, 1, 0], [[5, 0], [1, 2, 3, 4]], [0.5, 0.5]),  # rows in any order
+             ([1, 0, 0], [[0, 1, 2]], [1 / 3])]  # one client holds everything
+    _require(callable(fn), "pass the function itself, e.g. check.answer('07.3', positive_shares)")
+    for labels, parts, want in cases:
+        got = np.asarray(fn(np.array(labels), [np.array(q) for q in parts]), dtype=float)
+        _require(got.shape == (len(parts),), "one number per client, in the order of parts")
+        _require(bool(np.allclose(got, want)), f"labels {labels}, parts {parts}: expected {want}, got "
+                 f"{got.tolist()}: each client's positives divided by its own number of reviews")
 
 
 # ---------------------------------------------------------------- lab 08
 
-def _int8_bytes(value):
-    _number(value, 384 * 1536 + 1536 * (4 + 8) + 1536 * 4, 0, "1 byte per weight, 4 + 8 bytes (scale, "
-            "zero point) per output row, 4 bytes per bias", "a whole number")
+def _int8_ratio(value):
+    fp32 = 4 * (384 * 1536 + 1536)
+    int8 = 384 * 1536 + 1536 * (4 + 8) + 1536 * 4
+    _number(value, fp32 / int8, 0.01, "fp32 keeps 4 bytes per weight and bias; int8 keeps 1 byte per "
+            "weight, 4 + 8 bytes (scale, zero point) per output row and 4 bytes per bias: divide "
+            "the first by the second")
 
 
 def _prune_per_layer(fn):
     import torch
-    ws = [torch.tensor([[0.1, -0.5], [0.3, -0.05]]), torch.tensor([0.01, -0.02, 0.6])]
-    got = fn([w.clone() for w in ws], 0.5)
-    assert len(got) == 2 and all(g.shape == w.shape for g, w in zip(got, ws)), \
-        "return one tensor per input, each of its shape"
-    assert (got[0] == 0).sum() == 2 and (got[1] == 0).sum() == 1, \
-        "rank each tensor on its own and zero its int(sparsity x size) smallest |w|"
-    assert torch.equal(got[1], torch.tensor([0.0, -0.02, 0.6])), "keep the values of the weights you do not zero"
+
+    def want(ws, sparsity):  # each tensor ranked alone (the magnitudes below are distinct)
+        out = []
+        for w in ws:
+            w, k = w.clone(), int(sparsity * w.numel())
+            w.view(-1)[w.abs().view(-1).argsort()[:k]] = 0
+            out.append(w)
+        return out
+    cases = [([torch.tensor([[0.1, -0.5], [0.3, -0.05]]), torch.tensor([0.01, -0.02, 0.6])], 0.5),
+             # the three smallest share a row and a column: ranking per row or per column differs
+             ([torch.tensor([[0.01, -0.02, 0.9], [0.03, 0.8, -0.7], [0.6, 0.5, 0.4]]),
+               torch.tensor([5.0, -6.0, 0.001, 7.0])], 0.34),
+             ([torch.tensor([[0.2, 0.1], [0.4, 0.3]]), torch.tensor([[9.0, -8.0, 7.5]])], 0.0)]
+    _require(callable(fn), "pass the function itself, e.g. check.answer('08.2', prune_per_layer)")
+    for ws, sparsity in cases:
+        got = fn([w.clone() for w in ws], sparsity)
+        _require(isinstance(got, (list, tuple)) and len(got) == len(ws)
+                 and all(isinstance(g, torch.Tensor) and g.shape == w.shape for g, w in zip(got, ws)),
+                 "return one tensor per input, each of its shape")
+        _require(all(torch.equal(g.float(), e) for g, e in zip(got, want(ws, sparsity))),
+                 f"sparsity {sparsity}: rank each whole tensor on its own (not row by row, not "
+                 "all tensors together), zero its int(sparsity x size) smallest |w| and keep the "
+                 "other values as they are")
 
 
 def _head_weights(value):
     _number(value, 4 * 6 * 32 * 384, 0, "query, key and value lose rows, the output projection "
             "columns: 4 matrices, each 6 x 32 by 384", "a whole number")
+
+
+# ---------------------------------------------------------------- lab 09
+
+def _bin_accuracy(value):
+    share = 10 / 40  # the bin's share of the reviews weighs its gap
+    _number(value, 0.9 - 0.05 / share, 1e-6, "the bin adds (its share of the reviews) x |accuracy "
+            "- confidence| to the ECE; solve for the accuracy below 0.9")
+
+
+def _mce(fn):
+    def truth(probs, labels, bins):
+        r = evaluate.reliability(probs, labels, bins)
+        return float(np.max(np.abs(r["accuracy"] - r["confidence"])[r["n"] > 0]))
+    _cases(fn, "mce", [(c, truth(*c)) for c in evaluate.ece_cases()], "the largest |accuracy - mean "
+           "confidence| over the bins that hold at least one review, not weighted; bins are (low, high]",
+           close=_near)
 
 
 EXERCISES = {
@@ -326,8 +390,9 @@ EXERCISES = {
     "03.1": Exercise("Write negation_accuracy(texts, labels, predictions): accuracy on the "
                      "reviews with a negation word.", _negation_accuracy,
                      "finetune.slices finds them"),
-    "03.2": Exercise("Write mean_pool(hidden, mask): the average token state that the "
-                     "Classifier's head sees, padding left out.", _mean_pool,
+    "03.2": Exercise("Write max_pool(hidden, mask): each review's largest value of every "
+                     "hidden dimension over its real tokens, padding left out (the other common "
+                     "pooling beside the Classifier's mean).", _max_pool,
                      "padding positions have mask 0"),
     "03.3": Exercise("What validation accuracy does the TF-IDF baseline reach on the seed-0 "
                      "sample of 500 labels?", _validation_500, "which split does a choice use?"),
@@ -345,37 +410,42 @@ EXERCISES = {
                      "[2, -2]?", _gradient_ratio, "autograd does the calculus"),
     "05.3": Exercise("How many times more weights does the teacher have than the cpu-scale "
                      "student?", _parameter_ratio, "labkit.measure.parameters"),
-    "06.1": Exercise("Write words_budget(text, max_fraction): how many words the attack may "
-                     "change.", _words_budget, "max_fraction is a limit, not a target"),
-    "06.2": Exercise("Write fgm(grad, mask, epsilon): FGM's perturbation, norm epsilon per "
-                     "review, zero at padding.", _fgm, "section 6 of the lab"),
+    "06.1": Exercise("Write words_budget(text, max_fraction): how many of the review's words, "
+                     "split as the attack splits them, the attack may change.", _words_budget,
+                     "max_fraction is a limit, not a target"),
+    "06.2": Exercise("Write fgsm(grad, mask, epsilon): FGSM's perturbation, the L-infinity "
+                     "cousin of section 6's FGM: every entry moves by epsilon along its gradient's "
+                     "sign, zero at padding.", _fgsm, "torch.sign"),
     "06.3": Exercise("How many of the 10 nearest words to 'good' in MiniLM's input-embedding "
                      "space have the opposite polarity?", _opposite_neighbours,
                      "adversarial.WordVectors and Thesaurus.polarity"),
     "07.1": Exercise("How many bytes does FedAvg send with 10 clients, 5 per round, 30 rounds "
                      "and a linear head of 384 x 2 weights plus 2 biases in float32?",
                      _bytes_sent, "each sampled client downloads and uploads the weights"),
-    "07.2": Exercise("What noise multiplier does client-level DP-FedAvg need for epsilon 8 at "
-                     "delta 1e-5 with 10 of 100 clients per round for 30 rounds?", _client_sigma,
-                     "the sampling rate is clients per round / clients"),
+    "07.2": Exercise("With noise multiplier 1.0 and clip norm 0.5, how many clients per round "
+                     "does client-level DP-FedAvg need for the noise on the averaged update to have "
+                     "a standard deviation of at most 0.01?", _clients_needed,
+                     "where is the noise added, and what does averaging do to it?"),
     "07.3": Exercise("Write positive_shares(labels, parts): each client's share of positive "
                      "reviews.", _positive_shares, "labels[part] are one client's labels"),
-    "08.1": Exercise("How many bytes does a 384 x 1536 Linear layer with 1536 biases take after "
-                     "per-channel dynamic int8 (int8 weights, a float32 scale and an int64 zero point "
-                     "per output row, float32 biases)?", _int8_bytes, "count per weight, per row, per bias"),
+    "08.1": Exercise("How many times smaller than in float32 is a 384 x 1536 Linear layer with "
+                     "1536 biases after per-channel dynamic int8 (int8 weights, a float32 scale and "
+                     "an int64 zero point per output row, float32 biases)?", _int8_ratio,
+                     "count bytes per weight, per row and per bias, in both formats"),
     "08.2": Exercise("Write prune_per_layer(weights, sparsity): in each tensor on its own, the "
                      "int(sparsity x size) weights of smallest magnitude set to zero.", _prune_per_layer,
                      "section 3's global version ranks all tensors together; rank each alone"),
     "08.3": Exercise("How many weights do MiniLM's four attention matrices of one layer lose when "
                      "6 of its 12 heads (32 dimensions each, hidden size 384) are removed?",
                      _head_weights, "which matrices have a row or a column per head dimension?"),
-    "09.1": Exercise("What is the ECE of 10 reviews at confidence 0.9, 7 of them right?", lambda v: _number(v, evaluate.ece(
-        np.array([[0.1, 0.9]] * 10), np.array([1] * 7 + [0] * 3)), 1e-9, "one bin: |accuracy - confidence|"), "section 3"),
+    "09.1": Exercise("Of a model's 40 test reviews, 10 get confidence 0.9 and are alone in their "
+                     "bin. The model is over-confident there: what accuracy must those 10 have for "
+                     "their bin to add 0.05 to the ECE?", _bin_accuracy, "section 3's formula, read backwards"),
     "09.2": Exercise("One request at a time, 40 ms each, 8 clients that never pause: what mean latency (ms) does a client "
                      "see?", lambda v: _number(v, 8 * 40, 1, "Little's law: in flight = throughput x latency"), "requests a second?"),
-    "09.3": Exercise("Write ece(probs, labels, bins): the expected calibration error.", lambda fn: _cases(fn, "ece", [(
-        c, evaluate.ece(*c)) for c in evaluate.ece_cases()], "weight each bin's |accuracy - mean confidence| by its share "
-        "of the reviews; bins are (low, high]", close=_near), "section 3"),
+    "09.3": Exercise("Write mce(probs, labels, bins): the maximum calibration error, the largest "
+                     "gap between a bin's accuracy and its mean confidence.", _mce,
+                     "section 3's bins, without the weights"),
 }
 
 
@@ -390,7 +460,7 @@ def answer(exercise: str, value) -> bool:
         return False
     try:
         ex.check(value)
-    except AssertionError as e:
+    except Wrong as e:
         print(f"[{exercise}] not yet: {e or ex.hint}.")
         return False
     except Exception as e:  # the learner's function crashed: show why, not a traceback

@@ -1,8 +1,14 @@
-"""Every exercise: the worked answer passes, and the two most likely wrong answers fail with
-a hint (not a traceback). The answers here are the solutions notebooks' answers."""
+"""Every exercise: the worked answer passes, and the most likely wrong answers (at least two
+per exercise, near misses of its reasoning) and three careless ones fail with a hint, not a
+traceback, under ``python -O`` too. The answers here are the solutions notebooks' answers."""
+import json
 import math
 import random
+import re
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,9 +58,23 @@ def negation_accuracy(texts, labels, predictions):
     return float((np.asarray(predictions)[mask] == np.asarray(labels)[mask]).mean())
 
 
-def mean_pool(hidden, mask):
-    m = mask.unsqueeze(-1).float()
-    return (hidden * m).sum(1) / m.sum(1)
+def max_pool(hidden, mask):
+    return hidden.masked_fill(mask.unsqueeze(-1) == 0, float("-inf")).max(1).values
+
+
+def bin_gaps(probs, labels, bins):
+    """(share of the reviews, |accuracy - mean confidence|) of each non-empty (low, high] bin."""
+    conf, right = probs.max(1), probs.argmax(1) == labels
+    edges, out = np.linspace(0, 1, bins + 1), []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        inside = (conf > lo) & (conf <= hi)
+        if inside.any():
+            out.append((inside.mean(), abs(right[inside].mean() - conf[inside].mean())))
+    return out
+
+
+def mce(probs, labels, bins):
+    return max(gap for _, gap in bin_gaps(probs, labels, bins))
 
 
 def strength_of(original, variant):
@@ -120,7 +140,9 @@ def right_and_wrong(ex):
         return negation_accuracy, [lambda t, y, p: float(np.mean(np.asarray(p) == np.asarray(y))),
                                    lambda t, y, p: float(np.mean(finetune.slices(t)["negation"]))]
     if ex == "03.2":
-        return mean_pool, [lambda h, m: h.mean(1), lambda h, m: h[:, 0]]
+        return max_pool, [lambda h, m: h.max(1).values,  # padding left in
+                          lambda h, m: (h * m.unsqueeze(-1)).max(1).values,  # padding as 0 beats negatives
+                          models.mean_pool]
     if ex == "03.3":
         x_train, y_train, x_test, y_test = data.review_arrays()
         val = data.review_splits()["validation"]
@@ -152,19 +174,21 @@ def right_and_wrong(ex):
         return parameter_ratio(), [1 / parameter_ratio(), 22.7 / 1.5]
     if ex == "06.1":
         return (lambda t, f: int(f * len(t.split()) + 1e-9)), [
-            lambda t, f: round(f * len(t.split())), lambda t, f: max(1, int(f * len(t.split())))]
+            lambda t, f: round(f * len(t.split())), lambda t, f: max(1, int(f * len(t.split()))),
+            lambda t, f: int(f * len(re.findall(r"\w+", t)) + 1e-9)]  # punctuation-only tokens left out
     if ex == "06.2":
-        def fgm(g, mask, eps):
-            g = g * mask.unsqueeze(-1)
-            return eps * g / g.flatten(1).norm(dim=1).view(-1, 1, 1)
+        from labkit import adversarial
+
+        def fgsm(g, mask, eps):
+            return eps * g.sign() * mask.unsqueeze(-1)
 
         def unmasked(g, mask, eps):
-            return eps * g / g.flatten(1).norm(dim=1).view(-1, 1, 1)
+            return eps * g.sign()
 
-        def per_token(g, mask, eps):
+        def scaled(g, mask, eps):  # the largest entry moves by epsilon, the rest less
             g = g * mask.unsqueeze(-1)
-            return eps * g / g.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-        return fgm, [unmasked, per_token]
+            return eps * g / g.abs().amax(dim=(1, 2), keepdim=True)
+        return fgsm, [adversarial.fgm_perturbation, unmasked, scaled]
     if ex == "06.3":
         from labkit import adversarial
         pol = augment.Thesaurus.load().polarity
@@ -174,15 +198,16 @@ def right_and_wrong(ex):
     if ex == "07.1":
         return 924_000, [462_000, 30 * 5 * (384 * 2 + 2)]
     if ex == "07.2":
-        from labkit import privacy
-        right = privacy.client_dp_noise_multiplier(8.0, 10, 100, 30, 1e-5)
-        return right, [privacy.client_dp_noise_multiplier(8.0, 100, 100, 30, 1e-5), right * 1.2]
+        return 50, [100, 2500, 8]  # the clip forgotten; noise falling with sqrt(m); ceil(sqrt(50))
     if ex == "07.3":
         return (lambda y, parts: [float(np.mean(np.asarray(y)[p])) for p in parts]), [
             lambda y, parts: [float(np.mean(y))] * len(parts),
-            lambda y, parts: [int(np.sum(np.asarray(y)[p])) for p in parts]]
+            lambda y, parts: [int(np.sum(np.asarray(y)[p])) for p in parts],
+            lambda y, parts: [float(np.sum(np.asarray(y)[p])) / len(y) for p in parts],  # over all reviews
+            lambda y, parts: [float(np.mean(np.asarray(y)[p] == 0)) for p in parts]]  # negatives
     if ex == "08.1":
-        return 614_400, [4 * (384 * 1536 + 1536), 384 * 1536 + 1536 * 4]
+        fp32 = 4 * (384 * 1536 + 1536)
+        return fp32 / 614_400, [4.0, fp32 / (384 * 1536 + 1536 * 4), 614_400 / fp32]
     if ex == "08.2":
         def per_layer(ws, sparsity):
             out = []
@@ -196,32 +221,30 @@ def right_and_wrong(ex):
             flat = torch.cat([w.abs().flatten() for w in ws])
             t = flat.kthvalue(int(sparsity * len(flat))).values
             return [w * (w.abs() > t) for w in ws]
-        return per_layer, [global_, lambda ws, s: [w.abs() * (w.abs() > 0.15) for w in ws]]
+        def per_row(ws, sparsity):  # ranks each row (the last axis) on its own
+            out = []
+            for w in ws:
+                k = int(sparsity * w.shape[-1])
+                t = w.abs().kthvalue(k, dim=-1, keepdim=True).values if k else torch.tensor(-1.0)
+                out.append(w * (w.abs() > t))
+            return out
+
+        def per_column(ws, sparsity):  # ranks each column (the first axis) on its own
+            return [per_row([w.T], sparsity)[0].T if w.dim() == 2 else per_row([w], sparsity)[0] for w in ws]
+        return per_layer, [global_, per_row, per_column, lambda ws, s: [w.abs() * (w.abs() > 0.15) for w in ws]]
     if ex == "08.3":
         return 294_912, [3 * 6 * 32 * 384, 4 * 12 * 32 * 384]
     if ex == "09.1":
-        return 0.2, [0.9 - 0.7 * 0.9, 0.3]
+        return 0.9 - 0.05 * 40 / 10, [0.85, 0.95, 0.2]  # unweighted; over- read as under-confident; the gap
     if ex == "09.2":
         return 320, [40, 40 / 8]
     if ex == "09.3":
-        def ece(probs, labels, bins):
-            conf, right = probs.max(1), probs.argmax(1) == labels
-            edges, total = np.linspace(0, 1, bins + 1), 0.0
-            for lo, hi in zip(edges[:-1], edges[1:]):
-                inside = (conf > lo) & (conf <= hi)
-                if inside.any():
-                    total += inside.mean() * abs(right[inside].mean() - conf[inside].mean())
-            return total
+        def ece(probs, labels, bins):  # weighted by each bin's share
+            return sum(share * gap for share, gap in bin_gaps(probs, labels, bins))
 
-        def unweighted(probs, labels, bins):  # the mean gap over non-empty bins, not weighted by size
-            conf, right = probs.max(1), probs.argmax(1) == labels
-            edges, gaps = np.linspace(0, 1, bins + 1), []
-            for lo, hi in zip(edges[:-1], edges[1:]):
-                inside = (conf > lo) & (conf <= hi)
-                if inside.any():
-                    gaps.append(abs(right[inside].mean() - conf[inside].mean()))
-            return float(np.mean(gaps))
-        return ece, [unweighted, lambda p, y, b: float(abs((p.argmax(1) == y).mean() - p.max(1).mean()))]
+        def mean_gap(probs, labels, bins):  # the mean gap over non-empty bins, not the largest
+            return float(np.mean([gap for _, gap in bin_gaps(probs, labels, bins)]))
+        return mce, [ece, mean_gap, lambda p, y, b: float(abs((p.argmax(1) == y).mean() - p.max(1).mean()))]
     raise KeyError(ex)
 
 
@@ -231,15 +254,40 @@ def test_every_lab_has_at_least_three_checked_exercises():
     assert min(per_lab.values()) >= 3, per_lab
 
 
+# Careless answers every check must turn away: a made-up number, words, a function returning 0.
+CARELESS = [-12345, "no idea", lambda *args: 0]
+
+
 @pytest.mark.parametrize("ex", list(check.EXERCISES))
 def test_right_answer_passes_and_likely_wrong_ones_get_a_hint(ex, capsys):
     right, wrongs = right_and_wrong(ex)
+    assert len(wrongs) >= 2, ex
     assert check.answer(ex, right) is True, capsys.readouterr().out
     capsys.readouterr()
-    for wrong in wrongs:
-        assert check.answer(ex, wrong) is False, ex
+    for wrong in wrongs + CARELESS:
+        assert check.answer(ex, wrong) is False, (ex, wrong)
         out = capsys.readouterr().out
         assert out.startswith(f"[{ex}] not yet:") and "Traceback" not in out, out
+
+
+def grade_all() -> dict:
+    """Each exercise's verdicts: the right answer, then every wrong and careless one."""
+    return {ex: [check.answer(ex, a) for a in [right] + wrongs + CARELESS]
+            for ex in check.EXERCISES for right, wrongs in [right_and_wrong(ex)]}
+
+
+def test_checks_reject_wrong_answers_under_python_O():
+    """`python -O` strips every `assert`: the checks must still tell right from wrong."""
+    code = ("import json, sys; sys.path.insert(0, 'tests'); import test_exercises as t; "
+            "print('VERDICTS', json.dumps(t.grade_all()))")
+    out = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).parents[1], timeout=600)
+    line = [x for x in out.stdout.splitlines() if x.startswith("VERDICTS ")]
+    assert out.returncode == 0 and line, out.stderr[-2000:]
+    verdicts = json.loads(line[0].split(" ", 1)[1])
+    assert set(verdicts) == set(check.EXERCISES)
+    wrong = {ex: v for ex, v in verdicts.items() if v[0] is not True or any(x is not False for x in v[1:])}
+    assert wrong == {}, f"under python -O these accept a wrong answer or refuse the right one: {wrong}"
 
 
 def test_unanswered_and_unknown_exercises_return_false():

@@ -202,7 +202,7 @@ def test_claim_asserts_and_records_its_margin(monkeypatch, tmp_path):
     monkeypatch.setenv("LABKIT_RESULTS", str(tmp_path / "r.json"))
     report.claim("distilled beats hard", 0.725, ">", 0.691)
     report.claim("fast enough", 3.0, "<=", 5.0)
-    with pytest.raises(AssertionError, match="claim does not hold: too slow: 9.0000 <= 5.0000"):
+    with pytest.raises(report.ClaimFailed, match="claim does not hold: too slow: 9.0000 <= 5.0000"):
         report.claim("too slow", 9.0, "<=", 5.0)
     claims = json.loads((tmp_path / "r.json").read_text())["claims"]
     assert claims["distilled beats hard"] == {"value": 0.725, "op": ">", "bound": 0.691, "margin": 0.034}
@@ -210,3 +210,17 @@ def test_claim_asserts_and_records_its_margin(monkeypatch, tmp_path):
     assert claims["too slow"]["margin"] == -4.0  # a failed claim is recorded too
     with pytest.raises(ValueError, match="op must be"):
         report.claim("x", 1, "=>", 0)
+
+
+def test_a_failed_claim_raises_under_python_O_too(tmp_path):
+    """`python -O` strips `assert`; a claim that does not hold must still stop the notebook."""
+    code = ("import math; from labkit import report\n"
+            "for value in (9.0, math.nan):\n"
+            "    try:\n"
+            "        report.claim('too slow', value, '<=', 5.0)\n"
+            "    except report.ClaimFailed as e:\n"
+            "        print('FAILED', e)\n")
+    out = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "LABKIT_RESULTS": str(tmp_path / "r.json")}, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.count("FAILED claim does not hold: too slow") == 2, out.stdout
