@@ -107,7 +107,7 @@ def ece(probs, labels, bins: int = BINS) -> float:
 
 
 def ece_cases() -> list:
-    """(probs, labels, bins) on which exercise 09.3 checks a learner's ECE: a perfectly
+    """(probs, labels, bins) on which exercise 09.3 checks a learner's MCE: a perfectly
     calibrated bin, an over-confident one, and 300 random reviews in 15 and in 5 bins."""
     rng = np.random.default_rng(9)
     p = rng.dirichlet([1, 1], 300)

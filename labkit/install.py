@@ -164,12 +164,34 @@ def kept(name: str, keeps: tuple) -> bool:
     return any(name == k or (k.endswith("*") and name.startswith(k[:-1])) for k in keeps)
 
 
+def required_by(text: str) -> dict[str, set]:
+    """{package: the packages that require it} from a lock's ``# via`` annotations (uv's)."""
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)==\S+\s+# via (.*)$", line)
+        if m:
+            out[canonical(m.group(1))] = {canonical(v.split()[0]) for v in m.group(2).split(",") if v.strip()}
+    return out
+
+
+def colab_left_out(lock: Path = LOCK) -> set:
+    """What Colab's constraints leave out: ``COLAB_KEEPS``, and whatever only those require
+    (torch's sympy and networkx: pinning them could contradict the torch Colab keeps)."""
+    pins, via = read_lock(lock), required_by(lock.read_text(encoding="utf-8"))
+    out, grew = {n for n in pins if kept(n, COLAB_KEEPS)}, True
+    while grew:
+        more = {n for n in pins if n not in out and via.get(n) and via[n] <= out}
+        out, grew = out | more, bool(more)
+    return out
+
+
 def colab_constraints(lock: Path = LOCK) -> str:
-    """The text of binder/colab-constraints.txt: the lock's pins less ``COLAB_KEEPS``."""
-    pins = read_lock(lock)
+    """The text of binder/colab-constraints.txt: the lock's pins less `colab_left_out`."""
+    pins, left = read_lock(lock), colab_left_out(lock)
     head = (f"# Colab's constraints: {lock.name} (the lock) less what Colab's runtime keeps\n"
-            f"# ({', '.join(COLAB_KEEPS)}). Generated with it by `{UPGRADE}`.\n")
-    return head + "".join(f"{n}=={v}\n" for n, v in sorted(pins.items()) if not kept(n, COLAB_KEEPS))
+            f"# ({', '.join(COLAB_KEEPS)}) and what only those require. Generated with it by\n"
+            f"# `{UPGRADE}`.\n")
+    return head + "".join(f"{n}=={v}\n" for n, v in sorted(pins.items()) if n not in left)
 
 
 def install(gpu: bool, extra: str) -> bool:
@@ -194,9 +216,10 @@ def install(gpu: bool, extra: str) -> bool:
 
 
 def differences(frozen: str, pins: dict[str, str]) -> list[str]:
-    """Where ``pip freeze`` output and the lock disagree: a locked package missing or at another
-    version, or an installed one the lock does not name. Torch's build tag may differ (a GPU
-    machine has torch without ``+cpu``), and then its CUDA packages are not in the lock."""
+    """Where ``pip freeze`` output and the lock disagree: a package installed at another version
+    than the lock's, or one the lock does not name. A locked package that is not installed is
+    no difference (the course command alone leaves out the test extra's). Torch's build tag may
+    differ (a GPU machine has torch without ``+cpu``), and then its CUDA packages are unlocked."""
     have = {}
     for line in frozen.splitlines():
         line = line.strip()
@@ -212,9 +235,7 @@ def differences(frozen: str, pins: dict[str, str]) -> list[str]:
         got = have.get(name)
         if name == "torch" and got and got.split("+")[0] == want.split("+")[0]:
             continue
-        if got is None:
-            out.append(f"{name}: the lock pins {want}, not installed")
-        elif got != want:
+        if got is not None and got != want:
             out.append(f"{name}: the lock pins {want}, installed {got}")
     for name, got in sorted(have.items()):
         if name not in pins and name not in UNLOCKED and not (gpu_torch and kept(name, ("nvidia-*", "triton"))):
@@ -223,7 +244,8 @@ def differences(frozen: str, pins: dict[str, str]) -> list[str]:
 
 
 def check() -> list[str]:
-    """The differences between this environment (``pip freeze``) and the lock."""
+    """The differences between this environment (``pip freeze``) and the lock (``--check``
+    runs it where the lock applies; elsewhere there is nothing to compare)."""
     out = subprocess.run([sys.executable, "-m", "pip", "freeze", "--all"], capture_output=True,
                          text=True, check=True).stdout
     return differences(out, read_lock())
@@ -252,7 +274,8 @@ def resolve() -> str:
         print("+", " ".join(cmd), flush=True)
         if subprocess.call(cmd, cwd=ROOT) != 0:
             sys.exit("install.py: uv could not resolve pyproject.toml's ranges; see its message above")
-        return LOCK_HEADER + out.read_text(encoding="utf-8")
+        # uv's annotations name the temporary constraint file: name the pin instead
+        return LOCK_HEADER + out.read_text(encoding="utf-8").replace(f"-c {torch_pin}", "install.py's torch pin")
 
 
 def changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
@@ -261,15 +284,30 @@ def changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
             for n in sorted(set(old) | set(new)) if old.get(n) != new.get(n)]
 
 
+def write_whole(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then move it in place: a reader
+    sees the old file or the new one, never half of one, and no temporary file is left."""
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp", encoding="utf-8") as f:
+        f.write(text)
+    try:
+        os.chmod(f.name, 0o644)  # NamedTemporaryFile makes it 0600
+        os.replace(f.name, path)
+    finally:
+        if os.path.exists(f.name):
+            os.unlink(f.name)
+
+
 def upgrade_lock() -> None:
     """Re-resolve the lock from the ranges, write it and Colab's constraints, print the changes."""
-    old = read_lock() if LOCK.exists() else {}
+    try:
+        old = read_lock()
+    except SystemExit as e:  # a hand-edited or conflicted lock is what this command repairs
+        print(f"{e}\nreplacing it with a fresh resolution")
+        old = {}
     text = resolve()
     new = parse_lock(text, "uv's resolution")
-    for path, body in ((LOCK, text), (COLAB_LOCK, None)):  # each written whole, then moved in place
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
-            f.write(body if body is not None else colab_constraints(LOCK))
-        os.replace(f.name, path)
+    for path, body in ((LOCK, text), (COLAB_LOCK, None)):
+        write_whole(path, body if body is not None else colab_constraints(LOCK))
     moved = changes(old, new)
     print("\n".join(moved) or "the lock is unchanged: every locked package is the newest its range allows")
     print(f"binder/requirements.txt: {len(new)} packages ({len(moved)} changed). Next: run the tests "
@@ -292,6 +330,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.upgrade_lock:
         return upgrade_lock()
     if args.check:
+        why_not = lock_applies()
+        if why_not:
+            print(f"install.py --check: {why_not}; installed from the ranges, nothing to compare")
+            sys.exit(0)
         found = check()
         print("\n".join(found) or "this environment is the lock (binder/requirements.txt)",
               file=sys.stderr if found else sys.stdout)

@@ -72,9 +72,10 @@ def setup_cell(s: dict) -> str:
 # its own torch, CPU or GPU, numpy, pandas and its kernel), then fetch the data and weights.
 import importlib.util, subprocess, sys
 if "google.colab" in sys.modules and importlib.util.find_spec("labkit") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c",
-                    "{colab_constraints_url(s)}",
-                    "labkit @ git+{s['repository']}@{s['ref']}"], check=True)
+    pip = [sys.executable, "-m", "pip", "install", "-q", "labkit @ git+{s['repository']}@{s['ref']}"]
+    if subprocess.run(pip + ["-c", "{colab_constraints_url(s)}"]).returncode != 0:
+        print("The tested versions do not install beside this Colab runtime; installing from labkit's ranges.")
+        subprocess.run(pip, check=True)
     subprocess.run([sys.executable, "-m", "labkit.cli", "fetch"], check=True)'''
 
 

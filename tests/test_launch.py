@@ -28,18 +28,24 @@ def test_every_notebook_starts_with_the_badges_and_the_same_setup_cell():
 
 def test_the_setup_cell_does_nothing_outside_colab_and_installs_the_configured_ref_on_it(monkeypatch):
     s = launch.settings()
-    calls = []
-    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(cmd))
+    calls, pip_rc = [], []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(cmd) or
+                        subprocess.CompletedProcess(cmd, pip_rc.pop(0) if "pip" in cmd else 0))
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
     exec(launch.setup_cell(s), {})
     assert calls == []  # not on Colab: no install, no fetch
     monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)  # a fresh Colab runtime
+    pip_rc[:] = [0]
     exec(launch.setup_cell(s), {})
-    assert calls[0][1:6] == ["-m", "pip", "install", "-q", "-c"]  # with the versions CI tested
-    assert calls[0][6] == f"https://raw.githubusercontent.com/{s['owner_name']}/{s['ref']}/binder/colab-constraints.txt"
-    assert calls[0][-1] == f"labkit @ git+{s['repository']}@{s['ref']}"
-    assert calls[1][1:] == ["-m", "labkit.cli", "fetch"]
+    install = ["-m", "pip", "install", "-q", f"labkit @ git+{s['repository']}@{s['ref']}"]
+    assert calls[0][1:] == install + ["-c", launch.colab_constraints_url(s)]  # the versions CI tested
+    assert calls[1][1:] == ["-m", "labkit.cli", "fetch"] and len(calls) == 2
+    calls.clear()
+    pip_rc[:] = [1, 0]  # the lock's versions fight this runtime: install from the ranges instead
+    exec(launch.setup_cell(s), {})
+    assert [c[1:] for c in calls] == [install + ["-c", launch.colab_constraints_url(s)], install,
+                                      ["-m", "labkit.cli", "fetch"]]
 
 
 def test_a_fork_changes_one_setting_and_every_link_follows(tmp_path):
@@ -55,6 +61,8 @@ def test_a_fork_changes_one_setting_and_every_link_follows(tmp_path):
     nb = json.loads((root / "notebooks" / "02_pretraining.ipynb").read_text())
     assert "github/someone/labkit-fork/blob/main/notebooks/02_pretraining.ipynb" in "".join(nb["cells"][0]["source"])
     assert "git+https://github.com/someone/labkit-fork@main" in "".join(nb["cells"][1]["source"])
+    assert "https://raw.githubusercontent.com/someone/labkit-fork/main/binder/colab-constraints.txt" \
+        in "".join(nb["cells"][1]["source"])
     toml.write_text(toml.read_text().replace("https://github.com/someone/labkit-fork", "gitlab.com/x/y"))
     with pytest.raises(ValueError, match="GitHub address"):
         launch.settings(root)

@@ -11,6 +11,8 @@ import labkit
 ROOT = Path(__file__).parents[1]
 MODULES = {p.stem: p for p in (ROOT / "labkit").glob("*.py") if p.stem != "__init__"}
 TOOLS = {"cli", "check", "install"}
+# Sub-packages' files (the exercises, one per lab): their docstrings and lengths are checked too.
+SUBMODULES = {f"{p.parent.name}.{p.stem}": p for p in (ROOT / "labkit").glob("*/*.py")}
 
 
 def labkit_imports(path: Path):
@@ -29,9 +31,10 @@ def labkit_imports(path: Path):
 
 
 def test_module_docstrings_name_their_layer():
-    for name, path in MODULES.items():
+    assert "exercises.lab09" in SUBMODULES and "exercises.__init__" in SUBMODULES
+    for name, path in {**MODULES, **SUBMODULES}.items():
         doc = ast.get_docstring(ast.parse(path.read_text())) or ""
-        layer = "Tools:" if name in TOOLS else None
+        layer = "Tools:" if name in TOOLS or name.startswith("exercises.") else None
         assert re.match(r"(Core|Lab 0\d|Tools):", doc), f"{name}.py: start its docstring with its layer"
         if layer:
             assert doc.startswith(layer), name
@@ -70,7 +73,7 @@ def test_only_lazy_modules_are_imported_inside_functions():
 
 
 def test_modules_are_short():
-    for name, path in MODULES.items():
+    for name, path in {**MODULES, **SUBMODULES}.items():
         n = len(path.read_text().splitlines())
         assert n <= 400, f"{name}.py has {n} lines; STYLE.md keeps modules at 400 or fewer"
 
