@@ -16,12 +16,14 @@ SUBMODULES = {f"{p.parent.name}.{p.stem}": p for p in (ROOT / "labkit").glob("*/
 
 
 def labkit_imports(path: Path):
-    """(module imported, at top level?) for every import of a labkit module in ``path``."""
+    """(module imported, at top level?) for every import of a labkit module in ``path`` (in a
+    sub-package, ``from .. import x`` is labkit's x)."""
     tree = ast.parse(path.read_text())
     top = {id(n) for n in tree.body}
+    level = 1 if path.parent.name == "labkit" else 2
     for node in ast.walk(tree):
         names = []
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
+        if isinstance(node, ast.ImportFrom) and node.level == level:
             names = [node.module] if node.module else [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("labkit"):
             names = [node.module.split(".")[1]] if "." in node.module else [a.name for a in node.names]
@@ -62,7 +64,7 @@ def test_no_import_cycles():
 def test_only_lazy_modules_are_imported_inside_functions():
     """labkit's own modules are imported at the top of a module; the exception is a module in
     labkit.LAZY (it loads torch), which others import where they need it."""
-    for name, path in MODULES.items():
+    for name, path in {**MODULES, **SUBMODULES}.items():
         for imported, at_top in labkit_imports(path):
             if name in labkit.LAZY:
                 continue
