@@ -10,7 +10,7 @@ _offline_defaults()
 from . import (adversarial, augment, cache, check, clean, curves, data, env, evaluate, fetch, flower,  # noqa: E402
                measure, models, plots, pretrain, report, runtime, serve, stats, text, train, widgets)
 from .env import device, doctor, scale, seed_everything  # noqa: E402
-from .report import ClaimFailed, claim, record, table  # noqa: E402
+from .report import ClaimFailed, claim, record, table, target  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -29,4 +29,4 @@ def __getattr__(name):
 
 __all__ = ["adversarial", "augment", "cache", "check", "classifier", "clean", "compress", "curves", "data", "distill", "env", "evaluate",
            "federated", "fetch", "finetune", "flower", "privacy", "measure", "models", "plots", "pretrain", "report", "runtime", "serve", "stats", "text",
-           "train", "widgets", "ClaimFailed", "claim", "record", "table", "device", "doctor", "scale", "seed_everything"]
+           "train", "widgets", "ClaimFailed", "claim", "record", "table", "target", "device", "doctor", "scale", "seed_everything"]

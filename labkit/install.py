@@ -199,12 +199,19 @@ def install(gpu: bool, extra: str) -> bool:
     constraints where the lock applies (torch's own pin left out: install_torch chose its
     build), else from the ranges, saying so. True when torch was installed fresh."""
     why_not = lock_applies()
-    if why_not:
-        print(f"install.py: {why_not}, so labkit installs from pyproject.toml's ranges "
-              "(an untested combination: versions newer than CI's may arrive).", flush=True)
-        fresh = install_torch(gpu)
-        pip("-e", f".[{extra}]")
-        return fresh
+    with tempfile.TemporaryDirectory() as tmp:
+        constraints = ()
+        if why_not:
+            print(f"install.py: {why_not}, so labkit installs from pyproject.toml's ranges "
+                  "(an untested combination: versions newer than CI's may arrive).", flush=True)
+        else:
+            pins = {n: v for n, v in read_lock().items() if n != "torch"}
+            (Path(tmp) / "constraints.txt").write_text("".join(f"{n}=={v}\n" for n, v in sorted(pins.items())))
+            constraints = ("-c", str(Path(tmp) / "constraints.txt"))
+            print(f"installing from the lock ({LOCK.relative_to(ROOT)}: {len(pins)} pinned packages)", flush=True)
+        fresh = install_torch(gpu, constraints)
+        pip(*constraints, "-e", f".[{extra}]")
+    return fresh
     pins = {n: v for n, v in read_lock().items() if n != "torch"}
     with tempfile.TemporaryDirectory() as tmp:
         constraints = Path(tmp) / "constraints.txt"

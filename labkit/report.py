@@ -72,6 +72,21 @@ class ClaimFailed(AssertionError):
     """A lab's claim that does not hold (raised explicitly: ``python -O`` cannot skip it)."""
 
 
+def _compare(kind: str, name: str, value: float, op: str, bound: float) -> bool:
+    """Record ``value op bound`` with its margin under ``kind`` ("claims" or "targets")."""
+    if op not in OPS:
+        raise ValueError(f"op must be one of {', '.join(OPS)}, got {op!r}")
+    value, bound = float(value), float(bound)
+    margin = value - bound if op in (">", ">=") else bound - value
+    holds = bool(OPS[op](value, bound))  # NaN fails every op
+    entries = dict(_RESULTS.get(kind, {}))
+    entries[name] = {"value": round(value, 4), "op": op, "bound": round(bound, 4), "margin": round(margin, 4)}
+    if kind == "targets":
+        entries[name]["met"] = holds
+    record(kind, entries)
+    return holds
+
+
 def claim(name: str, value: float, op: str, bound: float) -> None:
     """Check a lab's claim ``value op bound`` and record it with its margin (how far the
     value is from failing), so reports show how safe each claim is.
@@ -79,16 +94,18 @@ def claim(name: str, value: float, op: str, bound: float) -> None:
     Example: ``claim("distilled beats hard labels", 0.725, ">", 0.691)`` records a margin
     of 0.034; ``claim("fast", 9.0, "<=", 5.0)`` records -4.0 and raises ClaimFailed.
     """
-    if op not in OPS:
-        raise ValueError(f"op must be one of {', '.join(OPS)}, got {op!r}")
-    value, bound = float(value), float(bound)
-    margin = value - bound if op in (">", ">=") else bound - value
-    claims = dict(_RESULTS.get("claims", {}))
-    claims[name] = {"value": round(value, 4), "op": op, "bound": round(bound, 4),
-                    "margin": round(margin, 4)}
-    record("claims", claims)
-    if not OPS[op](value, bound):  # NaN fails every op
-        raise ClaimFailed(f"claim does not hold: {name}: {value:.4f} {op} {bound:.4f}")
+    if not _compare("claims", name, value, op, bound):
+        raise ClaimFailed(f"claim does not hold: {name}: {float(value):.4f} {op} {float(bound):.4f}")
+
+
+def target(name: str, value: float, op: str, bound: float) -> bool:
+    """Record an ambition ``value op bound`` as met or missed, with its margin, every run;
+    it never raises (a missed target is reported, not hidden: no `if` decides whether it is
+    made). Returns whether it was met, so a lab can explain a miss.
+
+    Example: ``target("int8 speed-up", 1.36, ">=", 1.5)`` records met False, margin -0.14.
+    """
+    return _compare("targets", name, value, op, bound)
 
 
 def markdown_table(t: dict) -> str:

@@ -224,3 +224,15 @@ def test_a_failed_claim_raises_under_python_O_too(tmp_path):
                          env={**os.environ, "LABKIT_RESULTS": str(tmp_path / "r.json")}, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.count("FAILED claim does not hold: too slow") == 2, out.stdout
+
+
+def test_a_target_is_recorded_met_or_missed_and_never_raises(monkeypatch, tmp_path):
+    monkeypatch.setattr(report, "_RESULTS", {})
+    monkeypatch.setenv("LABKIT_RESULTS", str(tmp_path / "r.json"))
+    assert report.target("int8 speed-up", 1.36, ">=", 1.5) is False
+    assert report.target("agreement", 0.995, ">=", 0.99) is True
+    targets = json.loads((tmp_path / "r.json").read_text())["targets"]
+    assert targets["int8 speed-up"] == {"value": 1.36, "op": ">=", "bound": 1.5, "margin": -0.14, "met": False}
+    assert targets["agreement"]["met"] is True
+    with pytest.raises(ValueError, match="op must be"):
+        report.target("x", 1, "=>", 0)
