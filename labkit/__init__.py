@@ -7,10 +7,11 @@ from .env import offline_defaults as _offline_defaults
 
 _offline_defaults()
 
-from . import (adversarial, augment, cache, check, clean, curves, data, env, evaluate, fetch, flower,  # noqa: E402
-               measure, models, plots, pretrain, report, runtime, serve, stats, text, train, widgets)
+from . import (adversarial, augment, cache, check, claims, clean, curves, data, env, evaluate, fetch, flower,  # noqa: E402
+               measure, models, plots, pretrain, report, results, runtime, serve, stats, text, train, widgets)
 from .env import device, doctor, scale, seed_everything  # noqa: E402
-from .report import ClaimFailed, claim, record, table, target  # noqa: E402
+from .claims import ClaimFailed, claim, gate, target  # noqa: E402
+from .results import record, table  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -28,5 +29,5 @@ def __getattr__(name):
 
 
 __all__ = ["adversarial", "augment", "cache", "check", "classifier", "clean", "compress", "curves", "data", "distill", "env", "evaluate",
-           "federated", "fetch", "finetune", "flower", "privacy", "measure", "models", "plots", "pretrain", "report", "runtime", "serve", "stats", "text",
-           "train", "widgets", "ClaimFailed", "claim", "record", "table", "target", "device", "doctor", "scale", "seed_everything"]
+           "federated", "fetch", "finetune", "flower", "privacy", "measure", "models", "plots", "pretrain", "report", "results", "runtime", "serve", "stats", "text",
+           "train", "widgets", "ClaimFailed", "claim", "claims", "gate", "record", "table", "target", "device", "doctor", "scale", "seed_everything"]

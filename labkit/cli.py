@@ -5,7 +5,8 @@
                                          download, verify and extract data and weights
     labkit run [NOTEBOOKS] [--scale S] [--fresh [--keep KIND]] [--binder] [--out DIR]
                                          execute notebooks headless, write DIR/report.json
-    labkit report --check FILE           fail unless every notebook passed and recorded results
+    labkit report --check FILE           fail unless every notebook passed, recorded results and
+                                         evaluated its registered claims, and no committed study fails one
     labkit report --readme [--check]     regenerate (or check) the README's tables from
                                          labkit/reference/
     labkit report --merge NEW --into REF put NEW's notebooks into the reference report REF
@@ -27,7 +28,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import data, env, fetch, launch, report, serve
+from . import claims, data, env, fetch, launch, report, serve
 
 
 def main(argv=None) -> int:
@@ -70,6 +71,8 @@ def main(argv=None) -> int:
     st.add_argument("name", help="lab02, lab03, lab04, lab05, lab06 or lab08 (see labkit.study)")
     st.add_argument("--seeds", type=int, default=None, help="default: the study's (2 at smoke)")
     st.add_argument("--out", default=None, help="folder to write NAME.json (default: labkit/reference/studies)")
+    st.add_argument("--claims", action="store_true", help="only (re-)evaluate the study's registered claims "
+                    "on its committed results, without running it")
     sv = sub.add_parser("serve", help="serve a saved model over HTTP (POST /predict, /health, /metrics)")
     sv.add_argument("--model", default="minilm", help="minilm (lab 03), student (lab 05), small, or a "
                     "folder written by classifier.save_classifier (default: minilm)")
@@ -92,10 +95,16 @@ def main(argv=None) -> int:
     if args.cmd == "study":
         from . import study
         try:
-            study.run(args.name, seeds=args.seeds, out=args.out)
+            if args.claims:
+                study.check_claims(args.name, out=args.out)
+            else:
+                study.run(args.name, seeds=args.seeds, out=args.out)
         except (KeyError, FileNotFoundError) as e:
             print(f"labkit study: {e}", file=sys.stderr)
             return 2
+        except claims.ClaimFailed as e:  # the results are written, the failed claim marked in them
+            print(f"labkit study: {e}", file=sys.stderr)
+            return 1
         return 0
     if args.cmd == "doctor":
         env.doctor()
@@ -177,7 +186,8 @@ def _report(args) -> int:
     for p in problems:
         print(f"labkit report: {p}", file=sys.stderr)
     if not problems:
-        print(f"{path}: every notebook passed and recorded its results")
+        print(f"{path}: every notebook passed, recorded its results and evaluated its registered claims; "
+              "the committed studies carry theirs")
     return 1 if problems else 0
 
 

@@ -1,12 +1,12 @@
 """Core: running the notebooks headless, and the report of what they measured.
 
-A notebook states its key results with `record(key, value)`, its result tables with
-`table(key, title, header, rows)` (shown in the notebook, copied into the README) and its
-checked claims with `claim(name, value, op, bound)` (asserted, recorded with their margin).
-`run` executes notebooks, each in a fresh kernel (nbclient) at one scale, and writes
+A notebook states its key results with `record(key, value)` and its result tables with
+`table(key, title, header, rows)` (`labkit.results`), and its claims with `labkit.claim(id,
+value)` (`labkit.claims`). `run` executes notebooks, each in a fresh kernel (nbclient) at one scale, and writes
 ``report.json`` = {"meta": what it was measured on, "notebooks": one row each: status,
 wall time, peak memory of the kernel's whole process tree, recorded results} and
-``report.md``. `check` says what a report lacks; `readme` renders the README's tables from
+``report.md``. `check` says what a report lacks (a registered claim not evaluated
+included); `readme` renders the README's tables from
 the committed reference reports in ``labkit/reference/``, so no figure is typed twice.
 Leaves out: argument parsing (`labkit.cli`).
 """
@@ -21,97 +21,11 @@ import sys
 import time
 from pathlib import Path
 
-from . import cache, env
+from . import cache, claims, env
 from .measure import PeakSampler
+from .results import markdown_table, record, table  # noqa: F401  (labkit.report.record, as before)
 
-_RESULTS: dict = {}
 REFERENCE = Path(__file__).parent / "reference"
-
-
-def record(key: str, value):
-    """Record one key result of a lab (a number, string, or small list/dict of them).
-
-    Under `labkit run` it goes into the run's report; in a lab it is also kept in the cache as
-    the lab's latest results (`cache.results_path`, read by lab 09's model card).
-    Returns ``value`` so it can wrap an expression: ``acc = record("acc", 0.81)``.
-    """
-    try:
-        json.dumps(value)
-    except TypeError as e:
-        raise TypeError(f"record({key!r}, ...) needs a JSON-serialisable value ({e}); convert "
-                        "numpy numbers with float() or .tolist()") from e
-    _RESULTS[key] = value
-    if os.environ.get("LABKIT_RESULTS"):  # the run's report
-        cache.write_json(Path(os.environ["LABKIT_RESULTS"]), _RESULTS)
-    if cache.current_lab():  # the lab's latest results, for lab 09's model card
-        cache.write_json(cache.results_path(cache.current_lab(), env.scale()), _RESULTS)
-    return value
-
-
-def table(key: str, title: str, header: list, rows: list):
-    """Record a result table (cells already formatted as text) and return it as Markdown
-    for the notebook to show. `readme` puts the reference run's tables in the README.
-
-    Example: ``table("students", "Students", ["kind", "accuracy"], [["distilled", "0.72"]])``.
-    """
-    if any(len(r) != len(header) for r in rows):
-        raise ValueError(f"every row needs {len(header)} cells, one per column of {header}")
-    tables = dict(_RESULTS.get("tables", {}))
-    tables[key] = {"title": title, "header": [str(h) for h in header],
-                   "rows": [[str(c) for c in r] for r in rows]}
-    record("tables", tables)
-    from IPython.display import Markdown
-    return Markdown(f"**{title}**\n\n{markdown_table(tables[key])}")
-
-
-OPS = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b,
-       "<=": lambda a, b: a <= b}
-
-
-class ClaimFailed(AssertionError):
-    """A lab's claim that does not hold (raised explicitly: ``python -O`` cannot skip it)."""
-
-
-def _compare(kind: str, name: str, value: float, op: str, bound: float) -> bool:
-    """Record ``value op bound`` with its margin under ``kind`` ("claims" or "targets")."""
-    if op not in OPS:
-        raise ValueError(f"op must be one of {', '.join(OPS)}, got {op!r}")
-    value, bound = float(value), float(bound)
-    margin = value - bound if op in (">", ">=") else bound - value
-    holds = bool(OPS[op](value, bound))  # NaN fails every op
-    entries = dict(_RESULTS.get(kind, {}))
-    entries[name] = {"value": round(value, 4), "op": op, "bound": round(bound, 4), "margin": round(margin, 4)}
-    if kind == "targets":
-        entries[name]["met"] = holds
-    record(kind, entries)
-    return holds
-
-
-def claim(name: str, value: float, op: str, bound: float) -> None:
-    """Check a lab's claim ``value op bound`` and record it with its margin (how far the
-    value is from failing), so reports show how safe each claim is.
-
-    Example: ``claim("distilled beats hard labels", 0.725, ">", 0.691)`` records a margin
-    of 0.034; ``claim("fast", 9.0, "<=", 5.0)`` records -4.0 and raises ClaimFailed.
-    """
-    if not _compare("claims", name, value, op, bound):
-        raise ClaimFailed(f"claim does not hold: {name}: {float(value):.4f} {op} {float(bound):.4f}")
-
-
-def target(name: str, value: float, op: str, bound: float) -> bool:
-    """Record an ambition ``value op bound`` as met or missed, with its margin, every run;
-    it never raises (a missed target is reported, not hidden: no `if` decides whether it is
-    made). Returns whether it was met, so a lab can explain a miss.
-
-    Example: ``target("int8 speed-up", 1.36, ">=", 1.5)`` records met False, margin -0.14.
-    """
-    return _compare("targets", name, value, op, bound)
-
-
-def markdown_table(t: dict) -> str:
-    lines = ["| " + " | ".join(t["header"]) + " |", "|" + "---|" * len(t["header"])]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in t["rows"]])
-
 
 # ---------------------------------------------------------------- running notebooks
 
@@ -236,16 +150,31 @@ def run(notebooks, scale: str, out_dir, fresh: bool = False, keep=(), binder: bo
 
 
 def check(report: dict) -> list[str]:
-    """What is wrong with a report: failed notebooks, labs that recorded nothing."""
+    """What is wrong with a report: failed notebooks, labs that recorded nothing, registered
+    claims a lab that ran at that scale did not evaluate (or claims it made unregistered),
+    and committed studies missing or failing their claims (`claims.study_problems`)."""
     if not report.get("notebooks"):
         return ["the report has no notebooks"]
-    problems = []
+    problems, scale = [], report.get("meta", {}).get("scale")
+    due = claims.labs_at(scale) if scale else {}
+    registered = claims.registry()
     for r in report["notebooks"]:
         if r["status"] != "passed":
             problems.append(f"{r['notebook']} {r['status']}: {r['failed']}")
-        elif re.match(r"\d\d_", r["notebook"]) and not r["results"]:
+            continue
+        if not re.match(r"\d\d_", r["notebook"]):
+            continue
+        if not r["results"]:
             problems.append(f"{r['notebook']} recorded no results (labkit.record)")
-    return problems
+        made = r["results"].get("claims", {})
+        missing = [c for c in due.get(r["notebook"][:2], []) if c not in made]
+        if missing:
+            problems.append(f"{r['notebook']}: registered claims not evaluated at {scale}: {', '.join(missing)}")
+        unknown = [c for c in made if c not in registered]
+        if unknown:
+            problems.append(f"{r['notebook']}: claims not in the registry: {', '.join(unknown)}")
+        problems += [f"{r['notebook']}: claim {c} fails" for c, row in made.items() if row.get("status") == "fails"]
+    return problems + claims.study_problems()
 
 
 def cold(meta: dict) -> bool:
@@ -360,12 +289,37 @@ def readme(ref: Path = REFERENCE) -> dict[str, str]:
     for r in reports["cpu"]["notebooks"]:
         for t in r["results"].get("tables", {}).values():
             results += [f"**{Path(r['notebook']).stem[:2]} · {t['title']}**", "", markdown_table(t), ""]
-    claims = {"header": ["lab", "claim (asserted by the notebook)", "value", "", "bound", "margin"],
-              "rows": [[Path(r["notebook"]).stem[:2], name, f"{c['value']:.4g}", c["op"], f"{c['bound']:.4g}",
-                        f"{c['margin']:+.4g}"] for r in reports["cpu"]["notebooks"]
-                       for name, c in r["results"].get("claims", {}).items()]}
-    return {"labs": "\n".join(out), "results": "\n".join(results).strip(),
-            "claims": markdown_table(claims) if claims["rows"] else "No claims recorded."}
+    return {"labs": "\n".join(out), "results": "\n".join(results).strip(), "claims": claims_table(reports["cpu"], Path(ref) / "studies")}
+
+
+def _status(e: dict, row: dict | None) -> str:
+    if e["kind"] == "test":
+        return f"by construction: unit test `{e['test'].split('::')[-1]}`"
+    if row is None:
+        return "not in the reference run" if "cpu" in e["scales"] else "not registered at `cpu`"
+    if "status" not in row:  # a run from before the registry
+        return "measured before the registry"
+    return {"met": "target met", "missed": "target missed", "shut": "gate shut"}.get(row["status"], row["status"])
+
+
+def claims_table(cpu: dict, studies: Path | None = None) -> str:
+    """Every registered claim, target, gate and test with what the reference `cpu` run (or
+    its committed study) measured: sentence, kind, value, bound, margin, status."""
+    studies = Path(studies or REFERENCE / "studies")
+    made = {Path(r["notebook"]).stem[:2]: r["results"].get("claims", {}) for r in cpu["notebooks"]}
+    rows = []
+    for cid, e in claims.registry().items():
+        if e["where"] == "run":
+            row = made.get(e["lab"], {}).get(cid)
+        else:
+            path = studies / f"{e['where'][6:]}.json"
+            row = json.loads(path.read_text()).get("claims", {}).get(cid) if path.exists() else None
+        number = (lambda v: "" if v is None else f"{v:.4g}")
+        rows.append([e["lab"], f"{e['sentence']} <sub>`{cid}`</sub>", e["kind"] + ("" if e["where"] == "run" else ", study"),
+                     number(row and row.get("value")), f"{e['op']} {e['bound']:g}",
+                     "" if not row or row.get("margin") is None else f"{row['margin']:+.4g}", _status(e, row)])
+    header = ["lab", "claim (registered in `labkit/reference/claims.json`)", "kind", "value", "bound", "margin", "status"]
+    return markdown_table({"header": header, "rows": rows})
 
 
 def _markers(name: str) -> tuple[str, str]:

@@ -20,7 +20,10 @@ run goes through the run cache, so a study repeated, or a lab after it, reads it
                          chosen on the validation split (needs lab 03's MiniLM)
 
 A study runs at the current scale (``LABKIT_SCALE=smoke`` runs it tiny: the tests do);
-``--out`` writes elsewhere.
+``--out`` writes elsewhere. It evaluates the claims registered for it (``where``:
+``study:labNN`` in ``reference/claims.json``, values from `STUDY_CLAIMS`), writes them into
+its file, a failed one marked, and then fails; ``labkit study NAME --claims`` re-evaluates them
+on the committed results without running anything.
 Leaves out: anything a lab needs to run; studies only feed the committed reference.
 """
 from __future__ import annotations
@@ -28,13 +31,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime
+import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from . import augment, cache, curves, data, env, report
+from . import augment, cache, claims, curves, data, env, report
 from .classifier import load_best
 from .distill import DistillConfig, student_run, teacher_logits
 from .finetune import FinetuneConfig, minilm_run, rare_words, small_run
@@ -52,7 +56,6 @@ def load(name: str) -> dict:
     path = STUDIES / f"{name}.json"
     if not path.exists():
         raise FileNotFoundError(f"no reference study {path}: run `labkit study {name}` (minutes)")
-    import json
     return json.loads(path.read_text())
 
 
@@ -310,6 +313,33 @@ def lab08(seeds: int) -> tuple[dict, dict]:
 STUDY_FUNCTIONS = {"lab02": (lab02, 5), "lab03": (lab03, 5), "lab04": (lab04, 10), "lab05": (lab05, 3), "lab06": (lab06, 2), "lab08": (lab08, 1)}  # name -> (function, seeds at cpu)
 
 
+def _lab03_claims(results: dict) -> dict:
+    """The lab 03 study's claim: adapting MiniLM paid at no budget and on no slice (the
+    largest lower end of the adapted-minus-plain intervals, widened as lab 03 widens them)."""
+    k = len(results["plain"])
+    sets = (results, results["slices"]["rare"], results["slices"]["common"])
+    return {"03.adaptation_never_pays": max(g["low"] for r in sets for g in intervals(r, k, arm="adapted").values())}
+
+
+STUDY_CLAIMS = {"lab03": _lab03_claims}  # name -> results -> {registered id: value}
+
+
+def check_claims(name: str, out: Path | None = None) -> dict:
+    """Evaluate a study's registered claims on its written results, write them into its file
+    and raise `claims.ClaimFailed` (after writing) if one fails. Returns the claims' rows."""
+    path = Path(out or STUDIES) / f"{name}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no study results {path}: run `labkit study {name}`")
+    data = json.loads(path.read_text())
+    values = STUDY_CLAIMS[name](data["results"]) if name in STUDY_CLAIMS else {}
+    rows = claims.evaluate_study(name, values, data["settings"]["scale"])
+    cache.write_json(path, {**data, "claims": rows})
+    failed = [f"{cid}: {row['value']} {row['op']} {row['bound']}" for cid, row in rows.items() if row["status"] == "fails"]
+    if failed:
+        raise claims.ClaimFailed(f"study {name}: {'; '.join(failed)} (written, marked, into {path})")
+    return rows
+
+
 def run(name: str, seeds: int | None = None, out: Path | None = None) -> Path:
     """Run a study at the current scale and write its results with provenance; returns the
     file written."""
@@ -324,6 +354,7 @@ def run(name: str, seeds: int | None = None, out: Path | None = None) -> Path:
     cache.write_json(path, {"provenance": _provenance(name, scale, time.perf_counter() - start, commit),
                             "settings": {"scale": scale, **settings}, "results": results})
     print(f"study {name}: {time.perf_counter() - start:.0f} s -> {path}", file=sys.stderr)
+    check_claims(name, out)
     return path
 
 

@@ -1,4 +1,4 @@
-"""Slow checks: the labs at `cpu` scale, each asserting its own claims (`labkit.claim`), within
+"""Slow checks: the labs at `cpu` scale, each asserting its registered claims (`labkit.claim`), within
 the memory budget and not much slower than the committed reference run. Minutes, not seconds:
 run them with `LABKIT_SCALE=cpu pytest -m slow`, in course order (each lab reads what the
 earlier ones saved). CI runs the fast suite and every notebook at `smoke`."""
@@ -34,5 +34,5 @@ def test_lab_at_cpu_scale(lab, tmp_path):
     ref = next(r for r in reference["notebooks"] if Path(r["notebook"]).stem == lab)
     speed = rep["meta"]["matmul_gflops"] / reference["meta"]["matmul_gflops"]  # a faster machine may go faster
     assert row["wall_s"] <= 1.5 * ref["wall_s"] / min(speed, 1.0), (row["wall_s"], ref["wall_s"])
-    failed = {k: c for k, c in row["results"].get("claims", {}).items() if c["margin"] < 0}
-    assert not failed, failed
+    failed = {k: c for k, c in row["results"].get("claims", {}).items() if c["status"] == "fails"}
+    assert not failed, failed  # targets missed and gates shut are findings, not failures
