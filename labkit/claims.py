@@ -29,7 +29,7 @@ import math
 from pathlib import Path
 
 from . import env
-from .results import record, results
+from .results import markdown_table, record, results
 
 REGISTRY = Path(__file__).parent / "reference" / "claims.json"
 KINDS = ("claim", "target", "gate", "test")
@@ -46,12 +46,13 @@ class ClaimFailed(AssertionError):
 
 def problems(entries: list) -> list[str]:
     """What is wrong with a registry's entries (empty when it is sound)."""
-    out, ids = [], set()
+    out, ids, by_id = [], set(), {}
     for i, e in enumerate(entries):
-        where = f"entry {i} ({e.get('id', 'no id')})"
         if not isinstance(e, dict):
-            out.append(f"{where}: not an object")
+            out.append(f"entry {i}: not an object but {e!r}")
             continue
+        where = f"entry {i} ({e.get('id', 'no id')})"
+        by_id[e.get("id")] = e
         if FIELDS - set(e):
             out.append(f"{where}: missing {', '.join(sorted(FIELDS - set(e)))}")
         if set(e) - FIELDS - OPTIONAL:
@@ -68,16 +69,26 @@ def problems(entries: list) -> list[str]:
             out.append(f"{where}: a kind 'test' entry names its unit test in 'test' and has no scales")
         if not str(e.get("id", "")).startswith(f"{e.get('lab')}."):
             out.append(f"{where}: an id starts with its lab, '{e.get('lab')}.'")
-        where_ = e.get("where", "")
+        where_ = str(e.get("where", ""))
         if where_ != "run" and not (where_.startswith("study:lab") and where_[9:].isdigit()):
             out.append(f"{where}: where must be 'run' or 'study:labNN'")
-        for instance in _instances(e):
+        try:
+            instances = _instances(e)
+            for p in e.get("params") or [{}]:
+                str(e.get("sentence", "")).format(**p), str(e.get("value", "")).format(**p)
+        except (KeyError, IndexError, ValueError, TypeError, AttributeError) as err:
+            out.append(f"{where}: its params do not fill the placeholders of its id, sentence and value ({err!r})")
+            continue
+        for instance in instances:
             if instance in ids:
                 out.append(f"{where}: id {instance} registered twice")
             ids.add(instance)
-    gates = {e["id"] for e in entries if isinstance(e, dict) and e.get("kind") == "gate"}
-    out += [f"entry {e['id']}: its gate {e['gate']} is not a registered gate"
-            for e in entries if isinstance(e, dict) and e.get("gate") and e["gate"] not in gates]
+    for e in by_id.values():
+        g = by_id.get(e.get("gate")) if e.get("gate") else None
+        if e.get("gate") and (g is None or g.get("kind") != "gate"):
+            out.append(f"entry {e.get('id')}: its gate {e['gate']} is not a registered gate")
+        elif g is not None and not set(e.get("scales", [])) <= set(g.get("scales", [])):
+            out.append(f"entry {e.get('id')}: asserted where its gate's scales ({g.get('scales')}) do not measure it")
     return out
 
 
@@ -121,6 +132,10 @@ def entry(claim_id: str) -> dict:
     return reg[claim_id]
 
 
+def _number(v) -> str:
+    return "nan" if v is None else f"{v:.4g}"
+
+
 def compare(e: dict, value) -> tuple[float, float, bool]:
     """(value, margin, holds) of ``value`` against a registered entry (NaN never holds)."""
     try:
@@ -134,12 +149,12 @@ def compare(e: dict, value) -> tuple[float, float, bool]:
 
 def _evaluate(claim_id: str, value, kind: str) -> dict:
     e = entry(claim_id)
+    if e["kind"] == "test":
+        raise TypeError(f"{claim_id} holds by construction: {e['test']} checks it; a lab does not evaluate it")
     if e["kind"] != kind:
-        raise TypeError(f"{claim_id} is registered as a {e['kind']}: call labkit."
-                        f"{'claim' if e['kind'] == 'test' else e['kind']}"
-                        + (f" (it is checked by {e['test']}, not in a lab)" if e["kind"] == "test" else ""))
+        raise TypeError(f"{claim_id} is registered as a {e['kind']}: call labkit.{e['kind']}")
     if e["where"] != "run":
-        raise TypeError(f"{claim_id} is evaluated by {e['where']}, not in a lab")
+        raise TypeError(f"{claim_id} is evaluated by {e['where']} (`labkit study {e['where'][6:]}`), not in a lab")
     value, margin, holds = compare(e, value)
     scale = env.scale()
     status = {"claim": ("holds", "fails"), "target": ("met", "missed"), "gate": ("open", "shut")}[kind][not holds]
@@ -147,12 +162,13 @@ def _evaluate(claim_id: str, value, kind: str) -> dict:
         g = results().get("claims", {}).get(e["gate"])
         if g is None:
             raise RuntimeError(f"{claim_id} is gated on {e['gate']}: evaluate labkit.gate({e['gate']!r}, ...) first")
-        if g["status"] != "open":
-            status = f"gate closed ({g['value']:.4g})"
+        if not g["holds"]:
+            status = f"gate closed ({_number(g['value'])})"
     if scale not in e["scales"]:
         status = f"not asserted at {scale}"
     row = {"kind": kind, "value": round(value, 4) if math.isfinite(value) else None, "op": e["op"],
-           "bound": e["bound"], "margin": round(margin, 4) if math.isfinite(margin) else None, "status": status}
+           "bound": e["bound"], "margin": round(margin, 4) if math.isfinite(margin) else None, "holds": holds,
+           "status": status}
     record("claims", {**results().get("claims", {}), claim_id: row})
     return row
 
@@ -175,15 +191,20 @@ def target(target_id: str, value) -> bool:
     """Record a registered ambition as met or missed, with its margin, every run; never
     raises. Returns whether it was met, so a lab can explain a miss.
 
-    Example: ``target("08.int8_speedup", 1.36)`` records missed (bound 1.5), margin -0.14.
+    Example: ``target("08.onnx_int8_agreement", 0.979)`` records missed (bound 0.99), margin -0.011.
     """
-    return _evaluate(target_id, value, "target")["status"] == "met"
+    row = _evaluate(target_id, value, "target")
+    return row["holds"] and not row["status"].startswith("gate closed")
 
 
 def gate(gate_id: str, value) -> bool:
     """Record a measured precondition, open or shut, before the claims it gates; returns
-    whether it is open. It never raises: a shut gate is a fact about the machine."""
-    return _evaluate(gate_id, value, "gate")["status"] == "open"
+    whether it is open. It never raises: a shut gate is a fact about the machine. A gate
+    measured where it is not asserted still opens or shuts what it gates.
+
+    Example: ``gate("08.int8_gemm_fast", 1.05)`` records shut (bound 1.5): ``08.int8_speedup``
+    is then recorded "gate closed (1.05)"."""
+    return _evaluate(gate_id, value, "gate")["holds"]
 
 
 def labs_at(scale: str, where: str = "run") -> dict[str, list[str]]:
@@ -201,8 +222,9 @@ def study_claims(name: str) -> list[str]:
 
 
 def evaluate_study(name: str, values: dict, scale: str) -> dict:
-    """{id: row} for a study's registered claims from ``values`` ({id: value}): status holds,
-    fails or not asserted at ``scale``. Raises where a registered one has no value."""
+    """{id: row} for a study's registered claims from ``values`` ({id: value}): status holds
+    or fails (met or missed for a target), or not asserted at ``scale``. Raises where a
+    registered one has no value."""
     missing = set(study_claims(name)) - set(values)
     if missing:
         raise KeyError(f"study {name} did not evaluate its registered claims {', '.join(sorted(missing))}")
@@ -210,9 +232,10 @@ def evaluate_study(name: str, values: dict, scale: str) -> dict:
     for cid, v in values.items():
         e = entry(cid)
         value, margin, holds = compare(e, v)
-        status = "holds" if holds else "fails"
-        out[cid] = {"kind": e["kind"], "value": round(value, 4), "op": e["op"], "bound": e["bound"],
-                    "margin": round(margin, 4), "status": status if scale in e["scales"] else f"not asserted at {scale}"}
+        status = ("met", "missed")[not holds] if e["kind"] == "target" else ("holds", "fails")[not holds]
+        out[cid] = {"kind": e["kind"], "value": round(value, 4) if math.isfinite(value) else None, "op": e["op"],
+                    "bound": e["bound"], "margin": round(margin, 4) if math.isfinite(margin) else None,
+                    "holds": holds, "status": status if scale in e["scales"] else f"not asserted at {scale}"}
     return out
 
 
@@ -234,6 +257,34 @@ def study_problems(studies: Path | None = None) -> list[str]:
         if set(due) - set(got):
             out.append(f"study {name}: registered claims {', '.join(sorted(set(due) - set(got)))} not evaluated: "
                        f"run `labkit study {name} --claims` (re-checks the committed results)")
-        out += [f"study {name}: claim {cid} fails ({row['value']} {row['op']} {row['bound']})"
-                for cid, row in got.items() if row.get("status") == "fails"]
+        for cid, row in got.items():  # re-checked against the registry as it is now, not trusted
+            e = registry().get(cid)
+            if e is None:
+                out.append(f"study {name}: claim {cid} is not in the registry")
+            elif (row.get("op"), row.get("bound")) != (e["op"], e["bound"]):
+                out.append(f"study {name}: claim {cid} recorded against {row.get('op')} {row.get('bound')}, the registry "
+                           f"says {e['op']} {e['bound']}: run `labkit study {name} --claims`")
+            elif e["kind"] == "claim" and not compare(e, float("nan") if row.get("value") is None else row["value"])[2] \
+                    and not str(row.get("status", "")).startswith("not asserted"):
+                out.append(f"study {name}: claim {cid} fails ({_number(row.get('value'))} {e['op']} {e['bound']})")
     return out
+
+
+def show(lab: str):
+    """A lab's registered claims as a Markdown table for the notebook: sentence, kind,
+    bound, where asserted, and what this kernel measured (value and status) where it was
+    evaluated. Example: ``labkit.claims.show("05")`` as a lab's last cell before its summary."""
+    from IPython.display import Markdown
+    made, rows = results().get("claims", {}), []
+    for cid, e in registry().items():
+        if e["lab"] != lab:
+            continue
+        where = (f"unit test `{e['test'].split('::')[-1]}`" if e["kind"] == "test" else ", ".join(e["scales"])
+                 if e["where"] == "run" else f"the committed `{e['where'][6:]}` study")
+        row = made.get(cid)
+        rows.append([f"{e['sentence']} (`{cid}`)", e["kind"], f"{e['op']} {e['bound']:g}", where,
+                     f"{_number(row['value'])}: {row['status']}" if row else
+                     "" if e["kind"] == "test" or e["where"] != "run" else f"not evaluated at {env.scale()}"])
+    if not rows:
+        raise KeyError(f"no claims registered for lab {lab!r}: labs are two digits, '01' to '09'")
+    return Markdown(markdown_table({"header": ["claim", "kind", "bound", "scales (or where it is checked)", "your run"], "rows": rows}))

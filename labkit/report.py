@@ -156,6 +156,8 @@ def check(report: dict) -> list[str]:
     if not report.get("notebooks"):
         return ["the report has no notebooks"]
     problems, scale = [], report.get("meta", {}).get("scale")
+    if scale not in claims.SCALES:
+        problems.append(f"the report names no scale (meta.scale is {scale!r}): its claims cannot be checked")
     due = claims.labs_at(scale) if scale else {}
     registered = claims.registry()
     for r in report["notebooks"]:
@@ -314,9 +316,9 @@ def claims_table(cpu: dict, studies: Path | None = None) -> str:
         else:
             path = studies / f"{e['where'][6:]}.json"
             row = json.loads(path.read_text()).get("claims", {}).get(cid) if path.exists() else None
-        number = (lambda v: "" if v is None else f"{v:.4g}")
+        value = (row or {}).get("value")
         rows.append([e["lab"], f"{e['sentence']} <sub>`{cid}`</sub>", e["kind"] + ("" if e["where"] == "run" else ", study"),
-                     number(row and row.get("value")), f"{e['op']} {e['bound']:g}",
+                     "" if value is None else f"{value:.4g}", f"{e['op']} {e['bound']:g}",
                      "" if not row or row.get("margin") is None else f"{row['margin']:+.4g}", _status(e, row)])
     header = ["lab", "claim (registered in `labkit/reference/claims.json`)", "kind", "value", "bound", "margin", "status"]
     return markdown_table({"header": header, "rows": rows})

@@ -36,6 +36,8 @@ def test_temperature_recovers_the_true_one_and_never_changes_a_prediction():
     zt, yt = overconfident(seed=1, t=2.0)
     out = E.final("m", zt, yt, z, y)
     assert out["accuracy_after"] == out["accuracy"]
+    for temperature in (0.1, t, 10.0):  # dividing by T > 0 keeps each row's order: the same predictions
+        assert (E.softmax(zt, temperature).argmax(-1) == zt.argmax(-1)).all()
     assert out["ece_after"] < 0.5 * out["ece_before"] and out["nll_after"] < out["nll_before"]
     assert sum(map(sum, out["confusion"])) == len(yt)
 
