@@ -251,7 +251,8 @@ def client_update(model, global_state: dict, x, y, epochs: int = 1, lr: float = 
 
 
 def client_dp_noise(noise_multiplier: float, clip: float, per_round: int) -> float:
-    """Standard deviation of the noise client-level DP adds to the mean update: z * C / m."""
+    """Standard deviation of the noise client-level DP adds to the mean update: z * C / m,
+    with m the expected number of clients a round (`fedavg` samples them Poisson under DP)."""
     return noise_multiplier * clip / per_round
 
 
@@ -264,16 +265,21 @@ def fedavg(x, y, parts, x_test, y_test, rounds: int, per_round: int, lr: float,
     accuracy after each round, "bytes": bytes sent each round (weights down and up)}.
 
     Each round draws ``per_round`` clients (seeded), runs `client_update` on each, and
-    averages the weights by example counts (`average`). With ``dp_clip``, each update
-    (new - global) is clipped to that norm, the updates are averaged unweighted, and
-    Gaussian noise of std ``dp_noise`` x clip / per_round is added. Cached in the run cache."""
+    averages the weights by example counts (`average`). With ``dp_clip`` (client-level
+    DP-FedAvg, McMahan et al. 2018), each client takes part in a round with probability
+    per_round / clients instead (Poisson sampling: the sampling Opacus' accountant assumes in
+    `privacy.client_dp_epsilon`, so a round may hold more or fewer than ``per_round``, even
+    none), each update (new - global) is clipped to that norm, the clipped updates are summed
+    and divided by the expected count ``per_round``, and Gaussian noise of std ``dp_noise`` x
+    clip / per_round is added. Cached in the run cache."""
     if not 1 <= per_round <= len(parts):
         raise ValueError(f"per_round={per_round} with {len(parts)} clients")
     x, y = np.asarray(x, np.float32), np.asarray(y)
     run_key = cache.key(x=x, y=y, parts=[np.asarray(p) for p in parts], x_test=np.asarray(x_test, np.float32),
                         y_test=np.asarray(y_test), rounds=rounds, per_round=per_round, lr=lr,
                         local_epochs=local_epochs, batch_size=batch_size, hidden=hidden,
-                        seed=seed, mu=mu, dp_clip=dp_clip, dp_noise=dp_noise, v=1)
+                        seed=seed, mu=mu, dp_clip=dp_clip, dp_noise=dp_noise, v=1,
+                        **({"dp_sampling": "poisson"} if dp_clip is not None else {}))
 
     def compute():
         with one_thread():
@@ -287,30 +293,36 @@ def _fedavg(x, y, parts, x_test, y_test, rounds, per_round, lr, local_epochs, ba
     from tqdm.auto import tqdm
     seed_everything(seed)
     model = Head(x.shape[1], hidden, int(y.max()) + 1)
-    state, rng, accs = weights(model), np.random.default_rng(seed), []
+    state, rng, accs, taking_part = weights(model), np.random.default_rng(seed), [], []
     for r in tqdm(range(rounds), desc="rounds", disable=not progress, leave=False):
-        chosen = np.sort(rng.choice(len(parts), per_round, replace=False))
+        if dp_clip is None:
+            chosen = np.sort(rng.choice(len(parts), per_round, replace=False))
+        else:  # Poisson: each client independently, as the accountant assumes
+            chosen = np.flatnonzero(rng.random(len(parts)) < per_round / len(parts))
         new = [client_update(model, state, x[parts[k]], y[parts[k]], local_epochs, lr,
                              batch_size, seed * 100_000 + r * 1000 + int(k), mu) for k in chosen]
         if dp_clip is None:
             state = average(new, [len(parts[k]) for k in chosen])
         else:
-            state = _dp_average(state, new, dp_clip, dp_noise, seed * 1000 + r)
+            state = _dp_average(state, new, dp_clip, dp_noise, per_round, seed * 1000 + r)
         model.load_state_dict(state)
         accs.append(head_accuracy(model, x_test, y_test))
+        taking_part.append(len(chosen))
     size = sum(v.numel() * v.element_size() for v in state.values())
-    return {"accuracy": np.array(accs), "bytes": np.full(rounds, 2 * per_round * size)}
+    return {"accuracy": np.array(accs), "bytes": 2 * size * np.array(taking_part)}
 
 
-def _dp_average(state, new, clip, noise, seed) -> dict:
+def _dp_average(state, new, clip, noise, expected, seed) -> dict:
+    """The global weights plus the clipped updates' sum over the expected count of clients,
+    plus Gaussian noise of std noise x clip / expected (a round with no client: noise only)."""
     g = torch.Generator().manual_seed(seed)
     deltas = []
     for st in new:
         d = {k: st[k] - state[k] for k in state}
         norm = torch.sqrt(sum((v.double() ** 2).sum() for v in d.values()))
         deltas.append({k: v * min(1.0, clip / max(float(norm), 1e-12)) for k, v in d.items()})
-    std = client_dp_noise(noise, clip, len(new))
-    return {k: state[k] + sum(d[k] for d in deltas) / len(new)
+    std = client_dp_noise(noise, clip, expected)
+    return {k: state[k] + sum((d[k] for d in deltas), torch.zeros_like(state[k])) / expected
             + std * torch.randn(state[k].shape, generator=g) for k in state}
 
 

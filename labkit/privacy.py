@@ -67,8 +67,11 @@ def spent_epsilon(noise: float, sample_rate: float, steps: int, delta: float = D
 def client_dp_epsilon(noise_multiplier: float, per_round: int, clients: int, rounds: int,
                       delta: float = DELTA) -> float:
     """Client-level epsilon of DP-FedAvg (`labkit.federated.fedavg` with ``dp_clip``): each
-    round samples ``per_round`` of ``clients`` and adds noise ``noise_multiplier`` x the clip
-    norm, so it is accounted like DP-SGD with clients for examples and rounds for steps."""
+    round takes each of ``clients`` with probability per_round / clients (Poisson sampling,
+    which the accountant assumes: a fixed-size draw of exactly ``per_round`` would need a
+    different accountant) and adds noise ``noise_multiplier`` x the clip norm over the
+    expected count, so it is accounted like DP-SGD with clients for examples and rounds for
+    steps."""
     return spent_epsilon(noise_multiplier, per_round / clients, rounds, delta)
 
 

@@ -99,6 +99,30 @@ def test_client_dp_noise_multiplier_reaches_its_epsilon():
         privacy.client_dp_noise_multiplier(0, 10, 100, 30, 1e-5)
 
 
+def test_client_dp_samples_clients_poisson_as_its_accountant_assumes(tmp_path, monkeypatch):
+    """Opacus' accountant assumes each client is in a round with probability m / N; a draw of
+    exactly m clients would make the printed epsilon invalid."""
+    monkeypatch.setenv("LABKIT_CACHE", str(tmp_path))
+    x, y = separable(400)
+    parts = federated.partition(y, 20, "iid", 0)
+    run = federated.fedavg(x, y, parts, x, y, rounds=40, per_round=5, lr=1e-2, dp_clip=1.0, dp_noise=0.1,
+                           progress=False)
+    size = (16 * 2 + 2) * 4
+    taking_part = run["bytes"] / (2 * size)
+    assert len(set(taking_part)) > 2 and 3.5 < taking_part.mean() < 6.5  # varies, around m = 5
+    fixed = federated.fedavg(x, y, parts, x, y, rounds=3, per_round=5, lr=1e-2, progress=False)
+    assert set(fixed["bytes"]) == {2 * 5 * size}  # without DP: exactly m a round
+
+
+def test_dp_average_divides_by_the_expected_count_and_a_round_without_clients_is_noise():
+    state = {"w": torch.zeros(3)}
+    big = {"w": torch.tensor([3.0, 4.0, 0.0])}  # norm 5: clipped to 1
+    out = federated._dp_average(state, [big, big], clip=1.0, noise=0.0, expected=4, seed=0)
+    assert torch.allclose(out["w"], torch.tensor([0.3, 0.4, 0.0]))  # (2 clipped updates) / 4, not / 2
+    empty = federated._dp_average(state, [], clip=1.0, noise=1.0, expected=4, seed=0)
+    assert empty["w"].abs().sum() > 0 and empty["w"].std() < 1.0  # noise of std 1 x 1 / 4 only
+
+
 def test_dp_head_spends_its_epsilon_and_refuses_bad_budgets(tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_CACHE", str(tmp_path))
     x, y = separable(600)

@@ -36,7 +36,8 @@ EXERCISES = {
     "07.1": Exercise("How many bytes does FedAvg send with 10 clients, 5 per round, 30 rounds "
                      "and a linear head of 384 x 2 weights plus 2 biases in float32?",
                      _bytes_sent, "each sampled client downloads and uploads the weights"),
-    "07.2": Exercise("With noise multiplier 1.0 and clip norm 0.5, how many clients per round "
+    "07.2": Exercise("With noise multiplier 1.0 and clip norm 0.5, how many clients per round (expected, "
+                     "under Poisson sampling) "
                      "does client-level DP-FedAvg need for the noise on the averaged update to have "
                      "a standard deviation of at most 0.01?", _clients_needed,
                      "where is the noise added, and what does averaging do to it?"),
