@@ -7,9 +7,9 @@ al. 2017) written on the one training loop: each round it samples clients, each 
 `client_update` (`labkit.train.train` on its own rows, starting from the global weights),
 and the server takes the average of their weights, weighted by their numbers of examples
 (`average`). FedProx (Li et al. 2020) is the same with `proximal_loss_fn` as the client's
-``loss_fn``. ``dp_clip`` makes it client-level DP-FedAvg (McMahan et al. 2018): each
-client's update is clipped and Gaussian noise is added to their mean, accounted with
-`labkit.privacy.client_dp_epsilon`. At `cpu` the federated model is a `Head` on the cached MiniLM sentence
+``loss_fn``. ``dp_clip`` makes it client-level DP-FedAvg (McMahan et al. 2018): clients
+are Poisson-sampled, each client's update is clipped and Gaussian noise is added to their
+sum over the expected count (`dp_average`), accounted with `labkit.privacy.client_dp_epsilon`. At `cpu` the federated model is a `Head` on the cached MiniLM sentence
 embeddings; `labkit.flower` runs the same client update and average on a real Flower
 federation, and `labkit.privacy` trains with per-example DP-SGD.
 Leaves out: secure aggregation, compression of the updates, asynchronous clients.
@@ -304,7 +304,7 @@ def _fedavg(x, y, parts, x_test, y_test, rounds, per_round, lr, local_epochs, ba
         if dp_clip is None:
             state = average(new, [len(parts[k]) for k in chosen])
         else:
-            state = _dp_average(state, new, dp_clip, dp_noise, per_round, seed * 1000 + r)
+            state = dp_average(state, new, dp_clip, dp_noise, per_round, seed * 1000 + r)
         model.load_state_dict(state)
         accs.append(head_accuracy(model, x_test, y_test))
         taking_part.append(len(chosen))
@@ -312,7 +312,7 @@ def _fedavg(x, y, parts, x_test, y_test, rounds, per_round, lr, local_epochs, ba
     return {"accuracy": np.array(accs), "bytes": 2 * size * np.array(taking_part)}
 
 
-def _dp_average(state, new, clip, noise, expected, seed) -> dict:
+def dp_average(state, new, clip, noise, expected, seed) -> dict:
     """The global weights plus the clipped updates' sum over the expected count of clients,
     plus Gaussian noise of std noise x clip / expected (a round with no client: noise only)."""
     g = torch.Generator().manual_seed(seed)

@@ -117,9 +117,9 @@ def test_client_dp_samples_clients_poisson_as_its_accountant_assumes(tmp_path, m
 def test_dp_average_divides_by_the_expected_count_and_a_round_without_clients_is_noise():
     state = {"w": torch.zeros(3)}
     big = {"w": torch.tensor([3.0, 4.0, 0.0])}  # norm 5: clipped to 1
-    out = federated._dp_average(state, [big, big], clip=1.0, noise=0.0, expected=4, seed=0)
+    out = federated.dp_average(state, [big, big], clip=1.0, noise=0.0, expected=4, seed=0)
     assert torch.allclose(out["w"], torch.tensor([0.3, 0.4, 0.0]))  # (2 clipped updates) / 4, not / 2
-    empty = federated._dp_average(state, [], clip=1.0, noise=1.0, expected=4, seed=0)
+    empty = federated.dp_average(state, [], clip=1.0, noise=1.0, expected=4, seed=0)
     assert empty["w"].abs().sum() > 0 and empty["w"].std() < 1.0  # noise of std 1 x 1 / 4 only
 
 
