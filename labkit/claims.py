@@ -136,6 +136,20 @@ def _number(v) -> str:
     return "nan" if v is None else f"{v:.4g}"
 
 
+STATUS = {"claim": ("holds", "fails"), "target": ("met", "missed"), "gate": ("open", "shut")}  # (held, not)
+
+
+def _row(e: dict, value, scale: str, closed_by: str | None = None) -> dict:
+    """What is recorded of one evaluation: value, op, bound, margin, holds and its status
+    (``closed_by``: the shut gate's reading, which suspends the entry)."""
+    value, margin, holds = compare(e, value)
+    status = (f"not asserted at {scale}" if scale not in e["scales"] else
+              f"gate closed ({closed_by})" if closed_by else STATUS[e["kind"]][not holds])
+    return {"kind": e["kind"], "value": round(value, 4) if math.isfinite(value) else None, "op": e["op"],
+            "bound": e["bound"], "margin": round(margin, 4) if math.isfinite(margin) else None, "holds": holds,
+            "status": status}
+
+
 def compare(e: dict, value) -> tuple[float, float, bool]:
     """(value, margin, holds) of ``value`` against a registered entry (NaN never holds)."""
     try:
@@ -155,20 +169,14 @@ def _evaluate(claim_id: str, value, kind: str) -> dict:
         raise TypeError(f"{claim_id} is registered as a {e['kind']}: call labkit.{e['kind']}")
     if e["where"] != "run":
         raise TypeError(f"{claim_id} is evaluated by {e['where']} (`labkit study {e['where'][6:]}`), not in a lab")
-    value, margin, holds = compare(e, value)
-    scale = env.scale()
-    status = {"claim": ("holds", "fails"), "target": ("met", "missed"), "gate": ("open", "shut")}[kind][not holds]
+    closed_by = None
     if e.get("gate"):
         g = results().get("claims", {}).get(e["gate"])
         if g is None:
             raise RuntimeError(f"{claim_id} is gated on {e['gate']}: evaluate labkit.gate({e['gate']!r}, ...) first")
         if not g["holds"]:
-            status = f"gate closed ({_number(g['value'])})"
-    if scale not in e["scales"]:
-        status = f"not asserted at {scale}"
-    row = {"kind": kind, "value": round(value, 4) if math.isfinite(value) else None, "op": e["op"],
-           "bound": e["bound"], "margin": round(margin, 4) if math.isfinite(margin) else None, "holds": holds,
-           "status": status}
+            closed_by = _number(g["value"])
+    row = _row(e, value, env.scale(), closed_by)
     record("claims", {**results().get("claims", {}), claim_id: row})
     return row
 
@@ -228,15 +236,7 @@ def evaluate_study(name: str, values: dict, scale: str) -> dict:
     missing = set(study_claims(name)) - set(values)
     if missing:
         raise KeyError(f"study {name} did not evaluate its registered claims {', '.join(sorted(missing))}")
-    out = {}
-    for cid, v in values.items():
-        e = entry(cid)
-        value, margin, holds = compare(e, v)
-        status = ("met", "missed")[not holds] if e["kind"] == "target" else ("holds", "fails")[not holds]
-        out[cid] = {"kind": e["kind"], "value": round(value, 4) if math.isfinite(value) else None, "op": e["op"],
-                    "bound": e["bound"], "margin": round(margin, 4) if math.isfinite(margin) else None,
-                    "holds": holds, "status": status if scale in e["scales"] else f"not asserted at {scale}"}
-    return out
+    return {cid: _row(entry(cid), v, scale) for cid, v in values.items()}
 
 
 def study_problems(studies: Path | None = None) -> list[str]:
