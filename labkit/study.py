@@ -14,8 +14,9 @@ run goes through the run cache, so a study repeated, or a lab after it, reads it
                          guard on and off, the small BERT): paired intervals a lab's 3 seeds can't give
     labkit study lab05   the students' steps, temperature and alpha, chosen on the validation
                          split (needs lab 03's MiniLM in the cache)
-    labkit study lab06   the defences' epsilon and adversarial augmentation's size, chosen on
-                         the validation split (needs lab 03's MiniLM and lab 02's model)
+    labkit study lab06   the defences (FGM, PGD, adversarial augmentation, A2T) against lab 05's
+                         student: settings chosen on validation, the chosen scored on test over
+                         5 seeds (needs lab 03's MiniLM and lab 02's model)
     labkit study lab08   how many attention heads and FFN neurons structured pruning keeps,
                          chosen on the validation split (needs lab 03's MiniLM)
 
@@ -227,48 +228,75 @@ def lab05(seeds: int) -> tuple[dict, dict]:
 
 
 def lab06(seeds: int) -> tuple[dict, dict]:
-    """The defences' settings, chosen on the validation split: each defended student (lab
-    05's recipe, `adversarial.defended_student`) is scored on the validation reviews (clean
-    accuracy) and re-attacked with the lax attack on ``defence_pool`` of them. Per defence
-    the setting with the lowest mean success rate wins among those whose mean clean
-    accuracy is within 1.5 points of the undefended student's (the lab's accuracy bound).
-    Probes (``study_a2t_probe``: more attacked reviews than the lab can afford) are measured
-    to show what more compute buys, and never chosen."""
-    import dataclasses
-    from .adversarial import AdversarialConfig, attack_model, defended_student, summary
+    """Lab 06's defences, compared. Every arm replaces lab 05's "distilled + unlabelled"
+    student ("none", that cached run itself) with the same recipe and clean batches
+    (`adversarial.defended_student`). Settings are chosen on the validation split: each
+    option of FGM's and PGD's epsilon and of the adversarial rows a batch gets (adversarial
+    augmentation, A2T) is trained on ``study_grid_seeds`` seeds, scored on the validation
+    reviews (clean accuracy) and re-attacked by the lax attack on one fixed set of
+    ``defence_pool`` validation reviews; per defence the highest mean accuracy under attack
+    wins among options within 1.5 points of "none"'s clean accuracy (none: the most
+    accurate). The chosen arms are then trained on ``seeds`` seeds and scored once on the
+    test split: clean accuracy on every test review, success rate and accuracy under attack
+    on the lab's fixed set of ``defence_pool`` test reviews (the same reviews for every arm
+    and seed), and the share of lax successes that bring in an opposite-polarity word."""
+    from .adversarial import AdversarialConfig, attack_model, defended_student, polarity_flips, summary
     cfg, acfg = DistillConfig.for_scale(), AdversarialConfig.for_scale()
-    x_train, y_train, _, _ = data.review_arrays(cfg.train_size, cfg.test_size, cfg.seed)
+    x_train, y_train, x_test, y_test = data.review_arrays(cfg.train_size, cfg.test_size, cfg.seed)
     x_val, y_val = data.validation_arrays(cfg.test_size, cfg.seed)
-    pool = np.random.default_rng(acfg.seed).permutation(len(y_val))[:acfg.defence_pool]
+    val_rows = np.random.default_rng(acfg.seed).permutation(len(y_val))[:acfg.defence_pool]
+    test_rows = np.random.default_rng(acfg.seed).permutation(len(y_test))[:acfg.defence_pool]  # lab 06's set
     t_tok, teacher, t_info = load_best("minilm")
     t_train = teacher_logits(teacher, t_tok, list(x_train), cfg.max_len)
     rows = data.sample_per_class(y_train, t_info["labels"], t_info["sample_seed"])
     tok, mlm = load_or_pretrain(progress=False)
+
+    def trained(name, option, seed):
+        return defended_student(mlm, tok, x_train, y_train, t_train, rows, seed, cfg, name,
+                                dataclasses.replace(acfg, **option))
+
+    def scored(run, x, y, fixed):
+        attacked = attack_model(run.model, tok, [x[i] for i in fixed], y[fixed], max_len=cfg.max_len, progress=False)
+        s = summary(attacked)
+        return {"clean": run.accuracy(x, y, cfg.max_len), "success": s["success_rate"],
+                "under_attack": s["accuracy_under_attack"], "attacked": attacked}
+
+    def add(into, score, keys=("clean", "success", "under_attack")):
+        for k in keys:
+            into.setdefault(k, []).append(round(float(score[k]), 4))
+
     grid = {"none": [{}], "FGM": [{"fgm_epsilon": e} for e in acfg.study_epsilons],
             "PGD": [{"pgd_epsilon": e} for e in acfg.study_epsilons],
-            "adversarial augmentation": [{"a2t_attacked": n, "a2t_repeat": r}
-                                         for n, r in acfg.study_a2t + acfg.study_a2t_probe]}
-    probes = [f"a2t_attacked={n}, a2t_repeat={r}" for n, r in acfg.study_a2t_probe]  # shown, not chosen
-    results = {}
+            "adversarial augmentation": [{"adv_rows": r} for r in acfg.study_adv_rows],
+            "A2T": [{"adv_rows": r} for r in acfg.study_adv_rows]}
+    results = {"grid": {}, "chosen": {}, "test": {}}
     for name, options in grid.items():
         for option in options:
             label = ", ".join(f"{k}={v}" for k, v in option.items()) or "-"
-            runs = [defended_student(mlm, tok, x_train, y_train, t_train, rows, seed, cfg, name,
-                                     dataclasses.replace(acfg, **option))[0] for seed in range(seeds)]
-            attacked = [attack_model(r.model, tok, [x_val[i] for i in pool], y_val[pool], max_len=cfg.max_len,
-                                     progress=False) for r in runs]
-            results.setdefault(name, {})[label] = {
-                "clean": [r.accuracy(x_val, y_val, cfg.max_len) for r in runs],
-                "success": [summary(a)["success_rate"] for a in attacked], "setting": option}
-    floor = np.mean(results["none"]["-"]["clean"]) - 0.015
-    chosen = {}
-    for name in ("FGM", "PGD", "adversarial augmentation"):
-        options = {k: v for k, v in results[name].items() if k not in probes}
-        ok = {k: v for k, v in options.items() if np.mean(v["clean"]) >= floor} or options
-        chosen[name] = min(ok.values(), key=lambda v: np.mean(v["success"]))["setting"]
-    settings = {"seeds": seeds, "split": "validation", "validation_size": len(y_val),
-                "attacked_pool": len(pool), "steps": cfg.steps, "pgd_steps": acfg.pgd_steps}
-    return settings, {"grid": results, "chosen": chosen, "probes": probes}
+            row = results["grid"].setdefault(name, {}).setdefault(label, {"setting": option})
+            for seed in range(min(seeds, acfg.study_grid_seeds)):
+                add(row, scored(trained(name, option, seed)[0], x_val, y_val, val_rows))
+            print(f"study lab06: {name} {label} on validation", file=sys.stderr)
+    floor = np.mean(results["grid"]["none"]["-"]["clean"]) - 0.015
+    for name, options in results["grid"].items():
+        ok = {k: v for k, v in options.items() if np.mean(v["clean"]) >= floor}
+        best = (max(ok.values(), key=lambda v: np.mean(v["under_attack"])) if ok
+                else max(options.values(), key=lambda v: np.mean(v["clean"])))
+        results["chosen"][name] = best["setting"]
+    for name, option in results["chosen"].items():  # the chosen arms, scored once on the test split
+        row = results["test"].setdefault(name, {"setting": option, "made": [], "polarity_flips": [0, 0]})
+        for seed in range(seeds):
+            run, made = trained(name, option, seed)
+            score = scored(run, x_test, y_test, test_rows)
+            add(row, score)
+            row["made"].append(made)
+            row["polarity_flips"] = [a + b for a, b in zip(row["polarity_flips"], polarity_flips(score["attacked"]))]
+        print(f"study lab06: {name} on test, {seeds} seeds", file=sys.stderr)
+    settings = {"seeds": seeds, "grid_seeds": min(seeds, acfg.study_grid_seeds), "choice_split": "validation",
+                "validation_size": len(y_val), "test_size": len(y_test), "fixed_set": len(test_rows),
+                "steps": cfg.steps, "pgd_steps": acfg.pgd_steps, "a2t_attacked": acfg.a2t_attacked,
+                "a2t_rounds": acfg.a2t_rounds}
+    return settings, results
 
 
 def lab08(seeds: int) -> tuple[dict, dict]:
@@ -310,7 +338,7 @@ def lab08(seeds: int) -> tuple[dict, dict]:
     return settings, {"teacher": base, "grid": results, "chosen": {"heads_keep": best["heads"], "ffn_keep": best["ffn"]}}
 
 
-STUDY_FUNCTIONS = {"lab02": (lab02, 5), "lab03": (lab03, 5), "lab04": (lab04, 10), "lab05": (lab05, 3), "lab06": (lab06, 2), "lab08": (lab08, 1)}  # name -> (function, seeds at cpu)
+STUDY_FUNCTIONS = {"lab02": (lab02, 5), "lab03": (lab03, 5), "lab04": (lab04, 10), "lab05": (lab05, 3), "lab06": (lab06, 5), "lab08": (lab08, 1)}  # name -> (function, seeds at cpu)
 
 
 def _lab03_claims(results: dict) -> dict:
@@ -321,7 +349,31 @@ def _lab03_claims(results: dict) -> dict:
     return {"03.adaptation_never_pays": max(g["low"] for r in sets for g in intervals(r, k, arm="adapted").values())}
 
 
-STUDY_CLAIMS = {"lab03": _lab03_claims}  # name -> results -> {registered id: value}
+DEFENCE_SLUGS = {"fgm": "FGM", "pgd": "PGD", "adversarial_augmentation": "adversarial augmentation", "a2t": "A2T"}
+
+
+def _lab06_claims(results: dict) -> dict:
+    """The lab 06 study's claims and targets, on the test split's fixed set: each defence's
+    relative drop in success rate and clean-accuracy gap against "none", and paired
+    intervals (widened for the 4 defences) of its success rate and accuracy under attack."""
+    t, k = results["test"], len(DEFENCE_SLUGS)
+    none = t["none"]
+
+    def drop(arm):
+        return 1 - np.mean(t[arm]["success"]) / np.mean(none["success"])
+
+    def gap(arm):
+        return np.mean(t[arm]["clean"]) - np.mean(none["clean"])
+    out = {"06.a2t_relative_drop": drop("A2T"), "06.a2t_clean_gap": gap("A2T"),
+           "06.augmentation_relative_drop": drop("adversarial augmentation"),
+           "06.augmentation_clean_gap": gap("adversarial augmentation")}
+    for slug, arm in DEFENCE_SLUGS.items():
+        out[f"06.defence_success_minus_none_high.{slug}"] = paired(t[arm]["success"], none["success"], k)["high"]
+        out[f"06.defence_under_attack_gain_low.{slug}"] = paired(t[arm]["under_attack"], none["under_attack"], k)["low"]
+    return out
+
+
+STUDY_CLAIMS = {"lab03": _lab03_claims, "lab06": _lab06_claims}  # name -> results -> {registered id: value}
 
 
 def check_claims(name: str, out: Path | None = None) -> dict:

@@ -151,3 +151,79 @@ def test_embedding_adversarial_loss(steps):
     assert fn.spec["steps"] == steps and fn.spec["base"] == {"loss": "ce"}
     with pytest.raises(ValueError, match="steps"):
         A.embedding_adversarial_loss_fn(ce, 0.5, 0)
+
+
+# ---------------------------------------------------------------- defences against lab 05's student
+
+POS = ["a good and great film", "great cast , good story", "moving and excellent", "fine and good acting",
+       "an excellent , moving film", "good fun and a great end"]
+NEG = ["a bad and awful film", "awful cast , dull story", "boring and terrible", "dull and bad acting",
+       "a terrible , boring film", "bad jokes and an awful end"]
+
+
+@pytest.fixture(scope="module")
+def small():
+    """A tiny student world: tokenizer, an untrained small BERT, reviews, labels and teacher logits."""
+    texts, labels = POS + NEG, np.array([1] * 6 + [0] * 6)
+    tok = text.train_wordpiece(texts * 10, vocab_size=60, min_frequency=1)
+    mlm = models.small_bert(len(tok), hidden=16, layers=1, heads=2, max_len=16)
+    teacher = np.where(labels[:, None] == 1, [[-2.0, 2.0]], [[2.0, -2.0]]).astype(np.float32)
+    return tok, mlm, texts, labels, teacher
+
+
+def test_none_is_lab05_student_and_every_defence_replaces_it(small, tmp_cache):
+    from labkit import distill as D
+    tok, mlm, texts, labels, teacher = small
+    cfg, rows = D.DistillConfig(steps=6, batch_size=4, max_len=16), np.array([0, 1, 6, 7])
+    acfg = A.AdversarialConfig(a2t_attacked=4, a2t_rounds=2, adv_rows=2, pgd_steps=2)
+    lab05 = D.student_run(mlm, tok, "distilled + unlabelled", texts, labels, teacher, rows, 0, cfg)
+    none, made = A.defended_student(mlm, tok, texts, labels, teacher, rows, 0, cfg, "none", acfg)
+    assert none.folder == lab05.folder and none.hit and made == 0  # the same cached run, not a copy
+    runs = {d: A.defended_student(mlm, tok, texts, labels, teacher, rows, 0, cfg, d, acfg)[0] for d in A.DEFENCES[1:]}
+    assert len({r.folder for r in runs.values()} | {none.folder}) == len(A.DEFENCES)
+    for d, r in runs.items():  # the same recipe: steps, and every clean review in the same batches
+        assert r.info["steps"] == cfg.steps and r.info["examples"] == len(texts), d
+    again, _ = A.defended_student(mlm, tok, texts, labels, teacher, rows, 0, cfg, "A2T", acfg)
+    assert again.hit and again.folder == runs["A2T"].folder
+
+
+def test_adversarial_mix_keeps_the_clean_batches_and_adds_rows_from_its_start(small):
+    from labkit import train as T
+    from labkit.distill import kd_loss_fn
+    tok, mlm, texts, labels, teacher = small
+    seen = []
+    kd = kd_loss_fn(1.0, 1.0)
+
+    def recording(model, batch):
+        seen.append((len(batch["input_ids"]), batch["input_ids"][:, 1].tolist()))
+        return kd(model, batch)
+    adv = (["a bad film"] * 3, np.array([1, 1, 1]), np.tile([[-2.0, 2.0]], (3, 1)))
+    calls = []
+
+    def make(model):  # A2T's pool: built from the model being trained, at its step
+        calls.append(model.training)
+        return adv
+
+    def run(loss_fn):
+        seen.clear()
+        model = C.small_classifier(mlm, pretrained=False, seed=0)
+        dl = C.loader(tok, texts, np.full(12, -1), 16, 4, shuffle=True, seed=3, targets=teacher)
+        T.train(model, dl, T.adamw(model, 1e-3), loss_fn=loss_fn, steps=6, progress=False)
+        return list(seen)
+    plain = run(recording)
+    mixed = run(A.adversarial_mix_loss_fn(recording, tok, {2: adv, 4: make}, rows=2, max_len=16, seed=0, spec={}))
+    clean = [s for s in mixed if s[0] == 4]
+    assert clean == plain  # the loader's batches, untouched and in order
+    assert [s[0] for s in mixed] == [4, 4, 4, 2, 4, 2, 4, 2, 4, 2]  # 2 adversarial rows from step 2 on
+    assert calls == [True]  # made once, at step 4, from the model (in training mode: mid-run)
+    with pytest.raises(ValueError, match="rows"):
+        A.adversarial_mix_loss_fn(recording, tok, {}, rows=0, max_len=16, seed=0, spec={})
+
+
+def test_polarity_flips_counts_successes_that_bring_in_an_opposite_word():
+    won = lambda o, a, y: A.AttackResult(o, a, y, y, 1 - y, 3, 1, len(o.split()))  # noqa: E731
+    results = [won("a great film", "a terrible film", 1),        # negative word into a positive review
+               won("a great film", "a big film", 1),             # neutral swap
+               won("a dull film", "a wonderful film", 0),        # positive word into a negative review
+               A.AttackResult("a good film", "a good film", 1, 1, 1, 2, 0, 3)]  # failed: not counted
+    assert A.polarity_flips(results) == (2, 3)
