@@ -5,6 +5,8 @@ Two arms that share data and seeds are compared seed by seed (`paired`): the luc
 label sample or an initialisation cancels out, and the t interval of the mean difference
 says whether an effect stands above what reseeding does. With ``comparisons`` > 1 the
 interval is widened (Bonferroni) so that all of a lab's intervals hold together.
+`proportion` gives a rate measured on n items (a success rate over attacked reviews) its
+Wilson interval, which stays inside [0, 1] and behaves at small n.
 Leaves out: bootstrap intervals over test reviews (lab 09, `labkit.evaluate`).
 """
 from __future__ import annotations
@@ -46,3 +48,15 @@ def describe(interval: dict, scale: float = 100, unit: str = "points") -> str:
         return f"{interval['mean'] * scale:+.1f} {unit} (one seed: no interval)"
     return (f"{interval['mean'] * scale:+.1f} {unit} "
             f"[{interval['low'] * scale:+.1f}, {interval['high'] * scale:+.1f}]")
+
+
+def proportion(k: int, n: int, confidence: float = 0.95) -> dict:
+    """The Wilson score interval of a rate of ``k`` in ``n`` (Wilson 1927): {"rate", "low",
+    "high", "n"}. Example: ``proportion(26, 52)`` -> rate 0.5, interval about [0.37, 0.63]."""
+    from scipy.stats import norm
+    if n < 1 or not 0 <= k <= n:
+        raise ValueError(f"k={k}, n={n}: a rate needs 0 <= k <= n and n >= 1")
+    z, rate = float(norm.ppf(0.5 + confidence / 2)), k / n
+    centre = (rate + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n))
+    return {"rate": rate, "low": max(0.0, centre - half), "high": min(1.0, centre + half), "n": n}

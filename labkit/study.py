@@ -228,19 +228,15 @@ def lab05(seeds: int) -> tuple[dict, dict]:
 
 
 def lab06(seeds: int) -> tuple[dict, dict]:
-    """Lab 06's defences, compared. Every arm replaces lab 05's "distilled + unlabelled"
-    student ("none", that cached run itself) with the same recipe and clean batches
-    (`adversarial.defended_student`). Settings are chosen on the validation split: each
-    option of FGM's and PGD's epsilon and of the adversarial rows a batch gets (adversarial
-    augmentation, A2T) is trained on ``study_grid_seeds`` seeds, scored on the validation
-    reviews (clean accuracy) and re-attacked by the lax attack on one fixed set of
-    ``defence_pool`` validation reviews; per defence the highest mean accuracy under attack
-    wins among options within 1.5 points of "none"'s clean accuracy (none: the most
-    accurate). The chosen arms are then trained on ``seeds`` seeds and scored once on the
-    test split: clean accuracy on every test review, success rate and accuracy under attack
-    on the lab's fixed set of ``defence_pool`` test reviews (the same reviews for every arm
-    and seed), and the share of lax successes that bring in an opposite-polarity word."""
-    from .adversarial import AdversarialConfig, attack_model, defended_student, polarity_flips, summary
+    """Lab 06's defences against lab 05's student ("none": that cached run itself), each arm
+    replacing it with the same recipe and clean batches (`defences.defended_student`).
+    Choice on validation: every option (FGM's and PGD's epsilon, the adversarial rows a batch
+    gets) on ``study_grid_seeds`` seeds, scored by clean accuracy and by accuracy under the
+    lax attack on a fixed set of validation reviews; per defence the most accurate under attack
+    wins among options within 1.5 points of "none"'s clean accuracy. The chosen, on ``seeds``
+    seeds, are scored once on test (lab 06's fixed set for the attack, polarity flips too)."""
+    from .adversarial import AdversarialConfig, attack_model, polarity_flips, summary
+    from .defences import defended_student
     cfg, acfg = DistillConfig.for_scale(), AdversarialConfig.for_scale()
     x_train, y_train, x_test, y_test = data.review_arrays(cfg.train_size, cfg.test_size, cfg.seed)
     x_val, y_val = data.validation_arrays(cfg.test_size, cfg.seed)
@@ -255,15 +251,13 @@ def lab06(seeds: int) -> tuple[dict, dict]:
         return defended_student(mlm, tok, x_train, y_train, t_train, rows, seed, cfg, name,
                                 dataclasses.replace(acfg, **option))
 
-    def scored(run, x, y, fixed):
+    def scored(into, run, x, y, fixed):  # appends clean, success and under_attack; returns the attacks
         attacked = attack_model(run.model, tok, [x[i] for i in fixed], y[fixed], max_len=cfg.max_len, progress=False)
         s = summary(attacked)
-        return {"clean": run.accuracy(x, y, cfg.max_len), "success": s["success_rate"],
-                "under_attack": s["accuracy_under_attack"], "attacked": attacked}
-
-    def add(into, score, keys=("clean", "success", "under_attack")):
-        for k in keys:
-            into.setdefault(k, []).append(round(float(score[k]), 4))
+        for k, v in zip(("clean", "success", "under_attack"),
+                        (run.accuracy(x, y, cfg.max_len), s["success_rate"], s["accuracy_under_attack"])):
+            into.setdefault(k, []).append(round(float(v), 4))
+        return attacked
 
     grid = {"none": [{}], "FGM": [{"fgm_epsilon": e} for e in acfg.study_epsilons],
             "PGD": [{"pgd_epsilon": e} for e in acfg.study_epsilons],
@@ -275,28 +269,24 @@ def lab06(seeds: int) -> tuple[dict, dict]:
             label = ", ".join(f"{k}={v}" for k, v in option.items()) or "-"
             row = results["grid"].setdefault(name, {}).setdefault(label, {"setting": option})
             for seed in range(min(seeds, acfg.study_grid_seeds)):
-                add(row, scored(trained(name, option, seed)[0], x_val, y_val, val_rows))
+                scored(row, trained(name, option, seed)[0], x_val, y_val, val_rows)
             print(f"study lab06: {name} {label} on validation", file=sys.stderr)
     floor = np.mean(results["grid"]["none"]["-"]["clean"]) - 0.015
-    for name, options in results["grid"].items():
-        ok = {k: v for k, v in options.items() if np.mean(v["clean"]) >= floor}
-        best = (max(ok.values(), key=lambda v: np.mean(v["under_attack"])) if ok
-                else max(options.values(), key=lambda v: np.mean(v["clean"])))
-        results["chosen"][name] = best["setting"]
+    for name, options in results["grid"].items():  # none within the floor: the most accurate
+        ok = [v for v in options.values() if np.mean(v["clean"]) >= floor]
+        results["chosen"][name] = (max(ok, key=lambda v: np.mean(v["under_attack"])) if ok
+                                   else max(options.values(), key=lambda v: np.mean(v["clean"])))["setting"]
     for name, option in results["chosen"].items():  # the chosen arms, scored once on the test split
         row = results["test"].setdefault(name, {"setting": option, "made": [], "polarity_flips": [0, 0]})
         for seed in range(seeds):
             run, made = trained(name, option, seed)
-            score = scored(run, x_test, y_test, test_rows)
-            add(row, score)
+            flips = polarity_flips(scored(row, run, x_test, y_test, test_rows))
             row["made"].append(made)
-            row["polarity_flips"] = [a + b for a, b in zip(row["polarity_flips"], polarity_flips(score["attacked"]))]
+            row["polarity_flips"] = [a + b for a, b in zip(row["polarity_flips"], flips)]
         print(f"study lab06: {name} on test, {seeds} seeds", file=sys.stderr)
-    settings = {"seeds": seeds, "grid_seeds": min(seeds, acfg.study_grid_seeds), "choice_split": "validation",
-                "validation_size": len(y_val), "test_size": len(y_test), "fixed_set": len(test_rows),
-                "steps": cfg.steps, "pgd_steps": acfg.pgd_steps, "a2t_attacked": acfg.a2t_attacked,
-                "a2t_rounds": acfg.a2t_rounds}
-    return settings, results
+    return {"seeds": seeds, "grid_seeds": min(seeds, acfg.study_grid_seeds), "choice_split": "validation",
+            "validation_size": len(y_val), "test_size": len(y_test), "fixed_set": len(test_rows), "steps": cfg.steps,
+            "pgd_steps": acfg.pgd_steps, "a2t_attacked": acfg.a2t_attacked, "a2t_rounds": acfg.a2t_rounds}, results
 
 
 def lab08(seeds: int) -> tuple[dict, dict]:
@@ -353,20 +343,15 @@ DEFENCE_SLUGS = {"fgm": "FGM", "pgd": "PGD", "adversarial_augmentation": "advers
 
 
 def _lab06_claims(results: dict) -> dict:
-    """The lab 06 study's claims and targets, on the test split's fixed set: each defence's
-    relative drop in success rate and clean-accuracy gap against "none", and paired
-    intervals (widened for the 4 defences) of its success rate and accuracy under attack."""
+    """Lab 06's study claims (test split): drops and gaps against "none", paired intervals
+    widened for the 4 defences."""
     t, k = results["test"], len(DEFENCE_SLUGS)
     none = t["none"]
-
-    def drop(arm):
-        return 1 - np.mean(t[arm]["success"]) / np.mean(none["success"])
-
-    def gap(arm):
-        return np.mean(t[arm]["clean"]) - np.mean(none["clean"])
-    out = {"06.a2t_relative_drop": drop("A2T"), "06.a2t_clean_gap": gap("A2T"),
-           "06.augmentation_relative_drop": drop("adversarial augmentation"),
-           "06.augmentation_clean_gap": gap("adversarial augmentation")}
+    mean = {arm: {m: np.mean(v) for m, v in d.items() if m in ("clean", "success")} for arm, d in t.items()}
+    out = {f"06.{slug}_{what}": (1 - mean[arm]["success"] / mean["none"]["success"]) if what == "relative_drop"
+           else mean[arm]["clean"] - mean["none"]["clean"]
+           for slug, arm in (("a2t", "A2T"), ("augmentation", "adversarial augmentation"))
+           for what in ("relative_drop", "clean_gap")}
     for slug, arm in DEFENCE_SLUGS.items():
         out[f"06.defence_success_minus_none_high.{slug}"] = paired(t[arm]["success"], none["success"], k)["high"]
         out[f"06.defence_under_attack_gain_low.{slug}"] = paired(t[arm]["under_attack"], none["under_attack"], k)["low"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from labkit import adversarial as A, augment, models, text
+from labkit import adversarial as A, augment, defences, models, text
 from labkit import classifier as C
 
 SCORES = {"good": 2.0, "great": 2.5, "fine": 1.0, "excellent": 3.0, "moving": 1.0, "bad": -2.0,
@@ -101,7 +101,7 @@ def test_bad_inputs_get_clear_errors():
     with pytest.raises(ValueError, match="2 texts but 1 labels"):
         A.attack_many(proba, ["a", "b"], [1])
     with pytest.raises(ValueError, match="unknown defence"):
-        A.defended_student(None, None, ["a"], [1], [[0, 0]], [0], 0, None, "dropout",
+        defences.defended_student(None, None, ["a"], [1], [[0, 0]], [0], 0, None, "dropout",
                            A.AdversarialConfig())
 
 
@@ -121,13 +121,13 @@ def test_fgm_perturbation_has_the_norm_and_spares_padding():
     g = torch.randn(4, 7, 5, generator=torch.Generator().manual_seed(0))
     mask = torch.tensor([[1] * 7, [1] * 3 + [0] * 4, [1] * 5 + [0] * 2, [1] + [0] * 6])
     for eps in (0.1, 1.0, 3.0):
-        r = A.fgm_perturbation(g, mask, eps)
+        r = defences.fgm_perturbation(g, mask, eps)
         assert torch.allclose(r.flatten(1).norm(dim=1), torch.full((4,), eps), atol=1e-5)
         assert (r[mask == 0] == 0).all()
         # along the gradient: the step is the masked gradient, rescaled
         assert torch.allclose(r[1, :3] / r[1, :3].norm(), g[1, :3] / g[1, :3].norm(), atol=1e-5)
     with pytest.raises(ValueError, match="epsilon"):
-        A.fgm_perturbation(g, mask, -1)
+        defences.fgm_perturbation(g, mask, -1)
 
 
 @pytest.mark.parametrize("steps", [1, 3])
@@ -141,16 +141,16 @@ def test_embedding_adversarial_loss(steps):
              "labels": torch.tensor([1, 0, 1, 0])}
     ce = lambda logits, b: torch.nn.functional.cross_entropy(logits, b["labels"])  # noqa: E731
     clean = ce(model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]), batch)
-    still = A.embedding_adversarial_loss_fn(ce, 0.0, steps)(model, batch)
+    still = defences.embedding_adversarial_loss_fn(ce, 0.0, steps)(model, batch)
     assert still.item() == pytest.approx(2 * clean.item(), rel=1e-5)  # epsilon 0: the clean loss twice
-    moved = A.embedding_adversarial_loss_fn(ce, 1.0, steps)(model, batch)
+    moved = defences.embedding_adversarial_loss_fn(ce, 1.0, steps)(model, batch)
     assert moved.item() > 2 * clean.item()  # the perturbation raises the loss
     moved.backward()
     assert model.head.weight.grad is not None
-    fn = A.embedding_adversarial_loss_fn(ce, 0.5, steps, spec={"loss": "ce"})
+    fn = defences.embedding_adversarial_loss_fn(ce, 0.5, steps, spec={"loss": "ce"})
     assert fn.spec["steps"] == steps and fn.spec["base"] == {"loss": "ce"}
     with pytest.raises(ValueError, match="steps"):
-        A.embedding_adversarial_loss_fn(ce, 0.5, 0)
+        defences.embedding_adversarial_loss_fn(ce, 0.5, 0)
 
 
 # ---------------------------------------------------------------- defences against lab 05's student
@@ -177,13 +177,13 @@ def test_none_is_lab05_student_and_every_defence_replaces_it(small, tmp_cache):
     cfg, rows = D.DistillConfig(steps=6, batch_size=4, max_len=16), np.array([0, 1, 6, 7])
     acfg = A.AdversarialConfig(a2t_attacked=4, a2t_rounds=2, adv_rows=2, pgd_steps=2)
     lab05 = D.student_run(mlm, tok, "distilled + unlabelled", texts, labels, teacher, rows, 0, cfg)
-    none, made = A.defended_student(mlm, tok, texts, labels, teacher, rows, 0, cfg, "none", acfg)
+    none, made = defences.defended_student(mlm, tok, texts, labels, teacher, rows, 0, cfg, "none", acfg)
     assert none.folder == lab05.folder and none.hit and made == 0  # the same cached run, not a copy
-    runs = {d: A.defended_student(mlm, tok, texts, labels, teacher, rows, 0, cfg, d, acfg)[0] for d in A.DEFENCES[1:]}
-    assert len({r.folder for r in runs.values()} | {none.folder}) == len(A.DEFENCES)
+    runs = {d: defences.defended_student(mlm, tok, texts, labels, teacher, rows, 0, cfg, d, acfg)[0] for d in defences.DEFENCES[1:]}
+    assert len({r.folder for r in runs.values()} | {none.folder}) == len(defences.DEFENCES)
     for d, r in runs.items():  # the same recipe: steps, and every clean review in the same batches
         assert r.info["steps"] == cfg.steps and r.info["examples"] == len(texts), d
-    again, _ = A.defended_student(mlm, tok, texts, labels, teacher, rows, 0, cfg, "A2T", acfg)
+    again, _ = defences.defended_student(mlm, tok, texts, labels, teacher, rows, 0, cfg, "A2T", acfg)
     assert again.hit and again.folder == runs["A2T"].folder
 
 
@@ -211,13 +211,13 @@ def test_adversarial_mix_keeps_the_clean_batches_and_adds_rows_from_its_start(sm
         T.train(model, dl, T.adamw(model, 1e-3), loss_fn=loss_fn, steps=6, progress=False)
         return list(seen)
     plain = run(recording)
-    mixed = run(A.adversarial_mix_loss_fn(recording, tok, {2: adv, 4: make}, rows=2, max_len=16, seed=0, spec={}))
+    mixed = run(defences.adversarial_mix_loss_fn(recording, tok, {2: adv, 4: make}, rows=2, max_len=16, seed=0, spec={}))
     clean = [s for s in mixed if s[0] == 4]
     assert clean == plain  # the loader's batches, untouched and in order
     assert [s[0] for s in mixed] == [4, 4, 4, 2, 4, 2, 4, 2, 4, 2]  # 2 adversarial rows from step 2 on
     assert calls == [True]  # made once, at step 4, from the model (in training mode: mid-run)
     with pytest.raises(ValueError, match="rows"):
-        A.adversarial_mix_loss_fn(recording, tok, {}, rows=0, max_len=16, seed=0, spec={})
+        defences.adversarial_mix_loss_fn(recording, tok, {}, rows=0, max_len=16, seed=0, spec={})
 
 
 def test_polarity_flips_counts_successes_that_bring_in_an_opposite_word():

@@ -177,7 +177,7 @@ def right_and_wrong(ex):
             lambda t, f: round(f * len(t.split())), lambda t, f: max(1, int(f * len(t.split()))),
             lambda t, f: int(f * len(re.findall(r"\w+", t)) + 1e-9)]  # punctuation-only tokens left out
     if ex == "06.2":
-        from labkit import adversarial
+        from labkit import defences
 
         def fgsm(g, mask, eps):
             return eps * g.sign() * mask.unsqueeze(-1)
@@ -188,7 +188,7 @@ def right_and_wrong(ex):
         def scaled(g, mask, eps):  # the largest entry moves by epsilon, the rest less
             g = g * mask.unsqueeze(-1)
             return eps * g / g.abs().amax(dim=(1, 2), keepdim=True)
-        return fgsm, [adversarial.fgm_perturbation, unmasked, scaled]
+        return fgsm, [defences.fgm_perturbation, unmasked, scaled]
     if ex == "06.3":
         from labkit import adversarial
         pol = augment.Thesaurus.load().polarity

@@ -40,3 +40,14 @@ def test_one_seed_has_no_interval_and_bad_input_is_refused():
     with pytest.raises(ValueError, match="comparisons"):
         stats.paired([0.1, 0.2], [0.1, 0.2], comparisons=0)
     assert stats.describe(stats.paired([0.72, 0.73, 0.71], [0.70, 0.70, 0.69])).startswith("+2.3 points [")
+
+
+def test_proportion_is_the_wilson_interval():
+    from labkit.stats import proportion
+    zero = proportion(0, 10)  # Wilson at k = 0: [0, z^2 / (n + z^2)], never a zero-width interval
+    assert zero["low"] == 0 and zero["high"] == pytest.approx(1.96 ** 2 / (10 + 1.96 ** 2), abs=1e-3)
+    half = proportion(26, 52)
+    assert half["rate"] == 0.5 and half["low"] == pytest.approx(1 - half["high"]) and 0.36 < half["low"] < 0.38
+    assert proportion(260, 520)["high"] - proportion(260, 520)["low"] < half["high"] - half["low"]  # more n, narrower
+    with pytest.raises(ValueError, match="0 <= k <= n"):
+        proportion(5, 3)
