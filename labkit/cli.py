@@ -28,7 +28,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import claims, data, env, fetch, launch, report, serve
+from . import claims, data, env, fetch, launch, loadtest, report, serve
 
 
 def main(argv=None) -> int:
@@ -138,12 +138,12 @@ def _serve(args) -> int:
         try:
             serve.serve(args.model, args.host, args.port, args.parent, threads=args.threads,
                         batching=args.batching, max_wait_ms=args.max_wait_ms)
-        except serve.ModelMissing as e:
+        except (serve.ModelMissing, serve.CalibrationMismatch) as e:
             print(f"labkit serve: {e}", file=sys.stderr)
             return 2
         return 0
     try:
-        out = serve.loadtest(args.url, data.validation_arrays()[0], args.concurrency, args.seconds, batch=args.batch)
+        out = loadtest.closed_loop(args.url, data.validation_arrays()[0], args.concurrency, args.seconds, batch=args.batch)
     except ValueError as e:
         print(f"labkit loadtest: {e}", file=sys.stderr)
         return 2

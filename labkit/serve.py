@@ -8,10 +8,10 @@
   concurrent requests into one forward pass (micro-batching).
 - `Server`: ``labkit serve`` as a child process on a free port of 127.0.0.1, always stopped:
   on `stop`, after a ``with`` block, when this Python exits, or by itself when it is orphaned.
-- `loadtest`: an async httpx client, bounded in requests and seconds, against 127.0.0.1.
 - `metrics`: ``/metrics`` as numbers (`evaluate.window` and `evaluate.drift` read them).
 
-Leaves out: the evaluation and the model card (`labkit.evaluate`), TLS, authentication.
+Leaves out: the evaluation and the model card (`labkit.evaluate`), the load tests
+(`labkit.loadtest`), TLS, authentication.
 """
 import asyncio
 import atexit
@@ -26,11 +26,11 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 
-from . import data, measure
+from . import cache, data, measure
+from .loadtest import local_url
 
 MAX_CHARS, MAX_BATCH, MAX_BODY = 2000, 64, 1_000_000  # per text, texts per request, bytes per request
 MODELS = {"minilm": "lab 03 (notebooks/03_fine_tuning.ipynb)", "small": "lab 03 (notebooks/03_fine_tuning.ipynb)",
@@ -53,10 +53,39 @@ def model_folder(model: str) -> Path:
     return folder
 
 
+class CalibrationMismatch(ValueError):
+    """A ``calibration.json`` fitted for other weights than the model beside it."""
+
+
+CALIBRATION = "calibration.json"
+
+
+def write_calibration(folder: Path, model, temperature: float, fitted_on: str = "validation") -> Path:
+    """Keep a fitted temperature with the model it belongs to: ``calibration.json`` in the
+    model's folder, with the fingerprint of the weights it was fitted for."""
+    if not temperature > 0:
+        raise ValueError(f"temperature={temperature}: a temperature divides logits, it must be > 0")
+    return cache.write_json(Path(folder) / CALIBRATION, {"temperature": float(temperature), "fitted_on": fitted_on,
+                                                         "weights": cache.fingerprint(model)})
+
+
+def read_calibration(folder: Path, model) -> float:
+    """The temperature lab 09 fitted for ``model`` (1.0 when none was fitted); a clear error
+    when the file was fitted for other weights (the model was retrained since)."""
+    path = Path(folder) / CALIBRATION
+    if not path.exists():
+        return 1.0
+    cal = json.loads(path.read_text())
+    if cal.get("weights") != cache.fingerprint(model):
+        raise CalibrationMismatch(f"{path} was fitted for other weights than the model in {folder} (retrained "
+                                  "since?): run lab 09 again to refit it on validation, or delete the file")
+    return float(cal["temperature"])
+
+
 class Model:
     """A saved classifier ready to answer: ``predict(texts)`` -> (probabilities, token
     counts, unknown-token counts), under one lock so concurrent calls never share torch's
-    threads. Applies the temperature in ``calibration.json`` when lab 09 wrote one."""
+    threads. Applies its own fitted temperature (`read_calibration`) when lab 09 wrote one."""
 
     def __init__(self, folder: Path, max_len: int = 64):
         import torch
@@ -64,8 +93,7 @@ class Model:
         self.tokenizer, self.model, self.info = classifier.load_classifier(folder)
         k = self.model.head.out_features
         self.labels = self.info.get("label_names") or (data.LABEL_NAMES if k == 2 else [str(i) for i in range(k)])
-        cal = folder / "calibration.json"
-        self.temperature = float(json.loads(cal.read_text())["temperature"]) if cal.exists() else 1.0
+        self.temperature = read_calibration(folder, self.model)
         self.max_len, self.lock, self.torch = max_len, threading.Lock(), torch
 
     def predict(self, texts: list[str]):
@@ -317,75 +345,6 @@ def stop_all() -> None:
 atexit.register(stop_all)
 
 
-# ---------------------------------------------------------------- the load test
-
-def _local(url: str) -> str:
-    host = urlparse(url).hostname
-    if host not in ("127.0.0.1", "localhost"):
-        raise ValueError(f"loadtest only targets a service on this machine (127.0.0.1), not {host!r}")
-    return url.rstrip("/")
-
-
-async def _load(url, texts, concurrency, seconds, max_requests, batch, timeout):
-    import httpx
-    lat, state = [], {"sent": 0, "errors": 0, "timeouts": 0}
-    deadline = time.perf_counter() + seconds
-
-    async def client(c):
-        while time.perf_counter() < deadline and state["sent"] < max_requests:
-            i = state["sent"]
-            state["sent"] += 1
-            body = {"text": texts[i % len(texts)] if batch == 1 else
-                    [texts[(i * batch + j) % len(texts)] for j in range(batch)]}
-            t0 = time.perf_counter()
-            try:
-                r = await c.post(url + "/predict", json=body)
-                if r.status_code == 200:
-                    lat.append(time.perf_counter() - t0)
-                else:
-                    state["errors"] += 1
-            except httpx.TimeoutException:
-                state["timeouts"] += 1
-            except httpx.HTTPError:
-                state["errors"] += 1
-
-    start = time.perf_counter()
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(timeout=timeout, limits=limits) as c:
-        await asyncio.gather(*(client(c) for _ in range(concurrency)))
-    return lat, state, time.perf_counter() - start
-
-
-def loadtest(url: str, texts, concurrency: int = 8, seconds: float = 10.0, max_requests: int = 100_000,
-             batch: int = 1, timeout: float = 30.0) -> dict:
-    """``concurrency`` clients, each sending its next request as soon as the last is answered,
-    for ``seconds`` (or ``max_requests`` in all), ``batch`` texts a request cycled from
-    ``texts``. Returns {requests, requests_per_s, reviews_per_s, p50_ms, p95_ms, p99_ms,
-    errors, timeouts, seconds, latencies_ms}: errors are non-200 answers and failed
-    connections, timeouts the requests unanswered within ``timeout`` seconds. Runs in its
-    own thread and event loop, so it works inside Jupyter, whose loop is already running."""
-    url = _local(url)
-    texts = list(texts)
-    if not texts or concurrency < 1 or batch < 1 or not 0 < seconds <= 600 or max_requests < 1:
-        raise ValueError(f"loadtest needs texts, concurrency >= 1, batch >= 1, 0 < seconds <= 600 and "
-                         f"max_requests >= 1; got {len(texts)} texts, {concurrency}, {batch}, {seconds}, {max_requests}")
-    box = {}
-    t = threading.Thread(target=lambda: box.update(out=asyncio.run(
-        _load(url, texts, concurrency, seconds, max_requests, batch, timeout))))
-    t.start()
-    t.join(seconds + timeout + 30)
-    if "out" not in box:
-        raise TimeoutError("the load test did not finish in time")
-    lat, state, wall = box["out"]
-    ms = np.array(lat) * 1000
-    pct = (lambda q: round(float(np.percentile(ms, q)), 2)) if len(ms) else (lambda q: float("nan"))
-    return {"requests": len(lat), "requests_per_s": round(len(lat) / wall, 2),
-            "reviews_per_s": round(len(lat) * batch / wall, 2), "p50_ms": pct(50), "p95_ms": pct(95),
-            "p99_ms": pct(99), "errors": state["errors"], "timeouts": state["timeouts"],
-            "seconds": round(wall, 2), "concurrency": concurrency, "batch": batch,
-            "latencies_ms": [round(float(x), 2) for x in ms]}
-
-
 # ---------------------------------------------------------------- drift
 
 def metrics(url: str) -> dict:
@@ -393,7 +352,7 @@ def metrics(url: str) -> dict:
     import httpx
     from prometheus_client.parser import text_string_to_metric_families
     out = {}
-    for fam in text_string_to_metric_families(httpx.get(_local(url) + "/metrics", timeout=10).text):
+    for fam in text_string_to_metric_families(httpx.get(local_url(url) + "/metrics", timeout=10).text):
         for s in fam.samples:
             labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
             out[s.name + (f"{{{labels}}}" if labels else "")] = s.value

@@ -7,7 +7,7 @@ import torch
 from datasets import Dataset
 
 from labkit import (adversarial, augment, classifier, clean, compress, curves, data, distill, evaluate, federated, measure,
-                    models, serve, stats, text, train)
+                    loadtest, models, serve, stats, text, train)
 
 T, Y = ["a good film", "a bad film", "fine", "awful"], [1, 0, 1, 0]
 LOGITS = np.zeros((4, 2))
@@ -49,7 +49,9 @@ CASES = {
     "attack_many: empty": (lambda: adversarial.attack_many(None, [], []), ValueError, "texts is empty"),
     "embed: empty": (lambda: models.embed([]), ValueError, "texts is empty"),
     "train_wordpiece: empty": (lambda: text.train_wordpiece([]), ValueError, "texts is empty"),
-    "loadtest: no texts": (lambda: serve.loadtest("http://127.0.0.1:9", []), ValueError, "needs texts"),
+    "loadtest: no texts": (lambda: loadtest.closed_loop("http://127.0.0.1:9", []), ValueError, "needs texts"),
+    "open loop: no rate": (lambda: loadtest.open_loop("http://127.0.0.1:9", ["a"], rate=0), ValueError, "rate > 0"),
+    "calibration: zero": (lambda: serve.write_calibration("/tmp", None, 0), ValueError, "must be > 0"),
     "partition: more clients than rows": (lambda: federated.partition([], 2), ValueError, "clients=2"),
     "split: too few per class": (lambda: data.split(ds(T, Y)), DataErrorOrValue, "distinct texts per class"),
     # misaligned lengths

@@ -76,11 +76,31 @@ def test_slices_flag_only_gaps_beyond_noise():
     assert table["much worse"]["gap"] < -0.2
     with pytest.raises(ValueError, match="empty"):
         E.slice_table(0.8, {"none": (y[:0], y[:0])})
+    one, eight = E.slice_table(0.8, dict(list(groups.items())[:1])), E.slice_table(0.8, {**groups, **{
+        f"copy {i}": groups["as good"] for i in range(6)}})  # 8 slices: each interval widened (Bonferroni)
+    width = lambda t: t["as good"]["ci"][1] - t["as good"]["ci"][0]  # noqa: E731
+    assert width(eight) > width(one) * 1.2 and eight["as good"]["accuracy"] == one["as good"]["accuracy"]
     masks = E.slice_masks(["not good at all", "good but long " * 10, "fine"])
     assert masks["negation"].tolist() == [True, False, False]
     assert masks["contrast"].tolist() == [False, True, False]
     assert masks["short (< 10 words)"].tolist() == [True, False, True]
     assert masks["long (> 25 words)"].tolist() == [False, True, False]
+
+
+def test_paired_difference_resamples_reviews_with_both_predictions():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 600)
+    clean = np.where(rng.random(600) < 0.8, y, 1 - y)
+    typo = np.where(rng.random(600) < 0.15, 1 - clean, clean)  # typos flip 15% of the predictions
+    d = E.paired_difference(y, clean, typo, seed=0)
+    assert d["difference"] == pytest.approx((clean == y).mean() - (typo == y).mean())
+    assert d["ci"][0] < d["difference"] < d["ci"][1] and d["ci"][0] > 0 and d["n"] == 600
+    same = E.paired_difference(y, clean, clean)
+    assert same["difference"] == 0 and same["ci"] == [0, 0]  # paired: no noise where nothing changed
+    unpaired = [E.bootstrap(y, p, seed=0)["ci"] for p in (clean, typo)]  # two separate intervals overlap more
+    assert d["ci"][1] - d["ci"][0] < (unpaired[0][1] - unpaired[0][0]) + (unpaired[1][1] - unpaired[1][0])
+    with pytest.raises(ValueError, match="equally long"):
+        E.paired_difference(y, clean, typo[:5])
 
 
 def test_typos_keep_the_words_and_their_ends():
@@ -121,6 +141,11 @@ def test_model_card_has_every_section_and_the_recorded_numbers():
             assert f"{c[k]:.3f}" in card, k
         assert f"{slices['negation']['accuracy']:.3f}" in card
     assert "AUC 0.73" in card and "07_federated: this machine" in card
+    variants = {k: {"accuracy": 0.8, "disk_mb": 90} for k in ("teacher fp32", "teacher int8 torch", "student fp32")}
+    for pareto in (["teacher fp32", "teacher int8 torch", "student fp32"], {"front": ["teacher int8 torch", "teacher fp32"]}):
+        card = E.model_card(ev, slices, {"08_compression": ({"variants": variants, "pareto": pareto}, "x")}, details)
+        line = next(x for x in card.splitlines() if "Compressed variants" in x)
+        assert "teacher int8 torch" in line and "fp32" not in line  # an uncompressed model is no variant
 
 
 def test_drift_flags_a_shift_and_not_ordinary_traffic():

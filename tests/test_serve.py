@@ -13,7 +13,7 @@ import numpy as np
 import psutil
 import pytest
 
-from labkit import classifier as C, evaluate, models, serve, text
+from labkit import classifier as C, evaluate, loadtest, models, serve, text
 
 POS = ["a good film", "a great cast", "good and great", "a fine good plot", "great fun"]
 NEG = ["a bad film", "an awful cast", "bad and awful", "a dull bad plot", "awful mess"]
@@ -93,16 +93,32 @@ def test_metrics_count_requests_texts_and_labels(server):
 
 
 def test_loadtest_is_bounded_in_requests_and_seconds_and_local_only(server):
-    out = serve.loadtest(server.url, POS + NEG, concurrency=4, seconds=30, max_requests=20)
+    out = loadtest.closed_loop(server.url, POS + NEG, concurrency=4, seconds=30, max_requests=20)
     assert out["requests"] == 20 and out["errors"] == 0 and out["timeouts"] == 0 and out["seconds"] < 30
     assert out["p50_ms"] <= out["p95_ms"] <= out["p99_ms"] and len(out["latencies_ms"]) == 20
     t0 = time.perf_counter()
-    out = serve.loadtest(server.url, POS, concurrency=2, seconds=0.5, batch=3)
+    out = loadtest.closed_loop(server.url, POS, concurrency=2, seconds=0.5, batch=3)
     assert time.perf_counter() - t0 < 5 and out["reviews_per_s"] == pytest.approx(3 * out["requests_per_s"], rel=0.01)
     with pytest.raises(ValueError, match="127.0.0.1"):
-        serve.loadtest("http://example.com", POS)
+        loadtest.closed_loop("http://example.com", POS)
     with pytest.raises(ValueError, match="concurrency"):
-        serve.loadtest(server.url, POS, concurrency=0)
+        loadtest.closed_loop(server.url, POS, concurrency=0)
+
+
+def test_open_loop_sends_on_schedule_and_counts_the_wait_from_it(server):
+    out = loadtest.open_loop(server.url, POS + NEG, rate=40, requests=20, seed=1)
+    assert out["sent"] == out["answered"] == 20 and out["errors"] == out["timeouts"] == 0
+    assert out["seconds"] >= out["schedule_s"] > 0  # it kept the (seeded) Poisson schedule
+    assert out["schedule_s"] == loadtest.open_loop(server.url, POS, rate=40, requests=20, seed=1)["schedule_s"]
+    # far past capacity every request is due at once: the last answered waited about the whole run,
+    # which a latency measured from its own send time would hide only if sends were held back
+    burst = loadtest.open_loop(server.url, POS + NEG, rate=10_000, requests=60)
+    assert max(burst["latencies_ms"]) >= 1000 * (burst["seconds"] - burst["schedule_s"]) * 0.8
+    assert burst["p50_ms"] <= burst["p99_ms"]
+    with pytest.raises(ValueError, match="600 s"):
+        loadtest.open_loop(server.url, POS, rate=0.1, requests=100)
+    with pytest.raises(ValueError, match="127.0.0.1"):
+        loadtest.open_loop("http://example.com", POS, rate=1, requests=1)
 
 
 def test_micro_batching_joins_requests_and_routes_each_its_own_answer(saved):
@@ -140,3 +156,27 @@ def test_a_service_stops_when_the_process_that_started_it_dies(saved):
     finally:
         parent.kill()
         parent.stdout.close()
+
+
+def test_each_model_serves_its_own_fitted_temperature_and_refuses_anothers(saved, tmp_path):
+    import shutil
+    folder, tok, model = saved
+    mine = tmp_path / "mine"
+    shutil.copytree(folder, mine)
+    assert serve.Model(mine).temperature == 1.0  # nothing fitted: logits as they are
+    serve.write_calibration(mine, model, 2.5)
+    m = serve.Model(mine)
+    probs, _, _ = m.predict(["a good film"])
+    logits = C.predict_logits(model, tok, ["a good film"], max_len=64)
+    assert m.temperature == 2.5 and np.allclose(probs, torch_softmax(logits / 2.5), atol=1e-4)
+    other = C.small_classifier(models.small_bert(len(tok), hidden=32, layers=1, heads=2, max_len=32), pretrained=False)
+    serve.write_calibration(mine, other, 3.0)  # fitted for other weights: never applied to these
+    with pytest.raises(serve.CalibrationMismatch, match="other weights"):
+        serve.Model(mine)
+    with pytest.raises(ValueError, match="> 0"):
+        serve.write_calibration(mine, model, 0.0)
+
+
+def torch_softmax(z):
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
