@@ -270,6 +270,12 @@ def study_problems(studies: Path | None = None) -> list[str]:
     return out
 
 
+def _study_rows(name: str) -> dict:
+    """The claim rows a committed study carries ({} when it has none)."""
+    path = Path(REGISTRY).parent / "studies" / f"{name}.json"
+    return json.loads(path.read_text()).get("claims", {}) if path.exists() else {}
+
+
 def show(lab: str):
     """A lab's registered claims as a Markdown table for the notebook: sentence, kind,
     bound, where asserted, and what this kernel measured (value and status) where it was
@@ -281,10 +287,11 @@ def show(lab: str):
             continue
         where = (f"unit test `{e['test'].split('::')[-1]}`" if e["kind"] == "test" else ", ".join(e["scales"])
                  if e["where"] == "run" else f"the committed `{e['where'][6:]}` study")
-        row = made.get(cid)
+        row = made.get(cid) if e["where"] == "run" else _study_rows(e["where"][6:]).get(cid)
         rows.append([f"{e['sentence']} (`{cid}`)", e["kind"], f"{e['op']} {e['bound']:g}", where,
                      f"{_number(row['value'])}: {row['status']}" if row else
                      "" if e["kind"] == "test" or e["where"] != "run" else f"not evaluated at {env.scale()}"])
     if not rows:
         raise KeyError(f"no claims registered for lab {lab!r}: labs are two digits, '01' to '09'")
-    return Markdown(markdown_table({"header": ["claim", "kind", "bound", "scales (or where it is checked)", "your run"], "rows": rows}))
+    return Markdown(markdown_table({"header": ["claim", "kind", "bound", "scales (or where it is checked)",
+                                               "your run (or the study's)"], "rows": rows}))

@@ -315,3 +315,9 @@ def test_show_lists_a_labs_claims_with_what_this_run_measured(reg):
     assert "09.identity" not in table and "unit test `test_x`" in claims.show("09").data
     with pytest.raises(KeyError, match="two digits"):
         claims.show("5")
+
+
+def test_show_fills_a_study_claim_from_the_committed_study():
+    table = claims.show("03").data
+    row = claims._study_rows("lab03")["03.adaptation_never_pays"]
+    assert f"{row['value']:.4g}: {row['status']}" in table.split("03.adaptation_never_pays")[1].splitlines()[0]
