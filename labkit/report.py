@@ -176,7 +176,37 @@ def check(report: dict) -> list[str]:
         if unknown:
             problems.append(f"{r['notebook']}: claims not in the registry: {', '.join(unknown)}")
         problems += [f"{r['notebook']}: claim {c} fails" for c, row in made.items() if row.get("status") == "fails"]
+        problems += [f"{r['notebook']}: {p}" for p in record_problems(r["notebook"][:2], r["results"])]
     return problems + claims.study_problems()
+
+
+ARMS = ("none", "FGM", "PGD", "adversarial augmentation", "A2T")
+ARM_KEYS = {"clean_accuracy", "clean_std", "accuracy_under_attack", "success_rate", "seeds", "source"}
+
+
+def record_problems(lab: str, res: dict) -> list[str]:
+    """What is wrong with the records other checks read (issue 29): lab 06's defences, each
+    arm from the study and from the run, with "none" lab 05's student; lab 09's services,
+    each applying its own fitted temperature, and the open-loop load test."""
+    out = []
+    if lab == "06":
+        for key, source in (("defence", "study"), ("defence_live", "run")):
+            arms = res.get(key, {})
+            out += [f"{key}[{a!r}] missing or incomplete" for a in ARMS if set(arms.get(a, {})) != ARM_KEYS
+                    or arms[a]["source"] != source]
+        gap = res.get("none_minus_lab05_student", {}).get("value")
+        if gap is None or abs(gap) > 0.01:
+            out.append(f"none_minus_lab05_student is {gap}: 'none' must be lab 05's student (within 0.01)")
+        if set(res.get("a2t_target", {})) != {"relative_drop", "clean_gap", "reached"} or "polarity_flip_share" not in res:
+            out.append("a2t_target {relative_drop, clean_gap, reached} or polarity_flip_share not recorded")
+    if lab == "09":
+        fitted = {v["name"]: v["temperature"] for v in res.get("evaluation", {}).values()}
+        served = res.get("served_temperature")
+        if not served or not set(fitted) <= set(served) or any(abs(served[n] - t) > 1e-4 for n, t in fitted.items()):
+            out.append(f"served_temperature {served} is not each model's fitted temperature {fitted}")
+        if not all(res.get("load", {}).get("open_loop", {}).get(m) for m in ("student", "teacher")):
+            out.append("load['open_loop'] lacks the student's or the teacher's open-loop runs")
+    return out
 
 
 def cold(meta: dict) -> bool:

@@ -199,3 +199,23 @@ def test_the_readme_is_generated_from_the_committed_reference():
     """Every figure in the README's lab tables comes from labkit/reference: regenerate it
     with `labkit report --readme` after a new reference run."""
     assert report.update_readme(ROOT / "README.md", write=False) == []
+
+
+def test_record_problems_hold_labs_06_and_09_to_their_records():
+    arm = {"clean_accuracy": 0.74, "clean_std": 0.0, "accuracy_under_attack": 0.3, "success_rate": 0.6, "seeds": 5}
+    good06 = {"defence": {a: {**arm, "source": "study"} for a in report.ARMS},
+              "defence_live": {a: {**arm, "source": "run"} for a in report.ARMS},
+              "none_minus_lab05_student": {"value": 0.0, "seeds": 3}, "polarity_flip_share": 0.2,
+              "a2t_target": {"relative_drop": 0.1, "clean_gap": -0.01, "reached": False}}
+    assert report.record_problems("06", good06) == []
+    bad = {**good06, "none_minus_lab05_student": {"value": -0.023, "seeds": 3}}
+    assert any("lab 05's student" in p for p in report.record_problems("06", bad))
+    bad = {**good06, "defence_live": {a: v for a, v in good06["defence_live"].items() if a != "A2T"}}
+    assert report.record_problems("06", bad) == ["defence_live['A2T'] missing or incomplete"]
+    good09 = {"evaluation": {"chosen": {"name": "MiniLM", "temperature": 1.4}, "student": {"name": "student", "temperature": 0.9}},
+              "served_temperature": {"MiniLM": 1.4, "student": 0.9},
+              "load": {"open_loop": {"student": {"100.0": {}}, "teacher": {"15.0": {}}}}}
+    assert report.record_problems("09", good09) == []
+    unfitted = {**good09, "served_temperature": {"MiniLM": 1.4, "student": 1.0}}  # the student served raw
+    assert "not each model's fitted temperature" in report.record_problems("09", unfitted)[0]
+    assert "open_loop" in report.record_problems("09", {**good09, "load": {}})[0]
