@@ -36,15 +36,15 @@ class AdversarialConfig:
     pool: int = 440               # test reviews offered to the student and TF-IDF attacks
     minilm_pool: int = 70         # ... to MiniLM (it scores ~12x fewer reviews a second)
     defence_pool: int = 200       # test reviews each defended model is re-attacked on
-    seeds: int = 1                # seeds of each defence the lab trains live (the study: 5)
     fgm_epsilon: float = 0.05     # L2 norm of the embedding perturbation, per review;
-    pgd_epsilon: float = 0.05     # these and adv_rows chosen on validation by `labkit study lab06`
+    pgd_epsilon: float = 0.05     # these and the *_rows chosen on validation by `labkit study lab06`
     pgd_steps: int = 3
     a2t_attacked: int = 600       # training reviews attacked by adversarial augmentation and A2T
     a2t_rounds: int = 2           # A2T: times the adversarial reviews are regenerated
-    adv_rows: int = 8             # adversarial reviews added to each batch of 32, from half-way on
+    aug_rows: int = 8             # adversarial reviews added to each batch of 32 from half-way on:
+    a2t_rows: int = 8             # by adversarial augmentation, and by A2T
     study_epsilons: tuple = (0.05, 0.1, 0.2)    # what `labkit study lab06` compares
-    study_adv_rows: tuple = (4, 8, 16)
+    study_rows: tuple = (4, 8, 16)
     study_grid_seeds: int = 3     # seeds of each option while choosing; the chosen get the study's
     seed: int = 0
 
@@ -52,8 +52,8 @@ class AdversarialConfig:
     def for_scale(cls, scale: str | None = None) -> "AdversarialConfig":
         scale = scale or current_scale()
         if scale == "smoke":
-            return cls(pool=12, minilm_pool=3, defence_pool=8, pgd_steps=2, a2t_attacked=8, adv_rows=4,
-                       study_epsilons=(0.05,), study_adv_rows=(4,), study_grid_seeds=1)
+            return cls(pool=12, minilm_pool=3, defence_pool=8, pgd_steps=2, a2t_attacked=8, aug_rows=4, a2t_rows=4,
+                       study_epsilons=(0.05, 0.1), study_rows=(4, 8), study_grid_seeds=1)
         if scale == "gpu":
             return cls(pool=1000, minilm_pool=1000, defence_pool=1000, a2t_attacked=3000)
         return cls()

@@ -212,6 +212,13 @@ def results_path(lab: str, scale_name: str) -> Path:
 
 
 def size(sub: str = "") -> int:
-    """Bytes under ``<cache>/<sub>`` (0 when it does not exist)."""
-    root = cache_dir() / sub
-    return sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) if root.exists() else 0
+    """Bytes under ``<cache>/<sub>`` (0 when it does not exist). Another process may finish a
+    run meanwhile (its temporary folder renamed away under the walk): what vanishes is skipped."""
+    total = 0
+    for folder, _, files in os.walk(cache_dir() / sub):  # os.walk ignores a folder gone before it is listed
+        for name in files:
+            try:
+                total += os.stat(os.path.join(folder, name)).st_size
+            except FileNotFoundError:
+                pass
+    return total

@@ -78,8 +78,8 @@ def adversarial_mix_loss_fn(base_loss_fn, tokenizer, pools: dict, rows: int, max
     """A ``loss_fn(model, batch)`` for `labkit.train.train` that adds adversarial reviews to
     the clean batches: from the first step in ``pools`` on, ``rows`` reviews drawn (without
     replacement, ``seed``) from the current pool are scored with ``base_loss_fn`` too, and the
-    two losses are weighted by their rows, as if the adversarial rows were appended to the
-    batch. The clean batches are the loader's, untouched: every training review is seen as
+    two losses are weighted by their rows (for a loss averaged over rows, such as lab 05's soft
+    KL, exactly as if the adversarial rows were appended to the batch). The clean batches are the loader's, untouched: every training review is seen as
     often as without the defence. ``pools``: {step: pool or ``make(model) -> pool``}, a pool
     being (texts, labels, teacher logits) of adversarial reviews; a callable is called with
     the model being trained at that step (A2T: the adversarial reviews are regenerated against
@@ -135,14 +135,13 @@ def defended_student(mlm, tokenizer, texts, labels, teacher, rows, seed: int, cf
       ``pgd_epsilon`` (`embedding_adversarial_loss_fn`), at every step;
     - "adversarial augmentation": ``acfg.a2t_attacked`` training reviews attacked once, with
       the cheaper `A2T_ATTACK`, against the finished undefended student (what a team can do
-      after deploying it); from half-way on, ``acfg.adv_rows`` of the successes are added to
+      after deploying it); from half-way on, ``acfg.aug_rows`` of the successes are added to
       every batch (`adversarial_mix_loss_fn`), with their originals' teacher logits;
     - "A2T" (Yoo & Qi 2021): the same number of reviews attacked, but against the model being
       trained, regenerated ``acfg.a2t_rounds`` times from half-way on, each round on fresh
-      reviews; the current round's successes are added as above.
+      reviews; ``acfg.a2t_rows`` of the current round's successes are added to every batch.
 
     Returns (run, number of adversarial reviews made)."""
-    import copy
     from .classifier import cached_fine_tune, small_classifier
     from .distill import kd_logits_loss, kd_loss_fn, student_run
     if defence not in DEFENCES:
@@ -178,7 +177,8 @@ def defended_student(mlm, tokenizer, texts, labels, teacher, rows, seed: int, cf
                 return make
             pools = {s: regenerate(part, s) for s, part in zip(at, np.array_split(pick, rounds))}
             source = {"against": "the model being trained", "rounds": rounds, "at": at}
-        loss_fn = adversarial_mix_loss_fn(kd, tokenizer, pools, acfg.adv_rows, cfg.max_len, seed,
+        rows_a_step = acfg.aug_rows if defence == "adversarial augmentation" else acfg.a2t_rows
+        loss_fn = adversarial_mix_loss_fn(kd, tokenizer, pools, rows_a_step, cfg.max_len, seed,
                                           {**kd.spec, "defence": defence, "attacked": len(pick), "start": start,
                                            "attack": asdict(A2T_ATTACK), "version": VERSION, **source})
     run = cached_fine_tune(lambda: (tokenizer, small_classifier(mlm, pretrained=False, seed=seed, num_labels=k)),

@@ -40,7 +40,6 @@ class DeployConfig:
     resamples: int = 2000           # bootstrap resamples
     student_load: tuple = ((1, 5), (8, 10), (32, 30), (100, 30))  # (concurrency, seconds)
     teacher_load: tuple = ((1, 5), (8, 5), (32, 5))
-    compare_seconds: float = 10.0   # batched vs single texts
     open_shares: tuple = (0.5, 0.9, 1.2)  # open-loop arrival rates, as shares of the closed-loop capacity
     open_requests: int = 300        # requests sent at each open-loop rate
     batch: int = 32                 # texts a request in the batched run
@@ -54,7 +53,7 @@ class DeployConfig:
         if scale == "smoke":
             return cls(test_size=100, val_size=200, typo_size=50, zh_size=50, resamples=500,
                        student_load=((1, .5), (8, .5), (32, 1), (100, 1)), teacher_load=((1, .5), (8, .5), (32, .5)),
-                       compare_seconds=0.5, drift_texts=40, open_requests=20)
+                       drift_texts=40, open_requests=20)
         return cls()
 
 

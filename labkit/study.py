@@ -261,8 +261,8 @@ def lab06(seeds: int) -> tuple[dict, dict]:
 
     grid = {"none": [{}], "FGM": [{"fgm_epsilon": e} for e in acfg.study_epsilons],
             "PGD": [{"pgd_epsilon": e} for e in acfg.study_epsilons],
-            "adversarial augmentation": [{"adv_rows": r} for r in acfg.study_adv_rows],
-            "A2T": [{"adv_rows": r} for r in acfg.study_adv_rows]}
+            "adversarial augmentation": [{"aug_rows": r} for r in acfg.study_rows],
+            "A2T": [{"a2t_rows": r} for r in acfg.study_rows]}
     results = {"grid": {}, "chosen": {}, "test": {}}
     for name, options in grid.items():
         for option in options:

@@ -175,16 +175,19 @@ def test_none_is_lab05_student_and_every_defence_replaces_it(small, tmp_cache):
     from labkit import distill as D
     tok, mlm, texts, labels, teacher = small
     cfg, rows = D.DistillConfig(steps=6, batch_size=4, max_len=16), np.array([0, 1, 6, 7])
-    acfg = A.AdversarialConfig(a2t_attacked=4, a2t_rounds=2, adv_rows=2, pgd_steps=2)
+    acfg = A.AdversarialConfig(a2t_attacked=4, a2t_rounds=2, aug_rows=2, a2t_rows=2, pgd_steps=2)
     lab05 = D.student_run(mlm, tok, "distilled + unlabelled", texts, labels, teacher, rows, 0, cfg)
     none, made = defences.defended_student(mlm, tok, texts, labels, teacher, rows, 0, cfg, "none", acfg)
     assert none.folder == lab05.folder and none.hit and made == 0  # the same cached run, not a copy
-    runs = {d: defences.defended_student(mlm, tok, texts, labels, teacher, rows, 0, cfg, d, acfg)[0] for d in defences.DEFENCES[1:]}
+    made = {d: defences.defended_student(mlm, tok, texts, labels, teacher, rows, 0, cfg, d, acfg) for d in defences.DEFENCES[1:]}
+    runs = {d: run for d, (run, _) in made.items()}
     assert len({r.folder for r in runs.values()} | {none.folder}) == len(defences.DEFENCES)
     for d, r in runs.items():  # the same recipe: steps, and every clean review in the same batches
         assert r.info["steps"] == cfg.steps and r.info["examples"] == len(texts), d
-    again, _ = defences.defended_student(mlm, tok, texts, labels, teacher, rows, 0, cfg, "A2T", acfg)
+    again, made_again = defences.defended_student(mlm, tok, texts, labels, teacher, rows, 0, cfg, "A2T", acfg)
     assert again.hit and again.folder == runs["A2T"].folder
+    assert made["A2T"][1] is not None and made_again == made["A2T"][1]  # what it made, read back with the run
+    assert made["FGM"][1] == made["PGD"][1] == 0
 
 
 def test_adversarial_mix_keeps_the_clean_batches_and_adds_rows_from_its_start(small):

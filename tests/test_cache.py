@@ -95,3 +95,21 @@ def test_arrays_are_computed_once(tmp_cache):
     assert calls == [1] and np.array_equal(first["x"], again["x"])
     cache.arrays("emb", "k2", compute)
     assert calls == [1, 1] and cache.size("runs") > 0 and cache.size("nothing") == 0
+
+
+def test_size_skips_what_another_process_renames_away_mid_walk(tmp_cache, monkeypatch):
+    import os
+    from labkit import cache
+    (tmp_cache / "runs" / "a").mkdir(parents=True)
+    (tmp_cache / "runs" / "a" / "w.bin").write_bytes(b"x" * 100)
+    (tmp_cache / "runs" / ".b.tmp").mkdir()
+    (tmp_cache / "runs" / ".b.tmp" / "gone.bin").write_bytes(b"x" * 50)
+    assert cache.size("runs") == 150
+    real = os.stat
+
+    def racing(path, *a, **k):  # another process renames its temporary folder between listing and stat
+        if "gone.bin" in str(path):
+            raise FileNotFoundError(path)
+        return real(path, *a, **k)
+    monkeypatch.setattr(os, "stat", racing)
+    assert cache.size("runs") == 100 and cache.size("nothing here") == 0
