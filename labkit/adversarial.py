@@ -42,7 +42,7 @@ class AdversarialConfig:
     a2t_attacked: int = 600       # training reviews attacked by adversarial augmentation and A2T
     a2t_rounds: int = 2           # A2T: times the adversarial reviews are regenerated
     aug_rows: int = 8             # adversarial reviews added to each batch of 32 from half-way on:
-    a2t_rows: int = 8             # by adversarial augmentation, and by A2T
+    a2t_rows: int = 4             # by adversarial augmentation, and by A2T
     study_epsilons: tuple = (0.05, 0.1, 0.2)    # what `labkit study lab06` compares
     study_rows: tuple = (4, 8, 16)
     study_grid_seeds: int = 3     # seeds of each option while choosing; the chosen get the study's
