@@ -353,10 +353,11 @@ def logits(predict_fn, texts, batch_size: int = 64) -> np.ndarray:
 
 
 def variant(predict_fn, texts, labels, sample, params: int, disk_bytes: int, repeats: int = 5,
-            min_seconds: float = 1.0) -> dict:
-    """One row of the comparison: accuracy on (texts, labels), weights, size on disk in MB,
-    p50 latency at batch 1 (ms), reviews a second at batch 32, torch threads, and the
-    logits and predictions themselves (``'logits'``, ``'pred'``: agreement between variants).
+            min_seconds: float = 1.0, val=None) -> dict:
+    """One row of the comparison: accuracy on (texts, labels) and, with ``val`` = (texts,
+    labels), ``val_accuracy`` (where choices are made); weights, size on disk in MB, p50
+    latency at batch 1 (ms), reviews a second at batch 32 with its ``spread`` (timer noise),
+    torch threads, and the logits and predictions themselves (``'logits'``, ``'pred'``).
     Timed on ``sample``, with at least ``repeats`` calls and enough more to fill
     ``min_seconds`` at each batch size: a fast model's median then rests on as many calls as
     its timer noise needs (5 calls of a small student differ by 20%)."""
@@ -367,16 +368,29 @@ def variant(predict_fn, texts, labels, sample, params: int, disk_bytes: int, rep
     for batch, n in ((1, 4 * repeats), (32, repeats)):
         first = measure.benchmark(predict_fn, sample, batch, 1, warmup=1)["seconds"]
         rows[batch] = measure.benchmark(predict_fn, sample, batch, max(n, int(min_seconds / first)), warmup=0)
-    return {"accuracy": float((pred == np.asarray(labels)).mean()), "params": int(params),
+    extra = {} if val is None else {"val_accuracy": float((logits(predict_fn, list(val[0])).argmax(-1)
+                                                            == np.asarray(val[1])).mean())}
+    return {"accuracy": float((pred == np.asarray(labels)).mean()), **extra, "params": int(params),
             "disk_mb": disk_bytes / 1e6, "latency_ms": 1000 * rows[1]["seconds"],
-            "per_second": rows[32]["per_second"], "threads": rows[32]["threads"], "logits": out, "pred": pred}
+            "per_second": rows[32]["per_second"], "spread": rows[32]["spread"], "threads": rows[32]["threads"],
+            "logits": out, "pred": pred}
 
 
-def pareto(variants: dict) -> list:
-    """Names of the variants no other beats on both accuracy and reviews a second (at least as
-    good on both, better on one), fastest first."""
+def pareto(variants: dict, accuracy: str = "accuracy", noise: bool = False) -> list:
+    """Names of the variants no other beats on both ``accuracy`` (the key: lab 08 chooses on
+    ``val_accuracy``) and reviews a second, fastest first. A variant beats another when it is
+    at least as good on both and better on one. With ``noise``, two speeds within the larger
+    of their two timing ``spread``s are a tie: a variant is not "faster" by timer noise."""
+    def at_least_as_fast(y, x):
+        return y["per_second"] >= x["per_second"] * (1 - tol(x, y))
+
+    def faster(y, x):
+        return y["per_second"] > x["per_second"] * (1 + tol(x, y))
+
+    def tol(x, y):
+        return max(x.get("spread", 0.0), y.get("spread", 0.0)) if noise else 0.0
+
     front = [a for a, x in variants.items()
-             if not any(y["accuracy"] >= x["accuracy"] and y["per_second"] >= x["per_second"]
-                        and (y["accuracy"], y["per_second"]) != (x["accuracy"], x["per_second"])
+             if not any(y[accuracy] >= x[accuracy] and at_least_as_fast(y, x) and (y[accuracy] > x[accuracy] or faster(y, x))
                         for b, y in variants.items() if b != a)]
     return sorted(front, key=lambda a: -variants[a]["per_second"])

@@ -54,8 +54,9 @@ def benchmark(predict_fn, texts, batch_size: int, repeats: int = 20, warmup: int
     of ``batch_size`` texts, over ``repeats`` timed calls after ``warmup`` untimed ones, and
     the texts per second that makes. Batches cycle through ``texts``.
 
+    ``spread``: the interquartile range of the calls' times over their median (timer noise).
     Example: ``benchmark(classifier.predictor(model, tok), reviews, 32)`` ->
-    {'batch_size': 32, 'seconds': 0.35, 'per_second': 91.4, 'threads': 2, 'repeats': 20}.
+    {'batch_size': 32, 'seconds': 0.35, 'per_second': 91.4, 'threads': 2, 'repeats': 20, 'spread': 0.04}.
     """
     texts = check_texts(texts, "no texts to time the model on")
     if not callable(predict_fn):
@@ -72,8 +73,9 @@ def benchmark(predict_fn, texts, batch_size: int, repeats: int = 20, warmup: int
         if r >= warmup:
             times.append(time.perf_counter() - t0)
     median = float(np.median(times))
+    q1, q3 = np.percentile(times, [25, 75])
     return {"batch_size": batch_size, "seconds": median, "per_second": batch_size / median,
-            "threads": threads(), "repeats": repeats}
+            "threads": threads(), "repeats": repeats, "spread": float((q3 - q1) / median)}
 
 
 def tree_memory(pid: int) -> int:

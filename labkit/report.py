@@ -186,7 +186,8 @@ ARM_KEYS = {"clean_accuracy", "clean_std", "accuracy_under_attack", "success_rat
 
 def record_problems(lab: str, res: dict) -> list[str]:
     """What is wrong with the records other checks read (issue 29): lab 06's defences, each
-    arm from the study and from the run, with "none" lab 05's student; lab 09's services,
+    arm from the study and from the run, with "none" lab 05's student; lab 08's front, chosen
+    on validation, and its variant for one review at a time; lab 09's services,
     each applying its own fitted temperature, and the open-loop load test."""
     out = []
     if lab == "06":
@@ -199,6 +200,13 @@ def record_problems(lab: str, res: dict) -> list[str]:
             out.append(f"none_minus_lab05_student is {gap}: 'none' must be lab 05's student (within 0.01)")
         if set(res.get("a2t_target", {})) != {"relative_drop", "clean_gap", "reached"} or "polarity_flip_share" not in res:
             out.append("a2t_target {relative_drop, clean_gap, reached} or polarity_flip_share not recorded")
+    if lab == "08":
+        pareto, variants = res.get("pareto"), res.get("variants", {})
+        if not isinstance(pareto, dict) or pareto.get("chosen_on") != "validation" or not pareto.get("front") \
+                or set(pareto["front"]) - set(variants) or set(pareto.get("test", {})) != set(pareto["front"]):
+            out.append(f"pareto {pareto!r} is not a front of recorded variants chosen on validation, with their test accuracy")
+        if res.get("best_single_review") not in variants:
+            out.append(f"best_single_review {res.get('best_single_review')!r} is not a recorded variant")
     if lab == "09":
         fitted = {v["name"]: v["temperature"] for v in res.get("evaluation", {}).values()}
         served = res.get("served_temperature")

@@ -132,6 +132,15 @@ def test_pareto_keeps_only_undominated_variants():
     assert compress.pareto(v) == ["e", "b", "a", "d"]  # c is beaten by b; a and d tie
 
 
+def test_pareto_chooses_on_the_accuracy_asked_and_calls_speeds_within_noise_a_tie():
+    v = {"dense": {"accuracy": 0.74, "val_accuracy": 0.75, "per_second": 1840, "spread": 0.08},
+         "zeros": {"accuracy": 0.72, "val_accuracy": 0.75, "per_second": 1950, "spread": 0.08},  # 6% "faster": noise
+         "int8": {"accuracy": 0.745, "val_accuracy": 0.74, "per_second": 2670, "spread": 0.05}}
+    assert compress.pareto(v) == ["int8"]  # on test accuracy int8 beats both
+    assert compress.pareto(v, "val_accuracy") == ["int8", "zeros"]  # on validation, zeros "beats" dense by noise
+    assert compress.pareto(v, "val_accuracy", noise=True) == ["int8", "zeros", "dense"]  # within noise: a tie
+
+
 def test_onnx_export_agrees_and_benchmark_times_torch_and_onnx(tok, tmp_path):
     model = tiny(tok)
     path = runtime.export_onnx(model, tok, tmp_path / "m.onnx", max_len=16)
@@ -145,10 +154,13 @@ def test_onnx_export_agrees_and_benchmark_times_torch_and_onnx(tok, tmp_path):
     for fn in (classifier.predictor(model, tok, 16), runtime.onnx_predictor(runtime.session(path), tok, 16)):
         r = measure.benchmark(fn, texts, batch_size=4, repeats=2)
         assert r["batch_size"] == 4 and r["per_second"] > 0
-    row = compress.variant(runtime.onnx_predictor(runtime.session(path), tok, 16), texts, [1] * 5 + [0] * 6,
-                           texts, measure.parameters(model), path.stat().st_size, repeats=1)
-    assert set(row) == {"accuracy", "params", "disk_mb", "latency_ms", "per_second", "threads", "logits", "pred"}
+    labels = [1] * 5 + [0] * 6
+    row = compress.variant(runtime.onnx_predictor(runtime.session(path), tok, 16), texts, labels,
+                           texts, measure.parameters(model), path.stat().st_size, repeats=1, val=(texts[:4], labels[:4]))
+    assert set(row) == {"accuracy", "val_accuracy", "params", "disk_mb", "latency_ms", "per_second", "spread",
+                        "threads", "logits", "pred"}
     assert 0 <= row["accuracy"] <= 1 and len(row["pred"]) == 11 and row["logits"].shape == (11, 2)
+    assert row["val_accuracy"] == float((row["pred"][:4] == labels[:4]).mean()) and row["spread"] >= 0
 
 
 def test_missing_or_damaged_onnx_files_get_a_clear_error(tmp_path):

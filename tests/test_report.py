@@ -219,3 +219,9 @@ def test_record_problems_hold_labs_06_and_09_to_their_records():
     unfitted = {**good09, "served_temperature": {"MiniLM": 1.4, "student": 1.0}}  # the student served raw
     assert "not each model's fitted temperature" in report.record_problems("09", unfitted)[0]
     assert "open_loop" in report.record_problems("09", {**good09, "load": {}})[0]
+    good08 = {"variants": {"teacher fp32": {}, "teacher int8 torch": {}},
+              "pareto": {"chosen_on": "validation", "front": ["teacher int8 torch"], "test": {"teacher int8 torch": 0.8}},
+              "best_single_review": "teacher int8 torch"}
+    assert report.record_problems("08", good08) == []
+    on_test = {**good08, "pareto": ["teacher int8 torch"]}  # the old record: a list, chosen on test accuracy
+    assert "chosen on validation" in report.record_problems("08", on_test)[0]
