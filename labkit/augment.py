@@ -55,7 +55,8 @@ class Thesaurus:
 
     ``categories``: word -> set of category names (two words sharing one are candidates);
     ``vectors``: word -> unit vector (candidates are ranked by cosine similarity and kept
-    from ``min_similarity`` up); ``polarity``: word -> +1 / -1 / 0 (missing = 0);
+    from ``min_similarity`` up); ``polarity``: word -> +1 / -1, or 2 for a word the General
+    Inquirer lists with both senses ("fine"), missing = 0;
     ``common``: words allowed as replacements (None = any).
     Example: ``Thesaurus.load().synonyms("funny")`` -> ['hilarious', 'humorous', ...].
     """
