@@ -381,14 +381,14 @@ def pareto(variants: dict, accuracy: str = "accuracy", noise: bool = False) -> l
     ``val_accuracy``) and reviews a second, fastest first. A variant beats another when it is
     at least as good on both and better on one. With ``noise``, two speeds within the larger
     of their two timing ``spread``s are a tie: a variant is not "faster" by timer noise."""
+    def tol(x, y):  # the relative speed difference that is only timer noise
+        return max(x.get("spread", 0.0), y.get("spread", 0.0)) if noise else 0.0
+
     def at_least_as_fast(y, x):
         return y["per_second"] >= x["per_second"] * (1 - tol(x, y))
 
     def faster(y, x):
         return y["per_second"] > x["per_second"] * (1 + tol(x, y))
-
-    def tol(x, y):
-        return max(x.get("spread", 0.0), y.get("spread", 0.0)) if noise else 0.0
 
     front = [a for a, x in variants.items()
              if not any(y[accuracy] >= x[accuracy] and at_least_as_fast(y, x) and (y[accuracy] > x[accuracy] or faster(y, x))

@@ -180,8 +180,13 @@ def check(report: dict) -> list[str]:
     return problems + claims.study_problems()
 
 
-ARMS = ("none", "FGM", "PGD", "adversarial augmentation", "A2T")
 ARM_KEYS = {"clean_accuracy", "clean_std", "accuracy_under_attack", "success_rate", "seeds", "source"}
+
+
+def defence_arms() -> list[str]:
+    """The arms the committed lab06 study compared: what lab 06 must record for each."""
+    path = Path(claims.REGISTRY).parent / "studies" / "lab06.json"
+    return list(json.loads(path.read_text())["results"]["test"]) if path.exists() else []
 
 
 def record_problems(lab: str, res: dict) -> list[str]:
@@ -193,7 +198,7 @@ def record_problems(lab: str, res: dict) -> list[str]:
     if lab == "06":
         for key, source in (("defence", "study"), ("defence_live", "run")):
             arms = res.get(key, {})
-            out += [f"{key}[{a!r}] missing or incomplete" for a in ARMS if set(arms.get(a, {})) != ARM_KEYS
+            out += [f"{key}[{a!r}] missing or incomplete" for a in defence_arms() if set(arms.get(a, {})) != ARM_KEYS
                     or arms[a]["source"] != source]
         gap = res.get("none_minus_lab05_student", {}).get("value")
         if gap is None or abs(gap) > 0.01:
