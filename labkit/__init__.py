@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 # The modules that import torch when they load. They load on first use (`labkit.finetune`,
 # `from labkit import finetune`), so `import labkit` and the `labkit` command stay fast; the
 # other modules import them only inside the functions that need them.
-LAZY = ("classifier", "compress", "distill", "federated", "finetune", "privacy", "study")
+LAZY = ("classifier", "compress", "distill", "experiments", "federated", "finetune", "privacy", "study")
 
 
 def __getattr__(name):
@@ -28,6 +28,6 @@ def __getattr__(name):
     raise AttributeError(f"module 'labkit' has no attribute {name!r}")
 
 
-__all__ = ["adversarial", "augment", "cache", "check", "classifier", "clean", "compress", "curves", "data", "defences", "distill", "env", "evaluate",
+__all__ = ["adversarial", "augment", "cache", "check", "classifier", "clean", "compress", "curves", "data", "defences", "distill", "env", "evaluate", "experiments",
            "federated", "fetch", "finetune", "flower", "privacy", "measure", "models", "plots", "pretrain", "report", "results", "runtime", "serve", "stats", "text",
            "train", "widgets", "ClaimFailed", "claim", "claims", "gate", "record", "table", "target", "device", "doctor", "scale", "seed_everything"]

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from labkit import classifier, data, finetune, study
+from labkit import classifier, data, experiments, finetune, study
 
 
 def test_committed_studies_have_provenance_and_what_the_labs_read():
@@ -100,7 +100,7 @@ def test_lab02_study_at_smoke(tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_SCALE", "smoke")
     out = json.loads(study.run("lab02", seeds=2, out=tmp_path).read_text())
     res, settings = out["results"], out["settings"]
-    assert settings["points"] == list(study.CURVE_POINTS["smoke"]) and settings["heldout_mask_prob"] == 0.15
+    assert settings["points"] == list(experiments.CURVE_POINTS["smoke"]) and settings["heldout_mask_prob"] == 0.15
     points = res["points"]
     assert [p["step"] for p in points] == settings["points"]
     for key in ("tokens", "cpu_seconds", "examples"):  # cumulative: grows with every checkpoint
@@ -131,3 +131,22 @@ def test_lab03_study_at_smoke_pairs_the_adapted_minilm_with_the_original(tmp_pat
     assert all(r.hit for r in runs)  # the study's runs, read back
     query = [r.model.encoder.encoder.layer[0].attention.self.query.weight for r in runs]
     assert not np.allclose(query[0].detach().numpy(), query[1].detach().numpy())  # two different starts
+
+
+def test_lab08_study_at_smoke_chooses_on_validation_and_scores_both_recoveries_on_test(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_SCALE", "smoke")
+    save_smoke_teacher()
+    out = json.loads(study.run("lab08", seeds=2, out=tmp_path).read_text())
+    res, settings = out["results"], out["settings"]
+    assert settings["split"] == "validation" and settings["long_steps"] == experiments.LONG_RECOVERY * settings["steps"]
+    assert all(len(r["accuracy"]) == len(r["per_second"]) == 2 for r in res["grid"].values())
+    floor = res["teacher"]["accuracy"] - 0.01  # the rule: the fastest within a point on validation
+    ok = [r for r in res["grid"].values() if np.mean(r["accuracy"]) >= floor]
+    pick = (max(ok, key=lambda r: np.mean(r["per_second"])) if ok
+            else max(res["grid"].values(), key=lambda r: np.mean(r["accuracy"])))
+    assert res["chosen"] == {"heads_keep": pick["heads"], "ffn_keep": pick["ffn"]}
+    assert list(res["recovery"]) == [str(settings["steps"]), str(settings["long_steps"])]
+    assert all(len(r["validation"]) == len(r["test"]) == 2 for r in res["recovery"].values())
+    short = out["claims"]["08.structured_points_lost_study.short"]["value"]
+    assert abs(short - 100 * (res["teacher"]["test_accuracy"] - np.mean(res["recovery"]["5"]["test"]))) < 1e-3
+    assert set(out["claims"]) == set(study.claims.study_claims("lab08"))
