@@ -353,26 +353,30 @@ def logits(predict_fn, texts, batch_size: int = 64) -> np.ndarray:
 
 
 def variant(predict_fn, texts, labels, sample, params: int, disk_bytes: int, repeats: int = 5,
-            min_seconds: float = 1.0, val=None) -> dict:
+            min_seconds: float = 1.0, val=None, reference=None) -> dict:
     """One row of the comparison: accuracy on (texts, labels) and, with ``val`` = (texts,
     labels), ``val_accuracy`` (where choices are made); weights, size on disk in MB, p50
     latency at batch 1 (ms), reviews a second at batch 32 with its ``spread`` (timer noise),
     torch threads, and the logits and predictions themselves (``'logits'``, ``'pred'``).
     Timed on ``sample``, with at least ``repeats`` calls and enough more to fill
-    ``min_seconds`` at each batch size: a fast model's median then rests on as many calls as
-    its timer noise needs (5 calls of a small student differ by 20%)."""
+    ``min_seconds`` at each batch size. With ``reference`` (the function of the model it is
+    compared with), both are timed in turn (`measure.interleaved`); ``vs_reference``: the
+    variant's batch-32 speed over the reference's in those rounds (1.0 without one)."""
     texts, labels = check_inputs(texts, labels)
     out = logits(predict_fn, texts)
     pred = out.argmax(-1)
+    fns = {"variant": predict_fn, **({} if reference is None else {"reference": reference})}
     rows = {}
     for batch, n in ((1, 4 * repeats), (32, repeats)):
-        first = measure.benchmark(predict_fn, sample, batch, 1, warmup=1)["seconds"]
-        rows[batch] = measure.benchmark(predict_fn, sample, batch, max(n, int(min_seconds / first)), warmup=0)
+        first = sum(measure.benchmark(f, sample, batch, 1, warmup=1)["seconds"] for f in fns.values())
+        rows[batch] = measure.interleaved(fns, sample, batch, max(n, int(min_seconds / first)), warmup=0)
+    timed = rows[32]["variant"]
     extra = {} if val is None else {"val_accuracy": float((logits(predict_fn, list(val[0])).argmax(-1)
                                                             == np.asarray(val[1])).mean())}
     return {"accuracy": float((pred == np.asarray(labels)).mean()), **extra, "params": int(params),
-            "disk_mb": disk_bytes / 1e6, "latency_ms": 1000 * rows[1]["seconds"],
-            "per_second": rows[32]["per_second"], "spread": rows[32]["spread"], "threads": rows[32]["threads"],
+            "disk_mb": disk_bytes / 1e6, "latency_ms": 1000 * rows[1]["variant"]["seconds"],
+            "per_second": timed["per_second"], "spread": timed["spread"], "threads": timed["threads"],
+            "vs_reference": timed["per_second"] / rows[32]["reference"]["per_second"] if reference else 1.0,
             "logits": out, "pred": pred}
 
 

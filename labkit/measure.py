@@ -3,7 +3,8 @@ reviews, measured the same way for a torch model, a quantized one or an ONNX Run
 
 `benchmark` times any ``predict_fn(texts)`` (`labkit.classifier.predictor` makes one for a
 torch classifier; lab 08 passes ONNX Runtime sessions the same way): the median of repeated
-warm runs, at the batch size asked for, with the thread count stated.
+warm runs, at the batch size asked for, with the thread count stated; `interleaved` times
+several in turn, so that what they are compared under is the same.
 `tree_memory` and `PeakSampler` measure the memory of a notebook's whole process tree for
 `labkit.report` (and cap it, as a Binder container would).
 Leaves out: GPU timing (CUDA synchronisation) and per-tensor memory profiling.
@@ -58,24 +59,38 @@ def benchmark(predict_fn, texts, batch_size: int, repeats: int = 20, warmup: int
     Example: ``benchmark(classifier.predictor(model, tok), reviews, 32)`` ->
     {'batch_size': 32, 'seconds': 0.35, 'per_second': 91.4, 'threads': 2, 'repeats': 20, 'spread': 0.04}.
     """
+    return interleaved({"model": predict_fn}, texts, batch_size, repeats, warmup)["model"]
+
+
+def interleaved(predict_fns: dict, texts, batch_size: int, repeats: int = 20, warmup: int = 2) -> dict:
+    """`benchmark` for several functions at once, timed in turn: each round calls every
+    function once on the same batch (in reverse order on odd rounds), so a machine that slows
+    down or speeds up mid-measurement (another process, a CPU's clock) touches all of them
+    alike and their ratio stays fair. Returns {name: what `benchmark` returns}; compare two
+    names' speeds only beyond their ``spread``."""
     texts = check_texts(texts, "no texts to time the model on")
-    if not callable(predict_fn):
-        raise TypeError(f"predict_fn must be a function texts -> predictions, got "
-                        f"{type(predict_fn).__name__}; e.g. labkit.classifier.predictor(model, tok)")
+    bad = [n for n, f in predict_fns.items() if not callable(f)]
+    if bad or not predict_fns:
+        raise TypeError(f"predict_fn must be a function texts -> predictions ({bad or 'none given'}); "
+                        "e.g. labkit.classifier.predictor(model, tok)")
     if repeats < 1 or batch_size < 1 or warmup < 0:
         raise ValueError(f"repeats={repeats}, batch_size={batch_size}, warmup={warmup}: repeats "
                          "and batch_size must be >= 1, warmup >= 0")
-    times = []
+    times = {name: [] for name in predict_fns}
     for r in range(repeats + warmup):
         batch = [texts[(r * batch_size + i) % len(texts)] for i in range(batch_size)]
-        t0 = time.perf_counter()
-        predict_fn(batch)
-        if r >= warmup:
-            times.append(time.perf_counter() - t0)
-    median = float(np.median(times))
-    q1, q3 = np.percentile(times, [25, 75])
-    return {"batch_size": batch_size, "seconds": median, "per_second": batch_size / median,
-            "threads": threads(), "repeats": repeats, "spread": float((q3 - q1) / median)}
+        for name in (list(predict_fns) if r % 2 == 0 else list(predict_fns)[::-1]):
+            t0 = time.perf_counter()
+            predict_fns[name](batch)
+            if r >= warmup:
+                times[name].append(time.perf_counter() - t0)
+    out = {}
+    for name, ts in times.items():
+        median = float(np.median(ts))
+        q1, q3 = np.percentile(ts, [25, 75])
+        out[name] = {"batch_size": batch_size, "seconds": median, "per_second": batch_size / median,
+                     "threads": threads(), "repeats": repeats, "spread": float((q3 - q1) / median)}
+    return out
 
 
 def tree_memory(pid: int) -> int:

@@ -158,7 +158,7 @@ def test_onnx_export_agrees_and_benchmark_times_torch_and_onnx(tok, tmp_path):
     row = compress.variant(runtime.onnx_predictor(runtime.session(path), tok, 16), texts, labels,
                            texts, measure.parameters(model), path.stat().st_size, repeats=1, val=(texts[:4], labels[:4]))
     assert set(row) == {"accuracy", "val_accuracy", "params", "disk_mb", "latency_ms", "per_second", "spread",
-                        "threads", "logits", "pred"}
+                        "threads", "vs_reference", "logits", "pred"} and row["vs_reference"] == 1.0
     assert 0 <= row["accuracy"] <= 1 and len(row["pred"]) == 11 and row["logits"].shape == (11, 2)
     assert row["val_accuracy"] == float((row["pred"][:4] == labels[:4]).mean()) and row["spread"] >= 0
 

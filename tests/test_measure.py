@@ -84,3 +84,28 @@ def test_memory_sampler_keeps_its_own_cost_to_its_share_of_a_core(monkeypatch):
     assert dear.stop() == 7 and dear.samples >= 3  # a sample at least every `longest` + its cost
     with pytest.raises(ValueError, match="share of a core"):
         measure.PeakSampler(share=1.5)
+
+
+def test_interleaved_times_functions_in_turn_on_the_same_batches():
+    import time
+    calls = []
+
+    def slow(batch):
+        calls.append(("slow", tuple(batch)))
+        time.sleep(0.006)
+
+    def fast(batch):
+        calls.append(("fast", tuple(batch)))
+        time.sleep(0.002)
+
+    texts = [f"review {i}" for i in range(10)]
+    out = measure.interleaved({"slow": slow, "fast": fast}, texts, batch_size=3, repeats=4, warmup=1)
+    assert [c[0] for c in calls] == ["slow", "fast", "fast", "slow"] * 2 + ["slow", "fast"]  # in turn, order alternating
+    assert all(calls[i][1] == calls[i + 1][1] for i in range(0, len(calls), 2))  # the same batch each round
+    assert 1.5 < out["slow"]["seconds"] / out["fast"]["seconds"] < 5 and out["fast"]["repeats"] == 4
+    from labkit import compress
+    row = compress.variant(lambda b: np.zeros((len(b), 2)), texts, [0] * 10, texts, 1, 1, repeats=2, min_seconds=0,
+                           reference=slow)
+    assert row["vs_reference"] > 1.5  # no work at all against 6 ms a call, timed in the same rounds
+    with pytest.raises(TypeError, match="texts -> predictions"):
+        measure.interleaved({"a": fast, "b": "not a function"}, texts, 3)
