@@ -7,7 +7,7 @@ from .env import offline_defaults as _offline_defaults
 
 _offline_defaults()
 
-from . import (adversarial, augment, cache, check, claims, clean, curves, data, defences, env, evaluate, fetch, flower,  # noqa: E402
+from . import (adversarial, augment, cache, check, claims, clean, curves, data, defences, docs, env, evaluate, fetch, flower,  # noqa: E402
                measure, models, plots, pretrain, report, results, runtime, serve, stats, text, train, widgets)
 from .env import device, doctor, scale, seed_everything  # noqa: E402
 from .claims import ClaimFailed, claim, gate, target  # noqa: E402
@@ -28,6 +28,6 @@ def __getattr__(name):
     raise AttributeError(f"module 'labkit' has no attribute {name!r}")
 
 
-__all__ = ["adversarial", "augment", "cache", "check", "classifier", "clean", "compress", "curves", "data", "defences", "distill", "env", "evaluate", "experiments",
+__all__ = ["adversarial", "augment", "cache", "check", "classifier", "clean", "compress", "curves", "data", "defences", "distill", "docs", "env", "evaluate", "experiments",
            "federated", "fetch", "finetune", "flower", "privacy", "measure", "models", "plots", "pretrain", "report", "results", "runtime", "serve", "stats", "text",
            "train", "widgets", "ClaimFailed", "claim", "claims", "gate", "record", "table", "target", "device", "doctor", "scale", "seed_everything"]

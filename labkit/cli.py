@@ -28,7 +28,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import claims, data, env, fetch, launch, loadtest, report, serve
+from . import claims, data, docs, env, fetch, launch, loadtest, report, serve
 
 
 def main(argv=None) -> int:
@@ -167,7 +167,7 @@ def _report(args) -> int:
             print("labkit report --readme: run it from the repository root (no README.md here)",
                   file=sys.stderr)
             return 2
-        stale = report.update_readme(readme, write=args.check is None)
+        stale = docs.update_readme(readme, write=args.check is None)
         if args.check is not None:
             if stale:
                 print(f"README.md is out of date in {', '.join(stale)}: run `labkit report --readme`",

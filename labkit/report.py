@@ -6,9 +6,9 @@ value)` (`labkit.claims`). `run` executes notebooks, each in a fresh kernel (nbc
 ``report.json`` = {"meta": what it was measured on, "notebooks": one row each: status,
 wall time, peak memory of the kernel's whole process tree, recorded results} and
 ``report.md``. `check` says what a report lacks (a registered claim not evaluated
-included); `readme` renders the README's tables from
-the committed reference reports in ``labkit/reference/``, so no figure is typed twice.
-Leaves out: argument parsing (`labkit.cli`).
+included); `merge` puts a run's rows into a committed reference report in
+``labkit/reference/``, from which `labkit.docs` renders the README's tables.
+Leaves out: argument parsing (`labkit.cli`), the README (`labkit.docs`).
 """
 from __future__ import annotations
 
@@ -181,6 +181,7 @@ def check(report: dict) -> list[str]:
 
 
 ARM_KEYS = {"clean_accuracy", "clean_std", "accuracy_under_attack", "success_rate", "seeds", "source"}
+MIA_KEYS = {"auc", "tpr_at_1pct_fpr", "test_accuracy", "seeds", "source"}
 
 
 def defence_arms() -> list[str]:
@@ -191,7 +192,9 @@ def defence_arms() -> list[str]:
 
 def record_problems(lab: str, res: dict) -> list[str]:
     """What is wrong with the records other checks read (issue 29): lab 06's defences, each
-    arm from the study and from the run, with "none" lab 05's student; lab 08's front, chosen
+    arm from the study and from the run, with "none" lab 05's student; lab 07's membership
+    attack from the study (5 seeds or more) and the run, and the small BERT at epsilon 1
+    beside the majority class; lab 08's front, chosen
     on validation, and its variant for one review at a time; lab 09's services,
     each applying its own fitted temperature, and the open-loop load test."""
     out = []
@@ -205,6 +208,16 @@ def record_problems(lab: str, res: dict) -> list[str]:
             out.append(f"none_minus_lab05_student is {gap}: 'none' must be lab 05's student (within 0.01)")
         if set(res.get("a2t_target", {})) != {"relative_drop", "clean_gap", "reached"} or "polarity_flip_share" not in res:
             out.append("a2t_target {relative_drop, clean_gap, reached} or polarity_flip_share not recorded")
+    if lab == "07":
+        out += [f"{key}: no non-private model, or rows without {sorted(MIA_KEYS)} from the {source} ({least}+ seeds)"
+                for key, source, least in (("membership", "study", 5), ("membership_live", "run", 1))
+                if "non-private" not in res.get(key, {}) or any(set(r) != MIA_KEYS or r["source"] != source
+                                                                or r["seeds"] < least for r in res[key].values())]
+        bert = res.get("dp", {}).get("small BERT", {}).get("1", {})
+        if not {"majority_share", "trains"} <= set(bert) or (bert["trains"] and bert["mean"] <= bert["majority_share"]):
+            out.append(f"dp['small BERT']['1'] {bert}: needs majority_share and trains, and above the majority if it trains")
+        if res.get("client_dp_sampling") not in ("poisson", "fixed-size") or "client_dp_accountant" not in res:
+            out.append("client_dp_sampling ('poisson' or 'fixed-size') and client_dp_accountant not recorded")
     if lab == "08":
         pareto, variants = res.get("pareto"), res.get("variants", {})
         if not isinstance(pareto, dict) or pareto.get("chosen_on") != "validation" or not pareto.get("front") \
@@ -266,128 +279,3 @@ def merge(reference: Path, new: Path) -> list[str]:
 
 
 # ---------------------------------------------------------------- the README's tables
-
-def _duration(seconds) -> str:
-    if seconds is None:
-        return "not measured"
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
-
-
-def _memory(mb) -> str:
-    return "" if mb is None else f"{mb:,} MB" if mb < 1000 else f"{mb / 1024:.2f} GB"
-
-
-def _cell(row) -> str:
-    if row is None:
-        return "not measured"
-    if row["status"] != "passed":
-        over = "memory cap" in ((row.get("failed") or {}).get("error") or "")
-        return f"stopped above {_memory(row['peak_mb'])}" if over else row["status"]
-    return f"{_duration(row['wall_s'])}, {_memory(row['peak_mb'])}"
-
-
-def _machine(m: dict) -> str:
-    c = m.get("constrained")
-    return (f"{m['cpu']}, " + (f"{c['cores']} core and a {_memory(c['memory_cap_mb'])} cap (`--binder`: {c['how']}), "
-                               if c else f"{m['usable_cores']} cores, ") + f"{m['ram_gb']:.0f} GB RAM, "
-            f"{m['matmul_gflops']} GFLOP/s fp32 matmul; torch {m['torch']}, transformers "
-            f"{m['transformers']}; labkit {m['labkit_commit']}, {m['date']}")
-
-
-def readme(ref: Path = REFERENCE) -> dict[str, str]:
-    """The README's generated sections, from the committed reference reports: ``labs``
-    (time and peak memory of every lab at each scale, the install) and ``results`` (every
-    table the reference `cpu` run recorded)."""
-    reports = {name: json.loads((Path(ref) / f"{name}.json").read_text())
-               for name in ("smoke", "cpu", "cpu-warm", *BINDER_RUNS) if (Path(ref) / f"{name}.json").exists()}
-    if "cpu" not in reports:
-        raise FileNotFoundError(f"no reference report {Path(ref) / 'cpu.json'}: run "
-                                "`labkit run --fresh --scale cpu --out DIR` and copy DIR/report.json there")
-    rows = {name: {Path(r["notebook"]).stem: r for r in rep["notebooks"]} for name, rep in reports.items()}
-    labs = sorted(rows["cpu"])
-    cols = [("smoke", "`smoke`"), ("cpu", "`cpu`, cold cache"), ("cpu-warm", "`cpu`, second run"),
-            *BINDER_RUNS.items()]
-    cols = [(k, title) for k, title in cols if k in rows]
-    out = ["| lab | " + " | ".join(title for _, title in cols) + " |", "|---|" + "---|" * len(cols)]
-    for lab in labs:
-        out.append(f"| `{lab}` | " + " | ".join(_cell(rows[k].get(lab)) for k, _ in cols) + " |")
-    total = {k: _duration(sum(r["wall_s"] or 0 for r in rows[k].values())) if set(labs) <= set(rows[k])
-             else f"{len(set(labs) & set(rows[k]))} of {len(labs)} labs measured" for k, _ in cols}
-    out.append("| all labs, in order | " + " | ".join(total[k] for k, _ in cols) + " |")
-    out += ["", "Measured with `labkit run` on " + "; ".join(
-        f"{'`' + k + '`'}: {_machine(reports[k]['meta'])}" for k, _ in cols) + "."]
-    later = sorted({(r["notebook"], k, r["measured"]["labkit_commit"], r["measured"]["date"],
-                     r["measured"]["matmul_gflops"], ", ".join(r["measured"].get("fresh_keep", [])))
-                    for k, _ in cols for r in rows[k].values() if "measured" in r})
-    if later:
-        out += ["", "Measured later, on the same machine, after the labs before them (`labkit report --merge`): " +
-                "; ".join(f"`{Path(nb).stem}` at `{k}` (labkit {c}, {d}, {g} GFLOP/s"
-                          + (f"; cold but for the {kept} that earlier labs leave, `--keep`" if kept else "") + ")"
-                          for nb, k, c, d, g, kept in later) + "."]
-    m = reports["cpu"]["meta"]
-    if m.get("install"):
-        i = m["install"]
-        out += ["", f"Set-up on that machine (`labkit/install.py`, {i['torch']} torch): "
-                    f"{_duration(i['seconds'])}, {i['venv_mb'] / 1024:.1f} GB on disk for the "
-                    "virtual environment."]
-    results = []
-    for r in reports["cpu"]["notebooks"]:
-        for t in r["results"].get("tables", {}).values():
-            results += [f"**{Path(r['notebook']).stem[:2]} · {t['title']}**", "", markdown_table(t), ""]
-    return {"labs": "\n".join(out), "results": "\n".join(results).strip(), "claims": claims_table(reports["cpu"], Path(ref) / "studies")}
-
-
-def _status(e: dict, row: dict | None) -> str:
-    if e["kind"] == "test":
-        return f"by construction: unit test `{e['test'].split('::')[-1]}`"
-    if row is None:
-        return "not in the reference run" if "cpu" in e["scales"] else "not registered at `cpu`"
-    if "status" not in row:  # a run from before the registry
-        return "measured before the registry"
-    return {"met": "target met", "missed": "target missed", "shut": "gate shut"}.get(row["status"], row["status"])
-
-
-def claims_table(cpu: dict, studies: Path | None = None) -> str:
-    """Every registered claim, target, gate and test with what the reference `cpu` run (or
-    its committed study) measured: sentence, kind, value, bound, margin, status."""
-    studies = Path(studies or REFERENCE / "studies")
-    made = {Path(r["notebook"]).stem[:2]: r["results"].get("claims", {}) for r in cpu["notebooks"]}
-    rows = []
-    for cid, e in claims.registry().items():
-        if e["where"] == "run":
-            row = made.get(e["lab"], {}).get(cid)
-        else:
-            path = studies / f"{e['where'][6:]}.json"
-            row = json.loads(path.read_text()).get("claims", {}).get(cid) if path.exists() else None
-        value = (row or {}).get("value")
-        rows.append([e["lab"], f"{e['sentence']} <sub>`{cid}`</sub>", e["kind"] + ("" if e["where"] == "run" else ", study"),
-                     "" if value is None else f"{value:.4g}", f"{e['op']} {e['bound']:g}",
-                     "" if not row or row.get("margin") is None else f"{row['margin']:+.4g}", _status(e, row)])
-    header = ["lab", "claim (registered in `labkit/reference/claims.json`)", "kind", "value", "bound", "margin", "status"]
-    return markdown_table({"header": header, "rows": rows})
-
-
-def _markers(name: str) -> tuple[str, str]:
-    return (f"<!-- generated by `labkit report --readme` from labkit/reference: {name} -->",
-            f"<!-- end of generated {name} -->")
-
-
-def update_readme(path: Path, write: bool = True) -> list[str]:
-    """Put `readme`'s sections between their markers in ``path``; returns the names of the
-    sections that were out of date (with ``write=False`` nothing is written: a check)."""
-    path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    stale = []
-    for name, body in readme().items():
-        begin, end = _markers(name)
-        if begin not in text or end not in text:
-            raise ValueError(f"{path} has no markers for the {name!r} section; put\n{begin}\n{end}\n"
-                             "where it belongs")
-        head, rest = text.split(begin, 1)
-        old, tail = rest.split(end, 1)
-        if old.strip() != body.strip():
-            stale.append(name)
-        text = f"{head}{begin}\n{body}\n{end}{tail}"
-    if write and stale:
-        path.write_text(text, encoding="utf-8")
-    return stale

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from labkit import cli, report, results
+from labkit import cli, docs, report, results
 
 ROOT = Path(__file__).parents[1]
 
@@ -130,7 +130,7 @@ def fake_reference(folder: Path):
 
 def test_readme_sections_come_from_the_reference(tmp_path, monkeypatch):
     fake_reference(tmp_path / "ref")
-    sections = report.readme(tmp_path / "ref")
+    sections = docs.readme(tmp_path / "ref")
     assert "| `01_b` | 20 s, 1.46 GB | 3.3 min, 1.46 GB | 80 s, 1.46 GB |" in sections["labs"]
     assert "| all labs, in order | 30 s | 5.0 min | 2.0 min |" in sections["labs"]
     assert "2.8 min, 2.0 GB on disk" in sections["labs"]
@@ -139,21 +139,21 @@ def test_readme_sections_come_from_the_reference(tmp_path, monkeypatch):
     assert "| 05 | " in sections["claims"] and "`05.student_throughput_multiple`" in sections["claims"]
     assert "not in the reference run" in sections["claims"] and "by construction: unit test" in sections["claims"]
     readme = tmp_path / "README.md"
-    begin, end = report._markers("labs")
-    rbegin, rend = report._markers("results")
-    cbegin, cend = report._markers("claims")
+    begin, end = docs._markers("labs")
+    rbegin, rend = docs._markers("results")
+    cbegin, cend = docs._markers("claims")
     readme.write_text(f"intro\n{begin}\nold\n{end}\nmiddle\n{rbegin}\n{rend}\n{cbegin}\n{cend}\nend\n")
     monkeypatch.setattr(report, "REFERENCE", tmp_path / "ref")
-    monkeypatch.setattr(report.readme, "__defaults__", (tmp_path / "ref",))
-    assert report.update_readme(readme, write=False) == ["labs", "results", "claims"]
+    monkeypatch.setattr(docs.readme, "__defaults__", (tmp_path / "ref",))
+    assert docs.update_readme(readme, write=False) == ["labs", "results", "claims"]
     assert "old" in readme.read_text()  # a check writes nothing
-    assert report.update_readme(readme) == ["labs", "results", "claims"]
-    assert report.update_readme(readme, write=False) == []
+    assert docs.update_readme(readme) == ["labs", "results", "claims"]
+    assert docs.update_readme(readme, write=False) == []
     text = readme.read_text()
     assert text.startswith("intro\n") and "\nmiddle\n" in text and text.endswith("end\n")
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="no markers"):
-        report.update_readme(readme)
+        docs.update_readme(readme)
 
 
 def test_binder_sized_runs_get_their_own_columns(tmp_path):
@@ -163,13 +163,13 @@ def test_binder_sized_runs_get_their_own_columns(tmp_path):
     smoke["notebooks"][1].update(status="failed", peak_mb=2100,
                                  failed={"cell": 3, "error": "over the memory cap of 2048 MB (peak 2100 MB): ..."})
     (tmp_path / "ref" / "binder-smoke.json").write_text(json.dumps(smoke))
-    labs = report.readme(tmp_path / "ref")["labs"]
+    labs = docs.readme(tmp_path / "ref")["labs"]
     assert "| lab | `smoke` | `cpu`, cold cache | `cpu`, second run | `smoke`, 1 core, 2 GB |" in labs
     assert "| stopped above 2.05 GB |" in labs  # a lab that does not fit says so
     assert "1 core and a 2.00 GB cap" in labs
     smoke["notebooks"] = smoke["notebooks"][:1]  # measured for one lab so far: no total pretends otherwise
     (tmp_path / "ref" / "binder-cpu.json").write_text(json.dumps(smoke))
-    labs = report.readme(tmp_path / "ref")["labs"]
+    labs = docs.readme(tmp_path / "ref")["labs"]
     assert labs.count("| not measured |") == 1 and "| 1 of 2 labs measured |" in labs
 
 
@@ -187,7 +187,7 @@ def test_merge_brings_a_lab_measured_later_into_the_reference(tmp_path):
     assert merged["notebooks"][2]["measured"] == {"labkit_commit": "def", "date": "2026-02-02 00:00 UTC",
                                                   "matmul_gflops": 60}
     assert merged["meta"]["labkit_commit"] == "abc"  # the reference's own run is unchanged
-    labs = report.readme(tmp_path / "ref")["labs"]
+    labs = docs.readme(tmp_path / "ref")["labs"]
     assert "`02_c` at `cpu` (labkit def, 2026-02-02 00:00 UTC, 60 GFLOP/s)" in labs
     warm = tmp_path / "ref" / "cpu-warm.json"  # a second run is not a cold one
     with pytest.raises(ValueError, match="was not measured like"):
@@ -198,7 +198,7 @@ def test_merge_brings_a_lab_measured_later_into_the_reference(tmp_path):
 def test_the_readme_is_generated_from_the_committed_reference():
     """Every figure in the README's lab tables comes from labkit/reference: regenerate it
     with `labkit report --readme` after a new reference run."""
-    assert report.update_readme(ROOT / "README.md", write=False) == []
+    assert docs.update_readme(ROOT / "README.md", write=False) == []
 
 
 def test_record_problems_hold_labs_06_and_09_to_their_records():
