@@ -281,7 +281,7 @@ def model_card(evaluation: dict, slices: dict, labs: dict, details: dict) -> str
                      f"{v['gap']:+.3f} | {'yes' if v['flagged'] else ''} |" for n, v in slices.items())
     share = get("00_start_here", "share_positive", {})
     attack = (get("06_adversarial", "attack", {}) or {}).get("MiniLM", {}).get("lax", {})
-    auc = get("07_federated", "membership_auc", {}) or {}
+    mia = (get("07_federated", "membership", {}) or {}).get("non-private", {})
     pii = get("01_data", "pii_challenge", {}) or {}
     variants = get("08_compression", "variants", {}) or {}
     pareto = get("08_compression", "pareto", []) or []  # the front's names (a list, or {"front": [...]})
@@ -324,8 +324,10 @@ def model_card(evaluation: dict, slices: dict, labs: dict, details: dict) -> str
             "- Reviews are public critic snippets; lab 01 scrubbed emails and phone numbers, but on its "
             f"challenge set the scrubber found {_pct(pii.get('recall', float('nan')))} of planted personal data: "
             "names and addresses survive.\n"
-            f"- A membership-inference attack on an overfitted model reached AUC {auc.get('non-private', float('nan')):.2f} "
-            "(lab 07): models can leak who was in their training data; DP training closes it at a cost in accuracy."),
+            f"- A membership-inference attack on an overfitted model reached AUC {mia.get('auc', float('nan')):.2f} and "
+            f"caught {_pct(mia.get('tpr_at_1pct_fpr', float('nan')))} of its training reviews at a 1% false-positive rate "
+            f"(lab 07, {mia.get('seeds', '?')} seeds): models can leak who was in their training data; DP training "
+            "closes it at a cost in accuracy."),
         "Caveats and recommendations": (
             f"- A word/character attack flips {_pct(attack.get('success_rate', float('nan')))} of the "
             "reviews it tries on the teacher (lab 06): do not expose it where users gain from fooling it.\n"

@@ -244,6 +244,100 @@ def lab06(seeds: int) -> tuple[dict, dict]:
             "pgd_steps": acfg.pgd_steps, "a2t_attacked": acfg.a2t_attacked, "a2t_rounds": acfg.a2t_rounds}, results
 
 
+def budget_label(epsilon) -> str:
+    """How lab 07's records and study name a privacy budget: "non-private" or "1", "0.5"."""
+    return "non-private" if epsilon is None else f"{epsilon:g}"
+
+
+def lab07(seeds: int) -> tuple[dict, dict]:
+    """Lab 07's comparisons over ``seeds`` seeds, every choice on the validation split:
+    centralised against FedAvg on each partition and FedProx on the most skewed (the lab's
+    learning rate, chosen with the centralised head); the MiniLM head at every budget,
+    non-private included, its learning rate chosen per budget from ``head_lrs`` by mean
+    validation accuracy; the small BERT non-private and at ``bert_epsilons``, its (lr, batch)
+    chosen per budget from ``bert_grid`` on ``study_grid_seeds`` seeds (majority share and
+    whether any seed answers more than one class beside it); the membership attack on the
+    overfitted head at each budget from 1 (AUC, TPR at 1% FPR, test accuracy); client-level
+    DP at each clients-per-round. The chosen are scored once on test."""
+    from . import models, privacy
+    from .federated import PARTITIONS, FederatedConfig, centralised, fedavg, partition
+    cfg = FederatedConfig.for_scale()
+    x_train, y_train, x_test, y_test = data.review_arrays(cfg.train_size, cfg.test_size, cfg.seed)
+    x_val, y_val = data.validation_arrays(cfg.test_size, cfg.seed)
+    movies = data.review_sources(cfg.train_size, cfg.seed)
+    e_train, e_val, e_test = models.embed(list(x_train)), models.embed(x_val), models.embed(x_test)
+    acc, seed_list = privacy.accuracy, range(seeds)
+    spent = lambda runs: None if np.isnan(runs[0]["epsilon"][0]) else [float(r["epsilon"][0]) for r in runs]  # noqa: E731
+    passes = max(1, round(cfg.rounds * cfg.per_round / cfg.clients * cfg.local_epochs))
+    val_by_lr = {lr: centralised(e_train, y_train, e_val, y_val, passes, lr, cfg.batch_size, cfg.hidden) for lr in cfg.lrs}
+    lr = max(val_by_lr, key=val_by_lr.get)
+
+    def federation(how, seed, **kw):
+        parts = partition(y_train, cfg.clients, how, seed, sources=movies)
+        return float(fedavg(e_train, y_train, parts, e_test, y_test, cfg.rounds, cfg.per_round, lr,
+                            cfg.local_epochs, cfg.batch_size, cfg.hidden, seed, progress=False, **kw)["accuracy"][-1])
+
+    out = {"federated": {"lr": lr, "validation": {str(k): v for k, v in val_by_lr.items()},
+                         "centralised": [centralised(e_train, y_train, e_test, y_test, passes, lr, cfg.batch_size,
+                                                     cfg.hidden, seed) for seed in seed_list],
+                         "fedavg": {how: [federation(how, seed) for seed in seed_list] for how in PARTITIONS},
+                         "fedprox": {str(mu): [federation("dirichlet 0.1", seed, mu=mu) for seed in seed_list]
+                                     for mu in cfg.mus}}}
+    print("study lab07: federated", file=sys.stderr)
+    heads = out["MiniLM"] = {}
+    for eps in (None, *cfg.epsilons):
+        runs = {hlr: [privacy.head_run(e_train, y_train, {"val": e_val, "test": e_test}, eps, cfg.head_epochs, hlr,
+                                       cfg.head_batch, seed=seed) for seed in seed_list] for hlr in cfg.head_lrs}
+        val = {hlr: [acc(r["val"], y_val) for r in rs] for hlr, rs in runs.items()}
+        best = max(cfg.head_lrs, key=lambda h: (np.mean(val[h]), -h))
+        heads[budget_label(eps)] = {"validation": {str(h): v for h, v in val.items()}, "chosen": {"lr": best},
+                                    "test": [acc(r["test"], y_test) for r in runs[best]], "epsilon": spent(runs[best])}
+    print("study lab07: MiniLM heads", file=sys.stderr)
+    tok, mlm = load_or_pretrain(progress=False)
+    rows = np.arange(len(y_train)) if cfg.bert_rows is None else data.sample_per_class(y_train, cfg.bert_rows, cfg.seed)
+    texts, majority = list(x_train[rows]), max(np.mean(y_test), 1 - np.mean(y_test))
+
+    def bert(eps, option, seed):
+        return privacy.bert_run(mlm, tok, texts, y_train[rows], {"val": x_val, "test": x_test}, eps, cfg.bert_epochs,
+                                option[0], option[1], cfg.bert_max_len, seed=seed, progress=False)
+
+    out["small BERT"] = {}
+    for eps in (None, *cfg.bert_epsilons):
+        grid_seeds = range(min(seeds, cfg.study_grid_seeds))
+        val = {f"lr={o[0]:g}, batch={o[1]}": [acc(bert(eps, o, seed)["val"], y_val) for seed in grid_seeds]
+               for o in cfg.bert_grid}
+        best = max(cfg.bert_grid, key=lambda o: (np.mean(val[f"lr={o[0]:g}, batch={o[1]}"]), -o[0], o[1]))
+        runs = [bert(eps, best, seed) for seed in seed_list]
+        out["small BERT"][budget_label(eps)] = {
+            "validation": val, "chosen": {"lr": best[0], "batch": best[1]},
+            "test": [acc(r["test"], y_test) for r in runs], "epsilon": spent(runs),
+            "majority_share": float(majority),  # trained: beats the majority class, not one class on every seed
+            "trains": bool(np.mean([acc(r["test"], y_test) for r in runs]) > majority
+                           and any(len(np.unique(r["test"].argmax(-1))) > 1 for r in runs))}
+        print(f"study lab07: small BERT, {budget_label(eps)}", file=sys.stderr)
+    out["membership"] = {}
+    for eps in (None, *[e for e in cfg.epsilons if e >= 1]):
+        attacks = [privacy.membership(e_train, y_train, e_test, y_test, eps, cfg.mia_rows, cfg.mia_others,
+                                      cfg.mia_epochs, cfg.mia_hidden, seed) for seed in seed_list]
+        out["membership"][budget_label(eps)] = {k: [round(a[k], 4) for a in attacks]
+                                                for k in ("auc", "tpr_at_1pct_fpr", "test_accuracy")}
+    print("study lab07: membership", file=sys.stderr)
+    small = partition(y_train, cfg.dp_clients, "iid", cfg.seed)
+    out["client_dp"] = {}
+    for m in cfg.dp_per_round:
+        z = privacy.client_dp_noise_multiplier(cfg.dp_epsilon, m, cfg.dp_clients, cfg.rounds)
+        out["client_dp"][str(m)] = {"noise_multiplier": round(z, 4), "accuracy": [float(fedavg(
+            e_train, y_train, small, e_test, y_test, cfg.rounds, m, lr, cfg.local_epochs, cfg.batch_size, cfg.hidden,
+            seed, dp_clip=cfg.dp_clip, dp_noise=z, progress=False)["accuracy"][-1]) for seed in seed_list]}
+    settings = {"seeds": seeds, "grid_seeds": min(seeds, cfg.study_grid_seeds), "choice_split": "validation",
+                "validation_size": len(y_val), "test_size": len(y_test), "epsilons": list(cfg.epsilons),
+                "head_lrs": list(cfg.head_lrs), "bert_grid": [list(o) for o in cfg.bert_grid],
+                "bert_epochs": cfg.bert_epochs, "mia": {"rows": cfg.mia_rows, "others": cfg.mia_others,
+                                                        "epochs": cfg.mia_epochs, "hidden": cfg.mia_hidden},
+                "delta": privacy.DELTA, "accountant": privacy.ACCOUNTANT}
+    return settings, out
+
+
 LONG_RECOVERY = 3  # the lab08 study's longer recovery, tried for lab 08's 1.5-point target
 
 

@@ -54,16 +54,21 @@ class FederatedConfig:
     epsilons: tuple = (0.5, 1.0, 3.0, 8.0)  # DP-SGD targets, at delta = privacy.DELTA
     head_epochs: int = 20          # DP-SGD of a head on MiniLM features
     head_batch: int = 256
-    head_lrs: tuple = (1e-2, 3e-2)  # compared on validation at epsilon 1
+    head_lrs: tuple = (3e-3, 1e-2, 3e-2)  # compared on validation at every budget, non-private too
     bert_epsilons: tuple = (1.0,)  # DP-SGD of the small BERT from scratch (see the lab)
     bert_epochs: int = 1
+    bert_grid: tuple = ((2e-3, 64), (1e-2, 64), (1e-2, 256))  # (lr, batch) `labkit study lab07` compares
+    bert_lr: float = 2e-3          # non-private: these two chosen on validation by `labkit study lab07`
     bert_batch: int = 64
-    bert_lr: float = 2e-3
+    bert_dp_lr: float = 2e-3       # under DP-SGD (chosen at epsilon 1, used at every budget)
+    bert_dp_batch: int = 64
     bert_max_len: int = 32
     bert_rows: int | None = None   # a stratified sample of the training reviews (None: all)
-    mia_rows: int = 500            # members (and as many non-members) of the overfitted model
+    mia_rows: int = 500            # members of the overfitted model ...
+    mia_others: int = 2000         # ... and rows it never saw (enough to resolve a 1% false-positive rate)
     mia_epochs: int = 100
     mia_hidden: int = 256
+    study_grid_seeds: int = 3      # seeds a setting gets in the study's validation grid (small BERT)
     train_size: int | None = None
     test_size: int | None = None
     seed: int = 0
@@ -74,8 +79,9 @@ class FederatedConfig:
         if scale == "smoke":
             return cls(clients=4, per_round=2, rounds=3, seeds=2, mus=(0.1,), lrs=(1e-2,),
                        dp_clients=20, dp_per_round=(5, 20), flower_nodes=2, flower_rounds=1, flower_one_at_a_time=False,
-                       epsilons=(1.0, 8.0), head_epochs=2, head_lrs=(1e-2,), bert_batch=32,
-                       bert_max_len=16, bert_rows=256, mia_rows=100, mia_epochs=10, train_size=1000, test_size=300)
+                       epsilons=(1.0, 8.0), head_epochs=2, head_lrs=(1e-2, 3e-2), bert_batch=32,
+                       bert_dp_batch=32, bert_grid=((2e-3, 32), (1e-2, 32)), bert_max_len=16, bert_rows=256,
+                       mia_rows=100, mia_others=200, mia_epochs=10, train_size=1000, test_size=300)
         if scale == "gpu":
             return cls(rounds=50, seeds=5, bert_epsilons=(0.5, 1.0, 3.0, 8.0), bert_epochs=3,
                        bert_max_len=64)

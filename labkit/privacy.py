@@ -8,8 +8,10 @@ does all three: `dp_fit` asks its accountant for the noise that reaches a target
 (its own norm clipping off: Opacus clips per example) and reads the epsilon spent back from
 the engine's accountant. `head_run` trains a `labkit.federated.Head` on MiniLM features and
 `bert_run` lab 02's small BERT from scratch, each cached with its logits and its epsilon.
-`membership_auc` is the loss-threshold membership-inference test (Yeom et al. 2018);
-`client_dp_epsilon` accounts lab 07's client-level DP-FedAvg the same way.
+`membership_auc` is the loss-threshold membership-inference test (Yeom et al. 2018) and
+`tpr_at_fpr` its true-positive rate at a low false-positive rate (Carlini et al. 2022);
+`membership` runs the whole attack on one overfitted head; `client_dp_epsilon` accounts lab
+07's client-level DP-FedAvg the same way.
 Leaves out: DP for the data pipeline (tokenizer, vocabulary), and user-level accounting.
 """
 from __future__ import annotations
@@ -133,12 +135,13 @@ def head_run(x, y, evals: dict, epsilon: float | None, epochs: int, lr: float,
 
 def bert_run(mlm, tokenizer, texts, labels, evals: dict, epsilon: float | None, epochs: int,
              lr: float, batch_size: int = 64, max_len: int = 32, clip: float = 1.0,
-             delta: float = DELTA, seed: int = 0) -> dict:
+             delta: float = DELTA, seed: int = 0, progress: bool = True) -> dict:
     """Lab 02's small BERT architecture from scratch (`classifier.small_classifier`,
-    ``pretrained=False``) trained by `dp_fit` on ``texts``; returns (cached) {"epochs",
-    name: logits for each ``evals[name]``}. Position and segment embeddings stay at their
-    random start: Opacus cannot give them per-example gradients (BERT shares one row of
-    position ids across the batch), and they carry no review's content."""
+    ``pretrained=False``) trained by `dp_fit` on ``texts`` (a progress bar unless not
+    ``progress``); returns (cached) {"epsilon", name: logits for each ``evals[name]``}.
+    Position and segment embeddings stay at their random start: Opacus cannot give them
+    per-example gradients (BERT shares one row of position ids across the batch), and they
+    carry no review's content."""
     check_epsilon(epsilon)
     k = max(2, int(np.max(labels)) + 1)  # as many outputs as classes (the reviews have 2)
     run_key = cache.key(init=cache.fingerprint(small_classifier(mlm, pretrained=False, seed=seed, num_labels=k)),
@@ -152,7 +155,7 @@ def bert_run(mlm, tokenizer, texts, labels, evals: dict, epsilon: float | None, 
         for module in (emb.position_embeddings, emb.token_type_embeddings):
             module.weight.requires_grad_(False)
         data = loader(tokenizer, list(texts), np.asarray(labels), max_len, batch_size, shuffle=True, seed=seed)
-        model, spent, _ = dp_fit(model, data, epochs, lr, epsilon, delta, clip, seed, progress=True)
+        model, spent, _ = dp_fit(model, data, epochs, lr, epsilon, delta, clip, seed, progress=progress)
         out = {k: predict_logits(model.eval(), tokenizer, v, max_len) for k, v in evals.items()}
         return {"epsilon": np.array([np.nan if spent is None else spent]), **out}
     return cache.arrays("dp-bert", run_key, compute)
@@ -179,3 +182,39 @@ def membership_auc(member_loss, other_loss) -> float:
     truth = np.r_[np.ones(len(member_loss)), np.zeros(len(other_loss))]
     return float(roc_auc_score(truth, -np.r_[member_loss, other_loss]))
 
+
+
+def tpr_at_fpr(member_loss, other_loss, fpr: float = 0.01) -> float:
+    """The loss-threshold attack's true-positive rate at a false-positive rate of at most
+    ``fpr`` (Carlini et al. 2022: an attack that is right about a few members with
+    confidence matters more than its average): the share of members whose loss is below the
+    lowest threshold that calls at most ``fpr`` of the other rows members. A coin gives ``fpr``."""
+    member_loss, other_loss = np.asarray(member_loss), np.asarray(other_loss)
+    if len(member_loss) == 0 or len(other_loss) == 0:
+        raise ValueError("tpr_at_fpr needs losses of both training and held-out rows")
+    if not 0 < fpr < 1:
+        raise ValueError(f"fpr={fpr!r}: give a false-positive rate between 0 and 1, e.g. 0.01")
+    if len(other_loss) * fpr < 1:
+        raise ValueError(f"{len(other_loss)} held-out rows cannot resolve a false-positive rate of {fpr}: "
+                         f"give at least {int(np.ceil(1 / fpr))}")
+    allowed = int(np.floor(fpr * len(other_loss)))  # held-out rows the threshold may call members
+    threshold = np.sort(other_loss)[allowed]      # "member" means a loss strictly below this
+    return float((member_loss < threshold).mean())
+
+
+def membership(x, y, x_test, y_test, epsilon: float | None, rows: int, others: int, epochs: int,
+               hidden: int, seed: int = 0) -> dict:
+    """The loss-threshold attack on a head overfitted to ``rows`` training rows of (x, y),
+    drawn with ``seed`` (`head_run`: ``epochs`` passes, a ``hidden`` layer, batches of 100,
+    DP-SGD at ``epsilon`` unless None), against ``others`` rows it never saw, drawn from
+    the same pool: {"auc", "tpr_at_1pct_fpr", "test_accuracy", "member_loss", "other_loss"}."""
+    y = np.asarray(y)
+    if rows + others > len(y):
+        raise ValueError(f"rows={rows} + others={others} is more than the {len(y)} rows given")
+    order = np.random.default_rng(seed).permutation(len(y))
+    inside, outside = order[:rows], order[rows:rows + others]
+    r = head_run(x[inside], y[inside], {"in": x[inside], "out": x[outside], "test": x_test}, epsilon, epochs, 1e-2,
+                 batch_size=100, hidden=hidden, seed=seed)
+    member, other = per_example_loss(r["in"], y[inside]), per_example_loss(r["out"], y[outside])
+    return {"auc": membership_auc(member, other), "tpr_at_1pct_fpr": tpr_at_fpr(member, other, 0.01),
+            "test_accuracy": accuracy(r["test"], y_test), "member_loss": member, "other_loss": other}

@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from . import cache, claims, env, experiments, report
+from .privacy import DELTA
 from .stats import paired
 
 STUDIES = Path(__file__).parent / "reference" / "studies"
@@ -67,7 +68,7 @@ def _provenance(name: str, scale: str, seconds: float, commit: str | None) -> di
 
 
 STUDY_FUNCTIONS = {"lab02": (experiments.lab02, 5), "lab03": (experiments.lab03, 5), "lab04": (experiments.lab04, 10),
-                   "lab05": (experiments.lab05, 3), "lab06": (experiments.lab06, 5),
+                   "lab05": (experiments.lab05, 3), "lab06": (experiments.lab06, 5), "lab07": (experiments.lab07, 5),
                    "lab08": (experiments.lab08, 5)}  # name -> (function, seeds at cpu)
 
 
@@ -98,6 +99,14 @@ def _lab06_claims(results: dict) -> dict:
     return out
 
 
+def _lab07_claims(results: dict) -> dict:
+    """Lab 07's study claims: the membership attack's TPR at 1% FPR, means over the seeds,
+    against a coin (non-private) and against what epsilon 1 allows (e x 1% + delta)."""
+    tpr = {name: np.mean(r["tpr_at_1pct_fpr"]) for name, r in results["membership"].items()}
+    return {"07.mia_tpr_nonprivate": tpr["non-private"],
+            "07.dp_mia_tpr_within_bound": tpr["1"] / (np.exp(1.0) * 0.01 + DELTA)}
+
+
 def _lab08_claims(results: dict) -> dict:
     """Lab 08's study targets: test points the chosen structured size loses, short and long recovery."""
     teacher, runs = results["teacher"]["test_accuracy"], list(results["recovery"].values())
@@ -105,7 +114,7 @@ def _lab08_claims(results: dict) -> dict:
             for name, r in zip(("short", "long"), runs)}
 
 
-STUDY_CLAIMS = {"lab03": _lab03_claims, "lab06": _lab06_claims, "lab08": _lab08_claims}  # name -> results -> {registered id: value}
+STUDY_CLAIMS = {"lab03": _lab03_claims, "lab06": _lab06_claims, "lab07": _lab07_claims, "lab08": _lab08_claims}  # name -> results -> {registered id: value}
 
 
 def check_claims(name: str, out: Path | None = None) -> dict:

@@ -133,14 +133,15 @@ def test_model_card_has_every_section_and_the_recorded_numbers():
     slices = E.slice_table(ev["chosen"]["accuracy"], {"negation": (y[:300], z[:300].argmax(-1))})
     details = {"name": "test model", "architecture": "BertModel", "parameters": 22.6e6, "disk_mb": 90.3,
                "trained_on": "the training split", "candidates": ["a", "b"], "version": "0.1.0"}
-    for labs in ({}, {"07_federated": ({"membership_auc": {"non-private": 0.7313}}, "this machine")}):
+    mia = {"non-private": {"auc": 0.7313, "tpr_at_1pct_fpr": 0.046, "test_accuracy": 0.7, "seeds": 5, "source": "study"}}
+    for labs in ({}, {"07_federated": ({"membership": mia}, "this machine")}):
         card = E.model_card(ev, slices, labs, details)
         assert all(f"## {s}" in card for s in E.SECTIONS)
         c = ev["chosen"]
         for k in ("accuracy", "macro_f1", "ece_before", "ece_after", "nll_before", "nll_after", "temperature"):
             assert f"{c[k]:.3f}" in card, k
         assert f"{slices['negation']['accuracy']:.3f}" in card
-    assert "AUC 0.73" in card and "07_federated: this machine" in card
+    assert "AUC 0.73 and caught 4.6%" in card and "5 seeds" in card and "07_federated: this machine" in card
     variants = {k: {"accuracy": 0.8, "disk_mb": 90} for k in ("teacher fp32", "teacher int8 torch", "student fp32")}
     for pareto in (["teacher fp32", "teacher int8 torch", "student fp32"], {"front": ["teacher int8 torch", "teacher fp32"]}):
         card = E.model_card(ev, slices, {"08_compression": ({"variants": variants, "pareto": pareto}, "x")}, details)

@@ -144,6 +144,34 @@ def test_membership_auc():
         privacy.membership_auc([], [1.0])
 
 
+def test_tpr_at_a_low_false_positive_rate_counts_only_confident_members():
+    other = np.linspace(1.0, 2.0, 200)                    # held-out losses; 1% of 200 = 2 may be called members
+    member = np.r_[np.full(10, 0.5), np.full(90, 1.5)]   # 10 members far below every held-out loss
+    assert privacy.tpr_at_fpr(member, other, 0.01) == 0.10
+    assert privacy.membership_auc(member, other) > 0.5   # an AUC that hides how few are caught with confidence
+    assert privacy.tpr_at_fpr(other[::-1], other, 0.01) == 0.01   # the same distribution: a coin's rate
+    with pytest.raises(ValueError, match="at least 100"):
+        privacy.tpr_at_fpr(member, other[:50], 0.01)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        privacy.tpr_at_fpr(member, other, 1.0)
+
+
+def test_membership_attacks_an_overfitted_head_and_dp_pulls_it_toward_a_coin(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_CACHE", str(tmp_path))
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(700, 16)).astype(np.float32), rng.integers(0, 2, 700)  # noise labels: only memory helps
+    plain = privacy.membership(x, y, x[:50], y[:50], None, rows=100, others=500, epochs=300, hidden=64, seed=1)
+    private = privacy.membership(x, y, x[:50], y[:50], 1.0, rows=100, others=500, epochs=300, hidden=64, seed=1)
+    assert plain["auc"] > 0.8                                         # it remembers its 100 rows
+    assert abs(private["auc"] - 0.5) < abs(plain["auc"] - 0.5)
+    for a in (plain, private):                                        # the rates are the returned losses'
+        assert a["tpr_at_1pct_fpr"] == privacy.tpr_at_fpr(a["member_loss"], a["other_loss"], 0.01)
+        assert a["auc"] == privacy.membership_auc(a["member_loss"], a["other_loss"])
+    assert len(plain["member_loss"]) == 100 and len(plain["other_loss"]) == 500
+    with pytest.raises(ValueError, match="more than the 700 rows"):
+        privacy.membership(x, y, x, y, None, rows=600, others=200, epochs=1, hidden=0)
+
+
 @pytest.mark.slow
 def test_a_flower_federation_on_two_nodes_completes_and_matches_in_process(tmp_path, monkeypatch):
     import psutil

@@ -150,3 +150,26 @@ def test_lab08_study_at_smoke_chooses_on_validation_and_scores_both_recoveries_o
     short = out["claims"]["08.structured_points_lost_study.short"]["value"]
     assert abs(short - 100 * (res["teacher"]["test_accuracy"] - np.mean(res["recovery"]["5"]["test"]))) < 1e-3
     assert set(out["claims"]) == set(study.claims.study_claims("lab08"))
+
+
+def test_lab07_study_at_smoke_tunes_every_arm_on_validation(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_SCALE", "smoke")
+    out = json.loads(study.run("lab07", seeds=2, out=tmp_path).read_text())
+    res, settings = out["results"], out["settings"]
+    assert settings["choice_split"] == "validation" and settings["seeds"] == 2
+    heads = res["MiniLM"]
+    assert set(heads) == {"non-private", "1", "8"}  # the non-private head is tuned like the private ones
+    for budget, r in heads.items():
+        assert set(r["validation"]) == {str(h) for h in settings["head_lrs"]} and len(r["test"]) == 2
+        means = {float(h): np.mean(v) for h, v in r["validation"].items()}
+        assert means[r["chosen"]["lr"]] == max(means.values()), budget  # chosen on validation
+        assert (r["epsilon"] is None) == (budget == "non-private")
+    for budget, r in res["small BERT"].items():
+        assert len(r["validation"]) == len(settings["bert_grid"]) and len(r["test"]) == 2
+        assert 0.5 <= r["majority_share"] <= 1 and isinstance(r["trains"], bool)
+    for model, r in res["membership"].items():
+        assert all(len(r[k]) == 2 and all(0 <= v <= 1 for v in r[k]) for k in ("auc", "tpr_at_1pct_fpr", "test_accuracy"))
+    assert set(res["federated"]["fedavg"]) == {"iid", "dirichlet 0.5", "dirichlet 0.1", "by movie"}
+    assert set(out["claims"]) == set(study.claims.study_claims("lab07"))
+    tpr1 = np.mean(res["membership"]["1"]["tpr_at_1pct_fpr"])
+    assert abs(out["claims"]["07.dp_mia_tpr_within_bound"]["value"] - tpr1 / (np.e * 0.01 + 1e-5)) < 1e-3
