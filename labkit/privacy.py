@@ -188,7 +188,7 @@ def tpr_at_fpr(member_loss, other_loss, fpr: float = 0.01) -> float:
     """The loss-threshold attack's true-positive rate at a false-positive rate of at most
     ``fpr`` (Carlini et al. 2022: an attack that is right about a few members with
     confidence matters more than its average): the share of members whose loss is below the
-    lowest threshold that calls at most ``fpr`` of the other rows members. A coin gives ``fpr``."""
+    highest threshold that calls at most ``fpr`` of the other rows members. A coin gives ``fpr``."""
     member_loss, other_loss = np.asarray(member_loss), np.asarray(other_loss)
     if len(member_loss) == 0 or len(other_loss) == 0:
         raise ValueError("tpr_at_fpr needs losses of both training and held-out rows")
@@ -197,7 +197,7 @@ def tpr_at_fpr(member_loss, other_loss, fpr: float = 0.01) -> float:
     if len(other_loss) * fpr < 1:
         raise ValueError(f"{len(other_loss)} held-out rows cannot resolve a false-positive rate of {fpr}: "
                          f"give at least {int(np.ceil(1 / fpr))}")
-    allowed = int(np.floor(fpr * len(other_loss)))  # held-out rows the threshold may call members
+    allowed = int(np.floor(fpr * len(other_loss) + 1e-9))  # held-out rows it may call members (0.29 x 100: 29)
     threshold = np.sort(other_loss)[allowed]      # "member" means a loss strictly below this
     return float((member_loss < threshold).mean())
 
