@@ -276,6 +276,3 @@ def merge(reference: Path, new: Path) -> list[str]:
     ref["notebooks"] = [rows[k] for k in sorted(rows)]
     cache.write_json(Path(reference), ref)
     return [r["notebook"] for r in rep["notebooks"]]
-
-
-# ---------------------------------------------------------------- the README's tables

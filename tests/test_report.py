@@ -226,3 +226,20 @@ def test_record_problems_hold_labs_06_and_09_to_their_records():
     assert report.record_problems("08", good08) == []
     on_test = {**good08, "pareto": ["teacher int8 torch"]}  # the old record: a list, chosen on test accuracy
     assert "chosen on validation" in report.record_problems("08", on_test)[0]
+
+
+
+def test_record_problems_hold_lab_07_to_its_membership_and_small_bert_records():
+    mia = {"auc": 0.73, "tpr_at_1pct_fpr": 0.04, "test_accuracy": 0.7}
+    good = {"membership": {b: {**mia, "seeds": 5, "source": "study"} for b in ("non-private", "1")},
+            "membership_live": {b: {**mia, "seeds": 1, "source": "run"} for b in ("non-private", "1")},
+            "dp": {"small BERT": {"1": {"mean": 0.5776, "std": 0.0, "majority_share": 0.5776, "trains": False}}},
+            "client_dp_sampling": "poisson", "client_dp_accountant": "opacus rdp"}
+    assert report.record_problems("07", good) == []
+    few = {**good, "membership": {b: {**mia, "seeds": 3, "source": "study"} for b in ("non-private", "1")}}
+    assert "membership" in report.record_problems("07", few)[0]  # the evidence needs the study's 5 seeds
+    no_tpr = {**good, "membership_live": {"non-private": {"auc": 0.7, "test_accuracy": 0.7, "seeds": 1, "source": "run"}}}
+    assert "membership_live" in report.record_problems("07", no_tpr)[0]
+    claims_to_train = {**good, "dp": {"small BERT": {"1": {"mean": 0.5776, "majority_share": 0.5776, "trains": True}}}}
+    assert "above the majority" in report.record_problems("07", claims_to_train)[0]
+    assert "client_dp_sampling" in report.record_problems("07", {**good, "client_dp_sampling": "fixed"})[0]

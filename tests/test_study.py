@@ -35,6 +35,18 @@ def test_committed_studies_have_provenance_and_what_the_labs_read():
                for v in options.values() for k in ("clean", "success", "under_attack"))
     assert all(len(v[k]) == lab06["settings"]["seeds"] for v in lab06["results"]["test"].values()
                for k in ("clean", "success", "under_attack"))
+    lab07 = study.load("lab07")  # what lab 07 reads, over at least 5 seeds, every choice on validation
+    assert lab07["settings"]["seeds"] >= 5 and lab07["settings"]["choice_split"] == "validation"
+    assert lab07["settings"]["scale"] == "cpu"
+    assert {"non-private", "1"} <= set(lab07["results"]["MiniLM"]) and set(lab07["results"]["small BERT"]) >= {"non-private", "1"}
+    assert all(len(r["test"]) == lab07["settings"]["seeds"] and "lr" in r["chosen"] for r in lab07["results"]["MiniLM"].values())
+    assert all(len(r[k]) == lab07["settings"]["seeds"] for r in lab07["results"]["membership"].values()
+               for k in ("auc", "tpr_at_1pct_fpr", "test_accuracy"))
+    lab08 = study.load("lab08")
+    assert lab08["settings"]["seeds"] >= 5 and lab08["settings"]["split"] == "validation"
+    assert lab08["settings"]["long_steps"] > lab08["settings"]["steps"] and "test_accuracy" in lab08["results"]["teacher"]
+    assert list(lab08["results"]["recovery"]) == [str(lab08["settings"]["steps"]), str(lab08["settings"]["long_steps"])]
+    assert all(len(r["accuracy"]) == lab08["settings"]["seeds"] for r in lab08["results"]["grid"].values())
 
 
 def test_lab04_study_at_smoke(tmp_path, monkeypatch):
@@ -148,7 +160,8 @@ def test_lab08_study_at_smoke_chooses_on_validation_and_scores_both_recoveries_o
     assert list(res["recovery"]) == [str(settings["steps"]), str(settings["long_steps"])]
     assert all(len(r["validation"]) == len(r["test"]) == 2 for r in res["recovery"].values())
     short = out["claims"]["08.structured_points_lost_study.short"]["value"]
-    assert abs(short - 100 * (res["teacher"]["test_accuracy"] - np.mean(res["recovery"]["5"]["test"]))) < 1e-3
+    short_runs = res["recovery"][str(settings["steps"])]["test"]
+    assert abs(short - 100 * (res["teacher"]["test_accuracy"] - np.mean(short_runs))) < 1e-3
     assert set(out["claims"]) == set(study.claims.study_claims("lab08"))
 
 
