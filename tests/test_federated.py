@@ -140,6 +140,12 @@ def test_membership_auc():
     assert privacy.membership_auc([1.0, 1.0], [1.0, 1.0]) == 0.5
     losses = privacy.per_example_loss([[2.0, 0.0], [0.0, 2.0]], [0, 0])
     assert losses[0] < losses[1]
+    z = np.random.default_rng(0).normal(size=(20, 3)) * 4
+    y = np.arange(20) % 3
+    exact = torch.nn.functional.cross_entropy(torch.tensor(z), torch.tensor(y), reduction="none").numpy()
+    assert np.allclose(privacy.per_example_loss(z, y), exact, rtol=1e-9, atol=1e-12)
+    sure = privacy.per_example_loss([[30.0, 0.0], [60.0, 0.0]], [0, 0])  # float32 cross entropy reads 0 for both
+    assert 0 < sure[1] < sure[0]  # a threshold can still rank confident rows
     with pytest.raises(ValueError, match="both"):
         privacy.membership_auc([], [1.0])
 
