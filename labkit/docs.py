@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import claims, report
+from . import claims, env, report
 from .results import markdown_table
 
 
@@ -26,23 +26,13 @@ def _memory(mb) -> str:
     return "" if mb is None else f"{mb:,} MB" if mb < 1000 else f"{mb / 1024:.2f} GB"
 
 
-NORMAL_GFLOPS = 60  # times are stated as on a machine of this fp32 matmul speed
-
-
-def normalised(row: dict, meta: dict) -> float:
-    """A row's wall seconds as on a `NORMAL_GFLOPS` machine: wall x the GFLOP/s measured with
-    it (a row merged in later carries its own, else its report's) / `NORMAL_GFLOPS`."""
-    gflops = (row.get("measured") or {}).get("matmul_gflops") or meta["matmul_gflops"]
-    return row["wall_s"] * gflops / NORMAL_GFLOPS
-
-
 def _cell(row, meta: dict) -> str:
     if row is None:
         return "not measured"
     if row["status"] != "passed":
         over = "memory cap" in ((row.get("failed") or {}).get("error") or "")
         return f"stopped above {_memory(row['peak_mb'])}" if over else row["status"]
-    return f"{_duration(normalised(row, meta))} ({_duration(row['wall_s'])} wall), {_memory(row['peak_mb'])}"
+    return f"{_duration(env.normalised(row, meta))} ({_duration(row['wall_s'])} wall), {_memory(row['peak_mb'])}"
 
 
 def _machine(m: dict) -> str:
@@ -70,7 +60,7 @@ def readme(ref: Path = report.REFERENCE) -> dict[str, str]:
     out = ["| lab | " + " | ".join(title for _, title in cols) + " |", "|---|" + "---|" * len(cols)]
     for lab in labs:
         out.append(f"| `{lab}` | " + " | ".join(_cell(rows[k].get(lab), reports[k]["meta"]) for k, _ in cols) + " |")
-    total = {k: f"{_duration(sum(normalised(r, reports[k]['meta']) for r in rows[k].values() if r['wall_s']))} "
+    total = {k: f"{_duration(sum(env.normalised(r, reports[k]['meta']) for r in rows[k].values() if r['wall_s']))} "
                 f"({_duration(sum(r['wall_s'] or 0 for r in rows[k].values()))} wall)" if set(labs) <= set(rows[k])
              else f"{len(set(labs) & set(rows[k]))} of {len(labs)} labs measured" for k, _ in cols}
     out.append("| all labs, in order | " + " | ".join(total[k] for k, _ in cols) + " |")

@@ -112,9 +112,11 @@ def memory_gb() -> float | None:
         return None
 
 
-def matmul_gflops(n: int = 1024, repeats: int = 5) -> float:
+def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:
     """Measured fp32 matrix-multiply throughput of this machine (GFLOP/s), best of
-    ``repeats``: the yardstick for model FLOPs utilisation (lab 02)."""
+    ``repeats`` (a quarter of a second here; best of 5 read 135-200 on one idle machine, best of
+    20 read 200 four times out of four): the yardstick for model FLOPs utilisation (lab 02) and
+    for the normalised times of the course (`labkit.docs`)."""
     import time
     import torch
     dev = device()
@@ -176,12 +178,23 @@ def reference(name: str) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def expected(scale_name: str) -> dict:
-    """{notebook stem: (minutes, peak MB)} measured in the reference report of a scale
-    (the cold run for ``cpu``); notebooks without a measurement are left out."""
+NORMAL_GFLOPS = 60  # times are stated as on a machine of this fp32 matmul speed
+
+
+def normalised(row: dict, meta: dict) -> float:
+    """A row's wall seconds as on a `NORMAL_GFLOPS` machine: wall x the GFLOP/s measured with
+    it (a row merged in later carries its own, else its report's) / `NORMAL_GFLOPS`."""
+    gflops = (row.get("measured") or {}).get("matmul_gflops") or meta["matmul_gflops"]
+    return row["wall_s"] * gflops / NORMAL_GFLOPS
+
+
+def expected(scale_name: str, gflops: float = NORMAL_GFLOPS) -> dict:
+    """{notebook stem: (minutes, peak MB)} measured in the reference report of a scale (the
+    cold run for ``cpu``), the minutes as on a machine of ``gflops`` fp32 matmul GFLOP/s;
+    notebooks without a measurement are left out."""
     ref = reference(scale_name) or {"notebooks": []}
-    return {Path(r["notebook"]).stem: (round(r["wall_s"] / 60, 1), r["peak_mb"])
-            for r in ref["notebooks"] if r.get("wall_s") is not None}
+    return {Path(r["notebook"]).stem: (round(normalised(r, ref["meta"]) * NORMAL_GFLOPS / gflops / 60, 1),
+                                       r["peak_mb"]) for r in ref["notebooks"] if r.get("wall_s") is not None}
 
 
 REFERENCE_RUNS = {"smoke": "smoke", "cpu, cold cache": "cpu", "cpu, second run": "cpu-warm",
@@ -190,18 +203,18 @@ REFERENCE_RUNS = {"smoke": "smoke", "cpu, cold cache": "cpu", "cpu, second run":
 
 def cost(lab: str, verbose: bool = True) -> dict:
     """What ``lab`` (a notebook name, e.g. '03_fine_tuning') took in the reference runs:
-    {run: (seconds, peak MB) or None}. Every notebook prints this at its top
+    {run: (seconds normalised to `NORMAL_GFLOPS`, peak MB) or None}. Every notebook prints this at its top
     (``verbose``); it returns the figures only when not printing them."""
     out = {}
     for label, name in REFERENCE_RUNS.items():
         ref = reference(name)
         rows = [r for r in (ref or {}).get("notebooks", []) if Path(r["notebook"]).stem == lab]
-        out[label] = (rows[0]["wall_s"], rows[0]["peak_mb"]) if rows and rows[0]["wall_s"] else None
+        out[label] = (normalised(rows[0], ref["meta"]), rows[0]["peak_mb"]) if rows and rows[0]["wall_s"] else None
     if verbose:
         m = (reference("cpu") or {}).get("meta")
-        where = (f" on {m['cpu']}, {m['usable_cores']} cores, {m['matmul_gflops']} GFLOP/s "
-                 f"({m['date'][:10]})") if m else ""
-        print(f"{lab}, measured with `labkit run`{where}:")
+        where = f" on {m['cpu']}, {m['usable_cores']} cores ({m['date'][:10]})" if m else ""
+        print(f"{lab}, measured with `labkit run`{where}, as on a machine of {NORMAL_GFLOPS} GFLOP/s fp32 matmul "
+              "(`labkit doctor` measures yours; a faster one takes less in proportion):")
         for label, c in out.items():
             shown = "not measured" if c is None else (
                 f"{c[0]:.0f} s" if c[0] < 90 else f"{c[0] / 60:.1f} min") + f", peak {c[1]:,} MB"
@@ -227,7 +240,7 @@ def doctor(verbose: bool = True) -> dict:
         "fetched": {name: fetch.is_fetched(name) for name in fetch.REGISTRY},
     }
     facts["matmul_gflops"] = round(matmul_gflops()) if facts["device"] != "no torch" else None
-    facts["expected"] = expected(facts["scale"])
+    facts["expected"] = expected(facts["scale"], facts["matmul_gflops"] or NORMAL_GFLOPS)
     ref = reference(facts["scale"])
     if verbose:
         usable = "" if facts["usable_cores"] == facts["cores"] else f" ({facts['usable_cores']} usable)"
@@ -248,9 +261,10 @@ def doctor(verbose: bool = True) -> dict:
               "`labkit run --fresh` ignores it)")
         if ref:
             m = ref["meta"]
-            print(f"time per lab at scale {facts['scale']}, measured with `labkit run` on "
-                  f"{m['usable_cores']} cores ({m['cpu']}, {m['matmul_gflops']} GFLOP/s), "
-                  f"{'cold cache' if m['fresh'] or m['run_cache_mb_at_start'] == 0 else 'warm cache'}:")
+            print(f"time per lab at scale {facts['scale']} on this machine, from `labkit run` on "
+                  f"{m['usable_cores']} cores ({m['cpu']}), "
+                  f"{'cold cache' if m['fresh'] or m['run_cache_mb_at_start'] == 0 else 'warm cache'}, "
+                  f"scaled by this machine's {facts['matmul_gflops']} GFLOP/s:")
             for lab, (minutes, mb) in facts["expected"].items():
                 print(f"  {lab:<18} ~{minutes:g} min, peak ~{mb:,} MB")
         else:

@@ -56,6 +56,20 @@ def _title(nb) -> str:
     return ""
 
 
+def cell_seconds(nb, at_least: float = 1.0) -> list[list]:
+    """Where a notebook's time went: [cell index, seconds] for each code cell that took at least
+    ``at_least`` seconds, from the timestamps nbclient writes into the executed cells."""
+    out = []
+    for i, cell in enumerate(nb.cells):
+        t = cell.get("metadata", {}).get("execution", {})
+        if cell.cell_type == "code" and "iopub.execute_input" in t and "shell.execute_reply" in t:
+            start, end = (datetime.datetime.fromisoformat(t[k].replace("Z", "+00:00"))
+                          for k in ("iopub.execute_input", "shell.execute_reply"))
+            if (end - start).total_seconds() >= at_least:
+                out.append([i, round((end - start).total_seconds(), 1)])
+    return out
+
+
 def execute(notebook: Path, scale: str, out_dir: Path, fresh_since: float | None) -> dict:
     """Run one notebook in a child kernel of this process and return its report row (`run`
     calls it in a fresh worker process per notebook, through `labkit.cli`)."""
@@ -95,7 +109,7 @@ def execute(notebook: Path, scale: str, out_dir: Path, fresh_since: float | None
     biggest = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
     nbformat.write(nb, out_dir / notebook.name)
     return {"notebook": notebook.name, "title": _title(nb), "status": status, "failed": failed, "wall_s": round(wall, 1),
-            "peak_mb": round(max(peak, biggest) / 2**20),
+            "peak_mb": round(max(peak, biggest) / 2**20), "cells": cell_seconds(nb),
             "results": json.loads(results.read_text()) if results.exists() else {}}
 
 
@@ -143,8 +157,15 @@ def run(notebooks, scale: str, out_dir, fresh: bool = False, keep=(), binder: bo
         if row["failed"]:
             msg += f"; cell {row['failed']['cell']}: {row['failed']['error']}"
         print(f"[{scale}] {nb.name}: {msg}", flush=True)
-        cache.write_json(out_dir / "report.json", report)  # after each notebook: a partial
-    (out_dir / "report.md").write_text(markdown(report))  # report survives an interruption
+        # after each notebook: a partial report survives an interruption
+        cache.write_json(out_dir / "report.json", report)
+    # The machine's speed read again after the last notebook: a shared machine drifts over a run.
+    # Budgets and normalised times use the larger reading, the one that makes the labs look slower.
+    m = report["meta"]
+    m["matmul_gflops_before"], m["matmul_gflops_after"] = m["matmul_gflops"], round(env.matmul_gflops())
+    m["matmul_gflops"] = max(m["matmul_gflops_before"], m["matmul_gflops_after"])
+    cache.write_json(out_dir / "report.json", report)
+    (out_dir / "report.md").write_text(markdown(report))
     print(f"report: {out_dir / 'report.md'}")
     return report
 
@@ -235,6 +256,33 @@ def record_problems(lab: str, res: dict) -> list[str]:
     return out
 
 
+# Issue 30's budgets, on a 2-core machine: normalised seconds a lab and the course may take cold
+# at `cpu`, and a lab on a second run; wall seconds a lab may take at `smoke`; peak memory of a
+# lab's whole process tree (07's federation and 09's services run beside their kernels).
+BUDGETS = {"cpu_lab_s": 300, "cpu_course_s": 1800, "second_run_s": 300, "smoke_wall_s": 45,
+           "memory_mb": 1536, "memory_mb_by_lab": {"07_federated": 2048, "09_deployment": 2048}}
+
+
+def over_budget(report: dict) -> list[str]:
+    """What a report's rows spend over `BUDGETS` (cold `cpu`, a second `cpu` run, or `smoke`;
+    other scales have none): one line each, empty when every lab and the course fit."""
+    m, b, out = report["meta"], BUDGETS, []
+    rows = [r for r in report["notebooks"] if r.get("wall_s") is not None]
+    for r in rows:
+        lab, secs = Path(r["notebook"]).stem, env.normalised(r, m)
+        if m["scale"] == "smoke" and r["wall_s"] > b["smoke_wall_s"]:
+            out.append(f"{lab}: {r['wall_s']:.0f} s wall at smoke, over {b['smoke_wall_s']} s")
+        if m["scale"] == "cpu" and secs > (b["cpu_lab_s"] if cold(m) else b["second_run_s"]):
+            out.append(f"{lab}: {secs / 60:.1f} min normalised at cpu ({'cold' if cold(m) else 'second run'}), "
+                       f"over {(b['cpu_lab_s'] if cold(m) else b['second_run_s']) / 60:.0f}")
+        if m["scale"] == "cpu" and r["peak_mb"] > b["memory_mb_by_lab"].get(lab, b["memory_mb"]):
+            out.append(f"{lab}: peak {r['peak_mb']} MB, over {b['memory_mb_by_lab'].get(lab, b['memory_mb'])} MB")
+    total = sum(env.normalised(r, m) for r in rows)
+    if m["scale"] == "cpu" and cold(m) and len(rows) > 1 and total > b["cpu_course_s"]:
+        out.append(f"the course: {total / 60:.1f} min normalised at cpu, cold, over {b['cpu_course_s'] / 60:.0f}")
+    return out
+
+
 def cold(meta: dict) -> bool:
     """Whether a run started cold: ``--fresh``, or an empty run cache."""
     return bool(meta["fresh"] or meta["run_cache_mb_at_start"] == 0)
@@ -244,12 +292,18 @@ def markdown(report: dict) -> str:
     m = report["meta"]
     lines = [f"Scale {m['scale']}{', cold run cache' if cold(m) else ''}; {m['date']}; labkit "
              f"{m['labkit_commit']}; {m['cpu']}, {m['usable_cores']} cores, {m['ram_gb']} GB, "
-             f"{m['matmul_gflops']} GFLOP/s; torch {m['torch']}, transformers {m['transformers']}",
-             "", "| notebook | status | wall (s) | peak memory (MB) | failing cell |",
-             "|---|---|---|---|---|"]
+             f"{m['matmul_gflops']} GFLOP/s (the larger of {m.get('matmul_gflops_before', '-')} before the first "
+             f"notebook and {m.get('matmul_gflops_after', '-')} after the last); torch {m['torch']}, "
+             f"transformers {m['transformers']}",
+             "", f"| notebook | status | wall (s) | normalised to {env.NORMAL_GFLOPS} GFLOP/s (s) | peak memory (MB) "
+             "| slowest cells (index: s) | failing cell |", "|---|---|---|---|---|---|---|"]
     for r in report["notebooks"]:
         fail = f"{r['failed']['cell']}: {r['failed']['error']}" if r["failed"] else ""
-        lines.append(f"| {r['notebook']} | {r['status']} | {r['wall_s']} | {r['peak_mb']} | {fail} |")
+        slow = ", ".join(f"{i}: {s:.0f}" for i, s in sorted(r.get("cells", []), key=lambda c: -c[1])[:3])
+        norm = f"{env.normalised(r, m):.0f}" if r["wall_s"] is not None else ""
+        lines.append(f"| {r['notebook']} | {r['status']} | {r['wall_s']} | {norm} | {r['peak_mb']} | {slow} | {fail} |")
+    over = over_budget(report)
+    lines += ["", "Over issue 30's budgets: " + ("; ".join(over) if over else "nothing")]
     for r in report["notebooks"]:
         results = {k: v for k, v in r["results"].items() if k != "tables"}
         if r["results"]:

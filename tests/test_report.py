@@ -55,6 +55,11 @@ def test_run_reports_status_time_tree_memory_results_and_meta(tmp_path):
     assert rows[0]["wall_s"] > 0
     m = rep["meta"]
     assert m["scale"] == "smoke" and not m["fresh"] and m["cores"] >= 1 and m["matmul_gflops"] > 0
+    # the machine's speed read before the first notebook and after the last: the larger counts
+    assert m["matmul_gflops"] == max(m["matmul_gflops_before"], m["matmul_gflops_after"]) > 0
+    # where the time went: the cell whose child slept 1.5 s, by its index in the notebook
+    (slow,) = [c for c in rows[0]["cells"] if c[1] >= 1.5]
+    assert "bytearray(300" in "".join(json.loads((tmp_path / "report" / "good.ipynb").read_text())["cells"][slow[0]]["source"])
     assert m["torch"] and m["transformers"] and m["date"] and m["labkit_commit"]
     md = (tmp_path / "report" / "report.md").read_text()
     assert "| good.ipynb | passed |" in md and "a is not 2" in md
@@ -126,6 +131,23 @@ def fake_reference(folder: Path):
                             run_cache_mb_at_start=300 if name == "cpu-warm" else 0),
                "notebooks": [row("00_a.ipynb", secs, 500, {}), row("01_b.ipynb", secs * 2, 1500, table)]}
         (folder / f"{name}.json").write_text(json.dumps(rep))
+
+
+def test_over_budget_names_each_lab_and_the_course_over_issue_30s_budgets():
+    row = lambda nb, s, mb: {"notebook": nb, "wall_s": s, "peak_mb": mb}  # noqa: E731
+    meta = {"scale": "cpu", "fresh": True, "run_cache_mb_at_start": 0, "matmul_gflops": 120}  # x 2 normalised
+    fits = {"meta": meta, "notebooks": [row("01_a.ipynb", 150, 1536), row("07_federated.ipynb", 150, 2048)]}
+    assert report.over_budget(fits) == []
+    over = {"meta": meta, "notebooks": [row(f"0{i}_a.ipynb", 151, 1537) for i in range(6)]
+            + [row("07_federated.ipynb", 10, 2049)]}
+    problems = report.over_budget(over)
+    assert "00_a: 5.0 min normalised at cpu (cold), over 5" in problems  # 302 s: over 300
+    assert "00_a: peak 1537 MB, over 1536 MB" in problems and "07_federated: peak 2049 MB, over 2048 MB" in problems
+    assert problems[-1] == "the course: 30.5 min normalised at cpu, cold, over 30"
+    warm = {"meta": dict(meta, fresh=False, run_cache_mb_at_start=900), "notebooks": [row("01_a.ipynb", 151, 100)]}
+    assert report.over_budget(warm) == ["01_a: 5.0 min normalised at cpu (second run), over 5"]
+    smoke = {"meta": dict(meta, scale="smoke"), "notebooks": [row("01_a.ipynb", 46, 5000), row("02_b.ipynb", 45, 100)]}
+    assert report.over_budget(smoke) == ["01_a: 46 s wall at smoke, over 45 s"]  # wall, no memory budget
 
 
 def test_readme_sections_come_from_the_reference(tmp_path, monkeypatch):
