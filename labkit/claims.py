@@ -13,6 +13,9 @@ bound is what it is and how it ``could_fail_if``. Its ``kind``:
 - ``test``: holds by construction, so a unit test checks it (``test``: the test's path::name);
   no lab evaluates it.
 
+An entry that a better check replaced (one that never failed; a missed one becomes a target)
+stays in the registry with ``retired``: what replaced it and why, and no scales.
+
 A notebook passes only the id and the value: the bound is the registry's. An id holding
 ``{name}`` placeholders is a template; its ``params`` list the registered instances
 (``03.minilm_minus_tfidf.{slice}`` with ``[{"slice": "negation"}, {"slice": "contrast"}]``).
@@ -37,7 +40,7 @@ SCALES = ("smoke", "cpu", "gpu")
 OPS = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b,
        "<=": lambda a, b: a <= b}
 FIELDS = {"id", "lab", "kind", "sentence", "value", "op", "bound", "scales", "where", "why", "could_fail_if"}
-OPTIONAL = {"params", "gate", "study", "note", "test"}
+OPTIONAL = {"params", "gate", "study", "note", "test", "retired"}
 
 
 class ClaimFailed(AssertionError):
@@ -67,6 +70,8 @@ def problems(entries: list) -> list[str]:
             out.append(f"{where}: scales must be among {', '.join(SCALES)}")
         if (e.get("kind") == "test") != bool(e.get("test")) or (e.get("kind") == "test" and e.get("scales")):
             out.append(f"{where}: a kind 'test' entry names its unit test in 'test' and has no scales")
+        if e.get("retired") and e.get("scales"):
+            out.append(f"{where}: a retired entry says why in 'retired' and is asserted nowhere (no scales)")
         if not str(e.get("id", "")).startswith(f"{e.get('lab')}."):
             out.append(f"{where}: an id starts with its lab, '{e.get('lab')}.'")
         where_ = str(e.get("where", ""))
@@ -119,6 +124,16 @@ def registry(path: Path | None = None) -> dict[str, dict]:
     """Every registered instance by id, in the registry's order: {id: entry, placeholders
     filled, ``template``: its entry's id}."""
     return _load(str(path or REGISTRY))
+
+
+CONSISTENCY = ".consistent_with_study"  # in the id of every consistency claim (DESIGN.md)
+
+
+def consistency_count(scale: str = "cpu") -> int:
+    """How many consistency claims the whole course asserts at ``scale``: the number of checks a
+    live run's prediction intervals are corrected for (`labkit.stats.prediction`), so that the
+    course as a whole, not each check, keeps its 5% chance of a false alarm."""
+    return sum(1 for e in registry().values() if CONSISTENCY in e["id"] and scale in e["scales"]) or 1
 
 
 def entry(claim_id: str) -> dict:

@@ -90,6 +90,8 @@ def readme(ref: Path = report.REFERENCE) -> dict[str, str]:
 def _status(e: dict, row: dict | None) -> str:
     if e["kind"] == "test":
         return f"by construction: unit test `{e['test'].split('::')[-1]}`"
+    if e.get("retired"):
+        return f"retired: {e['retired']}"
     if row is None:
         return "not in the reference run" if "cpu" in e["scales"] else "not registered at `cpu`"
     if "status" not in row:  # a run from before the registry

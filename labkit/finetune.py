@@ -36,6 +36,7 @@ class FinetuneConfig:
     minilm_epochs: int = 2
     minilm_batch_size: int = 16    # 32 needs ~0.5 GB more memory for no gain
     adapt_budgets: tuple = (100, 500)        # MiniLM vs lab 02's adapted MiniLM, paired by seed
+    live_seed: int = 5             # the lab's one live adaptation run: a seed the lab03 study (0-4) never drew
     train_size: int | None = None  # cap on the training pool (None = the fixed train split)
     test_size: int | None = None   # cap on test reviews (None = the fixed test split)
     seed: int = 0

@@ -72,3 +72,29 @@ def study_distance(value: float, runs, floor: float = 0.01) -> float:
     if runs.size == 0:
         raise ValueError("study_distance needs the study's values, one per seed")
     return float(abs(value - runs.mean()) / max(runs.std(), floor))
+
+
+def prediction(runs, comparisons: int = 1, confidence: float = 0.95, floor: float = 0.01) -> dict:
+    """Where one more run should land, given a study's ``runs`` (one value per seed): the t
+    prediction interval mean +- t(n - 1) x sd x sqrt(1 + 1/n), at ``confidence`` corrected
+    for ``comparisons`` checks (Bonferroni: each at 1 - (1 - confidence) / comparisons). The
+    standard deviation is floored at ``floor`` (a point of accuracy), so that a study whose
+    seeds happen to agree does not make every new run "outside". What a lab's live run, with a
+    seed the study never used, is checked against (DESIGN.md, "Evidence and demonstration").
+    Returns {"mean", "low", "high", "n", "comparisons"}."""
+    from scipy import stats
+    runs = np.asarray(runs, dtype=float)
+    if runs.ndim != 1 or len(runs) < 2:
+        raise ValueError(f"prediction() needs a study's values, one per seed, at least 2; got {runs.tolist()}")
+    if comparisons < 1 or not 0 < confidence < 1:
+        raise ValueError(f"comparisons={comparisons} must be >= 1, confidence={confidence} in (0, 1)")
+    n, mean = len(runs), float(runs.mean())
+    t = stats.t.ppf(1 - (1 - confidence) / (2 * comparisons), n - 1)
+    half = float(t * max(runs.std(ddof=1), floor) * math.sqrt(1 + 1 / n))
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n": n, "comparisons": comparisons}
+
+
+def inside(value: float, interval: dict) -> float:
+    """How far ``value`` lies inside ``interval`` (its distance to the nearer end; negative:
+    outside by that much): the value of a consistency claim, which holds at >= 0."""
+    return float(min(value - interval["low"], interval["high"] - value))

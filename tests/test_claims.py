@@ -134,7 +134,7 @@ def test_unsound_registries_are_refused():
            "scale": {**good, "scales": ["laptop"]}, "gate": {**good, "gate": "05.nothing"},
            "field": {**good, "boundd": 1}, "kind": {**good, "kind": "hope"}, "where": {**good, "where": "lab"},
            "test": {**good, "kind": "test"}, "params": {**good, "id": "05.x.{slice}", "params": [{"budget": 1}]},
-           "not an object": "05.x"}
+           "retired yet asserted": {**good, "retired": "replaced"}, "not an object": "05.x"}
     for what, e in bad.items():
         assert claims.problems([e]), what
     gate = entry("08.g", kind="gate", scales=("cpu",))
@@ -268,7 +268,9 @@ def test_every_call_names_a_registered_id_of_its_kind_and_every_registered_claim
         assert {reg[c]["kind"] for c in ids} == {fn}, f"{nb} cell {i}: {ids} are not {fn}s"
         assert {reg[c]["lab"] for c in ids} == {nb[:2]}, f"{nb} cell {i}: another lab's id"
         made |= set(ids)
-    never = [c for c, e in reg.items() if e["where"] == "run" and e["kind"] != "test" and c not in made]
+    never = [c for c, e in reg.items() if e["where"] == "run" and e["kind"] != "test" and not e.get("retired")
+             and c not in made]
+    assert not made & {c for c, e in reg.items() if e.get("retired")}, "a retired claim is still made"
     assert never == [], "registered, and no notebook makes them"
 
 
@@ -321,3 +323,14 @@ def test_show_fills_a_study_claim_from_the_committed_study():
     table = claims.show("03").data
     row = claims._study_rows("lab03")["03.adaptation_never_pays"]
     assert f"{row['value']:.4g}: {row['status']}" in table.split("03.adaptation_never_pays")[1].splitlines()[0]
+
+
+def test_consistency_count_counts_every_instance_asserted_at_the_scale(tmp_path, monkeypatch):
+    entries = [entry("03.consistent_with_study.{arm}", scales=("cpu",), params=[{"arm": "a"}, {"arm": "b"}]),
+               entry("04.consistent_with_study", scales=("cpu", "gpu")), entry("04.other", scales=("cpu",)),
+               entry("05.consistent_with_study", scales=())]  # retired: asserted nowhere
+    path = tmp_path / "claims.json"
+    path.write_text(json.dumps({"entries": entries}))
+    monkeypatch.setattr(claims, "REGISTRY", path)
+    assert claims.consistency_count("cpu") == 3 and claims.consistency_count("gpu") == 1
+    assert claims.consistency_count("smoke") == 1  # none: no correction, never a division by zero

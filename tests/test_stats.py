@@ -59,3 +59,22 @@ def test_study_distance_counts_standard_deviations_floored_at_a_point():
     assert stats.study_distance(0.75, [0.74] * 5) == pytest.approx(1.0)  # seeds that agree: the floor, not infinity
     with pytest.raises(ValueError, match="one per seed"):
         stats.study_distance(0.7, [])
+
+
+def test_prediction_interval_for_one_more_run_by_hand_and_corrected():
+    runs = [0.70, 0.72, 0.74, 0.71, 0.73]  # mean 0.72, sd 0.0158
+    p = stats.prediction(runs)
+    half = 2.776 * np.std(runs, ddof=1) * math.sqrt(1 + 1 / 5)  # t(4) at 97.5%
+    assert p["mean"] == pytest.approx(0.72) and p["high"] - p["mean"] == pytest.approx(half, rel=1e-3)
+    assert p["n"] == 5 and p["comparisons"] == 1
+    # wider than the interval of the mean (sqrt(1 + 1/n) against sqrt(1/n)), wider still when corrected
+    assert p["high"] - p["low"] > 2 * stats.paired(runs, [0] * 5)["high"] - 2 * 0.72
+    assert stats.prediction(runs, comparisons=10)["high"] > p["high"]
+    # seeds that agree exactly: the sd is floored at a point, not zero
+    flat = stats.prediction([0.5776] * 5)
+    assert flat["high"] - flat["mean"] == pytest.approx(2.776 * 0.01 * math.sqrt(1.2), rel=1e-3)
+    assert stats.inside(0.72, p) == pytest.approx(half, rel=1e-3) and stats.inside(p["high"] + 0.01, p) == pytest.approx(-0.01)
+    with pytest.raises(ValueError, match="at least 2"):
+        stats.prediction([0.7])
+    with pytest.raises(ValueError, match="comparisons"):
+        stats.prediction(runs, comparisons=0)
