@@ -64,6 +64,7 @@ class FederatedConfig:
     bert_dp_batch: int = 64
     bert_max_len: int = 32
     bert_rows: int | None = None   # a stratified sample of the training reviews (None: all)
+    bert_seeds: tuple = (5,)       # the lab's live small-BERT runs: seeds the lab07 study (0-4) never drew
     mia_rows: int = 500            # members of the overfitted model ...
     mia_others: int = 2000         # ... and rows it never saw (enough to resolve a 1% false-positive rate)
     mia_epochs: int = 100
@@ -84,7 +85,7 @@ class FederatedConfig:
                        mia_rows=100, mia_others=200, mia_epochs=10, train_size=1000, test_size=300)
         if scale == "gpu":
             return cls(rounds=50, seeds=5, bert_epsilons=(0.5, 1.0, 3.0, 8.0), bert_epochs=3,
-                       bert_max_len=64)
+                       bert_max_len=64, bert_seeds=(5, 6, 7, 8, 9))
         return cls()
 
 
