@@ -54,7 +54,8 @@ class CompressConfig:
     structured_lr: float = 1e-4
     batch_size: int = 32
     max_len: int = 64
-    repeats: int = 5                   # timed calls at batch 32 (and 4x as many at batch 1)
+    repeats: int = 5                   # timed calls at batch 32 (and 4x as many at batch 1), and at least
+    timing_seconds: float = 1.0        # this long at each batch size (smoke: CI checks the code, not the speed)
     seed: int = 0
 
     @classmethod
@@ -62,7 +63,7 @@ class CompressConfig:
         scale = scale or current_scale()
         if scale == "smoke":
             return cls(test_size=100, val_size=200, sparsities=(0.5, 0.9), recovery_steps=(5, 10),
-                       importance_reviews=32, structured_steps=5, max_len=32, repeats=1,
+                       importance_reviews=32, structured_steps=5, max_len=32, repeats=1, timing_seconds=0.1,
                        study_structures=((6, 512), (4, 384)))
         if scale == "gpu":
             return cls(test_size=None, val_size=None, structured_steps=600, repeats=20)
