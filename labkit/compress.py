@@ -355,10 +355,9 @@ def logits(predict_fn, texts, batch_size: int = 64) -> np.ndarray:
 
 def variant(predict_fn, texts, labels, sample, params: int, disk_bytes: int, repeats: int = 5,
             min_seconds: float = 1.0, val=None, reference=None) -> dict:
-    """One row of the comparison: accuracy on (texts, labels) and, with ``val`` = (texts,
-    labels), ``val_accuracy`` (where choices are made); weights, size on disk in MB, p50
-    latency at batch 1 (ms), reviews a second at batch 32 with its ``spread`` (timer noise),
-    torch threads, and the logits and predictions themselves (``'logits'``, ``'pred'``).
+    """One row of the comparison: accuracy on (texts, labels) and, with ``val`` = (texts, labels),
+    ``val_accuracy`` (where choices are made); weights, size on disk in MB, p50 latency at batch 1
+    (ms), reviews a second at batch 32 with its ``spread`` (timer noise), torch threads, ``'logits'``, ``'pred'``.
     Timed on ``sample``, with at least ``repeats`` calls and enough more to fill
     ``min_seconds`` at each batch size. With ``reference`` (the function of the model it is
     compared with), both are timed in turn (`measure.interleaved`); ``vs_reference``: the
