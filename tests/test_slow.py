@@ -19,10 +19,11 @@ LABS = sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 def test_lab_at_cpu_scale(lab, tmp_path):
     rep = report.run([NOTEBOOKS / f"{lab}.ipynb"], "cpu", tmp_path)
     assert report.check(rep) == [], rep["notebooks"]
-    assert report.over_budget(rep) == []  # the budget, cold or a second run as the cache was
     (row,) = rep["notebooks"]
     failed = {k: c for k, c in row["results"].get("claims", {}).items() if c["status"] == "fails"}
     assert not failed, failed  # targets missed and gates shut are findings, not failures
+    # then issue 30's budget, cold or a second run as the cache was (most labs are over it today)
+    assert report.over_budget(rep) == []
 
 
 @pytest.mark.slow
