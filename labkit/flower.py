@@ -33,10 +33,17 @@ from .env import release_memory
 APP = "labkit_flower_app"  # the module `flwr run` loads; it only asks labkit for the two apps
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports on 127.0.0.1: every socket stays bound until all are drawn (one
+    drawn, closed and drawn again can come back the same, and two SuperNodes then race for it)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def _command(name: str) -> str:
@@ -143,7 +150,8 @@ def run(x, y, parts, x_test, y_test, rounds: int, lr: float, local_epochs: int =
         cache.save_arrays(work / f"client{k}.safetensors", {"x": x[rows], "y": y[rows]})
     cache.save_arrays(work / "test.safetensors", {"x": np.asarray(x_test, np.float32), "y": np.asarray(y_test)})
     _write_app(work / "app", {**settings, "folder": str(work)})
-    port = _free_port()
+    ports = _free_ports(1 + len(parts))  # the SuperLink's, then each SuperNode's runtime API
+    port = ports[0]
     home = work / "flwr-home"
     home.mkdir()
     (home / "config.toml").write_text(f'[superlink]\ndefault = "labkit"\n\n[superlink.labkit]\n'
@@ -155,7 +163,6 @@ def run(x, y, parts, x_test, y_test, rounds: int, lr: float, local_epochs: int =
            "FLWR_TELEMETRY_ENABLED": "0"}  # Flower reports usage events by default: not from a course run
     commands = [[_command("flower-superlink"), "--insecure", "--disable-runtime-dependency-installation",
                  "--host", "127.0.0.1", "--port", str(port)]]
-    ports = [port] + [_free_port() for _ in parts]
     for k in range(len(parts)):
         commands.append([_command("flower-supernode"), "--insecure", "--superlink", f"127.0.0.1:{port}",
                          "--host", "127.0.0.1", "--port", str(ports[k + 1]), "--max-retries", "10",
