@@ -30,6 +30,7 @@ import numpy as np
 
 from . import fetch
 from .curves import budget_curve
+from .env import scale as current_scale
 from .models import minilm_word_table
 from .text import CONTRAST, NEGATION, check_texts
 
@@ -41,11 +42,21 @@ _TOKEN = re.compile(r"(\W*)(.*?)(\W*)", re.S)  # leading punctuation, core, trai
 
 @dataclass
 class AugmentConfig:
-    """Lab 04's own settings. Budgets, seeds, split caps and the small BERT's training come
-    from lab 03's `labkit.finetune.FinetuneConfig.for_scale()`, so both labs run the same
-    experiment with and without augmentation."""
+    """Lab 04's own settings. Budgets, split caps and the small BERT's training come from lab
+    03's `labkit.finetune.FinetuneConfig.for_scale()`, so both labs run the same experiment
+    with and without augmentation. ``AugmentConfig.for_scale()`` picks the live seeds."""
     n_aug: int = 4                 # augmented variants per labelled review
     strength: float = 0.1          # share of a review's words each operation changes
+    seeds: tuple = (10,)           # the lab's live seeds: at cpu one the lab04 study (seeds 0-9) never drew
+
+    @classmethod
+    def for_scale(cls, scale: str | None = None) -> "AugmentConfig":
+        scale = scale or current_scale()
+        if scale == "smoke":
+            return cls(seeds=(10, 11))
+        if scale == "gpu":  # the study's size, live
+            return cls(seeds=tuple(range(10, 20)))
+        return cls()
 
 
 # ---------------------------------------------------------------- synonyms
@@ -312,13 +323,14 @@ def negation_survival(texts, n_aug: int = 4, strength: float = 0.1, seed: int = 
     return len(negated), negations_kept(originals, variants[len(negated):])
 
 
-def paired_gains(fit_score, texts, labels, budgets, seeds: int, n_aug: int = 4,
+def paired_gains(fit_score, texts, labels, budgets, seeds, n_aug: int = 4,
                  strength: float = 0.1, guard: bool = True) -> dict:
     """Lab 04's experiment. For each label budget and seed, one stratified sample of the
     reviews is trained on as it is ("plain") and with ``n_aug`` variants of each review
     ("augmented"): same rows, same seed, same settings, so the gain can be read seed by seed.
-    ``fit_score(texts, labels, seed) -> accuracy``; a budget of None is all the reviews (the
-    seeds then differ only in the augmentation and the model's initialisation).
+    ``fit_score(texts, labels, seed) -> accuracy``; ``seeds``: a count or the seeds themselves
+    (`labkit.curves.budget_curve`); a budget of None is all the reviews (the seeds then differ
+    only in the augmentation and the model's initialisation).
     Returns {"plain": {n: [accuracy per seed]}, "augmented": {...}}.
     """
     texts, labels = np.asarray(check_texts(texts, "no texts to augment"), dtype=object), np.asarray(labels)

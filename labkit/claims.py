@@ -33,6 +33,7 @@ from pathlib import Path
 
 from . import env
 from .results import markdown_table, record, results
+from .stats import inside, prediction
 
 REGISTRY = Path(__file__).parent / "reference" / "claims.json"
 KINDS = ("claim", "target", "gate", "test")
@@ -133,8 +134,17 @@ def consistency_count(scale: str = "cpu") -> int:
     """How many consistency claims the whole course asserts at ``scale``: the number of checks a
     live run's prediction intervals are corrected for (`labkit.stats.prediction`), so that these
     checks together, not each one, keep a 5% chance of a false alarm (the older live-against-study
-    checks, 04.gain_in_study_band and 06/07.live_agrees_with_study, are not yet among them)."""
+    checks, 06/07.live_agrees_with_study, are not yet among them)."""
     return sum(1 for e in registry().values() if CONSISTENCY in e["id"] and scale in e["scales"]) or 1
+
+
+def consistency(runs, live: float, scale: str = "cpu") -> dict:
+    """A live run checked against its study: the study's prediction interval for one more run
+    (`labkit.stats.prediction` over ``runs``, one value per seed, corrected for every consistency
+    claim of the course at ``scale``) and how far ``live`` lies inside it (negative: outside).
+    Returns the interval's keys plus "live" and "inside"; "inside" is a consistency claim's value."""
+    band = prediction(runs, comparisons=consistency_count(scale))
+    return {**band, "live": float(live), "inside": inside(live, band)}
 
 
 def entry(claim_id: str) -> dict:

@@ -6,6 +6,8 @@ Leaves out: neural models (`labkit.classifier`).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from . import cache
@@ -71,19 +73,24 @@ def frozen_accuracy(train_x, train_y, test_x, test_y, C: float = FROZEN_C,
     return float(clf.fit(train_x, train_y).score(test_x, test_y))
 
 
-def budget_curve(run, labels, budgets, seeds: int = 3, seeds_on_all: bool = False) -> dict:
+def budget_curve(run, labels, budgets, seeds: int | Sequence[int] = 3, seeds_on_all: bool = False) -> dict:
     """Accuracy at each label budget: ``{n: [run(rows, seed) for each seed]}``.
 
     ``run(rows, seed) -> accuracy`` trains on the training rows ``rows`` (a stratified sample
-    of ``n`` rows, different for each seed). A budget of None or >= len(labels) means all
-    rows, run once (every seed would see the same data), or once per seed with
-    ``seeds_on_all`` (for models whose initialisation depends on the seed).
+    of ``n`` rows, different for each seed). ``seeds``: a count (seeds 0, 1, ...) or the seeds
+    themselves (a lab's live run takes seeds its study never drew). A budget of None or >=
+    len(labels) means all rows, run once with the first seed (every seed would see the same
+    data), or once per seed with ``seeds_on_all`` (for models whose initialisation depends on
+    the seed).
     """
+    seeds = list(range(seeds)) if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"budget_curve needs at least one seed and no seed twice; got seeds={seeds}")
     out = {}
     for n in budgets:
         n_eff = len(labels) if n is None else min(n, len(labels))
         out[n_eff] = [run(sample_per_class(labels, n_eff, seed), seed)
-                      for seed in range(seeds if n_eff < len(labels) or seeds_on_all else 1)]
+                      for seed in (seeds if n_eff < len(labels) or seeds_on_all else seeds[:1])]
     return out
 
 

@@ -143,3 +143,14 @@ def test_paired_gains_share_rows_and_seeds_between_arms():
     augmented = [s for s in seen if s[0] in (30, 180)]
     assert [(n // 3, seed) for n, seed, _ in augmented] == [(n, seed) for n, seed, _ in plain]
     assert out["augmented"][10] == [0.03, 0.03]  # the originals plus 2 variants each
+    seen.clear()  # the lab's live seeds: ones its study never drew, the same ones in both arms
+    out = A.paired_gains(fit_score, texts, labels, (10,), seeds=(10,), n_aug=2, strength=0.2)
+    assert [s[1] for s in seen] == [10, 10] and len(out["augmented"][10]) == 1
+
+
+def test_live_seeds_are_new_to_the_study_at_cpu():
+    from labkit import study
+    cpu, smoke, gpu = (A.AugmentConfig.for_scale(s) for s in ("cpu", "smoke", "gpu"))
+    assert cpu.seeds == (10,) and not set(cpu.seeds) & set(range(study.STUDY_FUNCTIONS["lab04"][1]))
+    assert len(smoke.seeds) == 2 and len(gpu.seeds) == study.STUDY_FUNCTIONS["lab04"][1]  # gpu: the study's size live
+    assert (cpu.n_aug, cpu.strength) == (smoke.n_aug, smoke.strength) == (gpu.n_aug, gpu.strength)

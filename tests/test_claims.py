@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit import claims, report, results
+from labkit import claims, report, results, stats
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -334,3 +334,10 @@ def test_consistency_count_counts_every_instance_asserted_at_the_scale(tmp_path,
     monkeypatch.setattr(claims, "REGISTRY", path)
     assert claims.consistency_count("cpu") == 3 and claims.consistency_count("gpu") == 1
     assert claims.consistency_count("smoke") == 1  # none: no correction, never a division by zero
+    runs = [0.70, 0.71, 0.69, 0.72, 0.70]
+    band = stats.prediction(runs, comparisons=3)  # the course's three checks at cpu
+    c = claims.consistency(runs, 0.70)
+    assert (c["low"], c["high"], c["comparisons"]) == (band["low"], band["high"], 3)
+    assert c["inside"] == stats.inside(0.70, band) > 0 and c["live"] == 0.70
+    assert claims.consistency(runs, band["high"] + 0.01)["inside"] == pytest.approx(-0.01)  # outside by a point
+    assert claims.consistency(runs, 0.70, scale="smoke")["high"] < c["high"]  # one check: no widening

@@ -44,6 +44,12 @@ def test_budget_curve_and_frozen_accuracy():
     seen.clear()
     assert len(curves.budget_curve(run, y, (None,), seeds=2, seeds_on_all=True)[100]) == 2
     assert seen == [(100, 0), (100, 1)]
+    seen.clear()  # the seeds themselves: a live run takes seeds its study never drew
+    curve = curves.budget_curve(run, y, (10, None), seeds=(10, 12))
+    assert seen == [(10, 10), (10, 12), (100, 10)] and len(curve[10]) == 2
+    for bad in ((), (3, 3)):
+        with pytest.raises(ValueError, match="no seed twice"):
+            curves.budget_curve(run, y, (10,), seeds=bad)
 
 
 
