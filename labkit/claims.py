@@ -31,6 +31,8 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
+
 from . import env
 from .results import markdown_table, record, results
 from .stats import inside, prediction
@@ -134,17 +136,23 @@ def consistency_count(scale: str = "cpu") -> int:
     """How many consistency claims the whole course asserts at ``scale``: the number of checks a
     live run's prediction intervals are corrected for (`labkit.stats.prediction`), so that these
     checks together, not each one, keep a 5% chance of a false alarm (the older live-against-study
-    checks, 06/07.live_agrees_with_study, are not yet among them)."""
+    check, 07.live_agrees_with_study, is not yet among them)."""
     return sum(1 for e in registry().values() if CONSISTENCY in e["id"] and scale in e["scales"]) or 1
 
 
-def consistency(runs, live: float, scale: str = "cpu") -> dict:
+def consistency(runs, live, scale: str = "cpu") -> dict:
     """A live run checked against its study: the study's prediction interval for one more run
-    (`labkit.stats.prediction` over ``runs``, one value per seed, corrected for every consistency
-    claim of the course at ``scale``) and how far ``live`` lies inside it (negative: outside).
-    Returns the interval's keys plus "live" and "inside"; "inside" is a consistency claim's value."""
-    band = prediction(runs, comparisons=consistency_count(scale))
-    return {**band, "live": float(live), "inside": inside(live, band)}
+    (`labkit.stats.prediction` over ``runs``, one value per seed) and how far ``live`` lies
+    inside it (negative: outside). ``live``: one value, or one per live seed, each a draw the
+    interval must hold; the correction counts every consistency claim of the course at
+    ``scale`` times the live values, and "inside" is the worst of them: a consistency claim's
+    value. Returns the interval's keys plus "live" (the worst value) and "inside"."""
+    lives = [float(v) for v in np.atleast_1d(np.asarray(live, dtype=float))]
+    if not lives:
+        raise ValueError("consistency() needs the live run's value (or one per live seed); got none")
+    band = prediction(runs, comparisons=consistency_count(scale) * len(lives))
+    worst = min(lives, key=lambda v: inside(v, band))
+    return {**band, "live": worst, "inside": inside(worst, band)}
 
 
 def entry(claim_id: str) -> dict:

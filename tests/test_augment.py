@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from labkit import augment as A
+from labkit import augment as A, data
 
 # a hand-made thesaurus: good ~ great ~ fine (positive), bad ~ awful (negative), and
 # film ~ movie; "good" and "bad" share a category, as in Roget
@@ -143,14 +143,19 @@ def test_paired_gains_share_rows_and_seeds_between_arms():
     augmented = [s for s in seen if s[0] in (30, 180)]
     assert [(n // 3, seed) for n, seed, _ in augmented] == [(n, seed) for n, seed, _ in plain]
     assert out["augmented"][10] == [0.03, 0.03]  # the originals plus 2 variants each
-    seen.clear()  # the lab's live seeds: ones its study never drew, the same ones in both arms
-    out = A.paired_gains(fit_score, texts, labels, (10,), seeds=(10,), n_aug=2, strength=0.2)
-    assert [s[1] for s in seen] == [10, 10] and len(out["augmented"][10]) == 1
+    seen.clear()  # the lab's live seeds: ones its study never drew, the same rows and seed in both arms
+    out = A.paired_gains(fit_score, texts, labels, (10, None), seeds=(10,), n_aug=2, strength=0.2)
+    (n_p, s_p, _), (n_pa, s_pa, _), (n_a, s_a, first_a), (n_aa, s_aa, _) = seen
+    assert (n_p, n_pa, n_a, n_aa) == (10, 60, 30, 180) and {s_p, s_pa, s_a, s_aa} == {10}
+    rows = data.sample_per_class(np.asarray(labels), 10, 10)
+    assert first_a == tuple(sorted(A.augment([texts[i] for i in rows], np.asarray(labels)[rows], 2, 0.2, seed=10)[0])[:3])
+    assert len(out["augmented"][10]) == len(out["augmented"][60]) == 1
 
 
 def test_live_seeds_are_new_to_the_study_at_cpu():
     from labkit import study
+    drawn = study.load("lab04")["settings"]["seeds"]  # the committed study's seeds: 0 .. drawn - 1
     cpu, smoke, gpu = (A.AugmentConfig.for_scale(s) for s in ("cpu", "smoke", "gpu"))
-    assert cpu.seeds == (10,) and not set(cpu.seeds) & set(range(study.STUDY_FUNCTIONS["lab04"][1]))
-    assert len(smoke.seeds) == 2 and len(gpu.seeds) == study.STUDY_FUNCTIONS["lab04"][1]  # gpu: the study's size live
+    assert len(cpu.seeds) == 1 and len(smoke.seeds) == 2 and len(gpu.seeds) == drawn  # gpu: the study's size live
+    assert all(min(c.seeds) >= drawn for c in (cpu, smoke, gpu))
     assert (cpu.n_aug, cpu.strength) == (smoke.n_aug, smoke.strength) == (gpu.n_aug, gpu.strength)

@@ -341,3 +341,7 @@ def test_consistency_count_counts_every_instance_asserted_at_the_scale(tmp_path,
     assert c["inside"] == stats.inside(0.70, band) > 0 and c["live"] == 0.70
     assert claims.consistency(runs, band["high"] + 0.01)["inside"] == pytest.approx(-0.01)  # outside by a point
     assert claims.consistency(runs, 0.70, scale="smoke")["high"] < c["high"]  # one check: no widening
+    two = claims.consistency(runs, [0.70, band["high"] - 0.001])  # two live seeds: six draws, the worst one
+    assert two["comparisons"] == 6 and two["live"] == band["high"] - 0.001 and two["high"] > band["high"]
+    with pytest.raises(ValueError, match="needs the live run's value"):
+        claims.consistency(runs, [])
