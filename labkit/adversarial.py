@@ -46,6 +46,8 @@ class AdversarialConfig:
     study_epsilons: tuple = (0.05, 0.1, 0.2)    # what `labkit study lab06` compares
     study_rows: tuple = (4, 8, 16)
     study_grid_seeds: int = 3     # seeds of each option while choosing; the chosen get the study's
+    live_seed: int = 5            # the lab's live defences: a seed the lab06 study (0-4) never drew
+    live_defences: tuple = ("none", "FGM", "A2T")  # trained and re-attacked live; the study has all five
     seed: int = 0
 
     @classmethod
@@ -55,7 +57,8 @@ class AdversarialConfig:
             return cls(pool=12, minilm_pool=3, defence_pool=8, pgd_steps=2, a2t_attacked=8, aug_rows=4, a2t_rows=4,
                        study_epsilons=(0.05, 0.1), study_rows=(4, 8), study_grid_seeds=1)
         if scale == "gpu":
-            return cls(pool=1000, minilm_pool=1000, defence_pool=1000, a2t_attacked=3000)
+            return cls(pool=1000, minilm_pool=1000, defence_pool=1000, a2t_attacked=3000,
+                       live_defences=("none", "FGM", "PGD", "adversarial augmentation", "A2T"))
         return cls()
 
 

@@ -213,17 +213,21 @@ def defence_arms() -> list[str]:
 
 def record_problems(lab: str, res: dict) -> list[str]:
     """What is wrong with the records other checks read (issue 29): lab 06's defences, each
-    arm from the study and from the run, with "none" lab 05's student; lab 07's membership
+    arm from the study, "none" and the live defences from the run, and lab 05's student reproduced; lab 07's membership
     attack from the study (5 seeds or more) and the run, and the small BERT at epsilon 1
     beside the majority class; lab 08's front, chosen
     on validation, and its variant for one review at a time; lab 09's services,
     each applying its own fitted temperature, and the open-loop load test."""
     out = []
     if lab == "06":
-        for key, source in (("defence", "study"), ("defence_live", "run")):
-            arms = res.get(key, {})
-            out += [f"{key}[{a!r}] missing or incomplete" for a in defence_arms() if set(arms.get(a, {})) != ARM_KEYS
-                    or arms[a]["source"] != source]
+        study = res.get("defence", {})
+        out += [f"defence[{a!r}] missing or incomplete" for a in defence_arms() if set(study.get(a, {})) != ARM_KEYS
+                or study[a]["source"] != "study"]
+        live = res.get("defence_live", {})  # the live arms (AdversarialConfig.live_defences): "none" and a defence at least
+        out += [f"defence_live[{a!r}] incomplete or not an arm of the study" for a, v in live.items()
+                if a not in defence_arms() or set(v) != ARM_KEYS or v["source"] != "run"]
+        if "none" not in live or len(live) < 2:
+            out.append(f"defence_live has {sorted(live)}: it needs 'none' and at least one defence, run live")
         gap = res.get("none_minus_lab05_student", {}).get("value")
         if gap is None or abs(gap) > 0.01:
             out.append(f"none_minus_lab05_student is {gap}: 'none' must be lab 05's student (within 0.01)")

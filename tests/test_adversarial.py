@@ -230,3 +230,12 @@ def test_polarity_flips_counts_successes_that_bring_in_an_opposite_word():
                won("a dull film", "a wonderful film", 0),        # positive word into a negative review
                A.AttackResult("a good film", "a good film", 1, 1, 1, 2, 0, 3)]  # failed: not counted
     assert A.polarity_flips(results) == (2, 3)
+
+
+def test_the_live_defences_run_on_a_seed_the_study_never_drew():
+    from labkit import study
+    for scale in ("smoke", "cpu", "gpu"):
+        acfg = A.AdversarialConfig.for_scale(scale)
+        assert acfg.live_defences[0] == "none" and set(acfg.live_defences) <= set(defences.DEFENCES), acfg.live_defences
+        assert acfg.live_seed >= study.STUDY_FUNCTIONS["lab06"][1]  # the study's test seeds are 0..4
+    assert A.AdversarialConfig.for_scale("gpu").live_defences == defences.DEFENCES  # the study's arms, live

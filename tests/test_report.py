@@ -235,8 +235,16 @@ def test_record_problems_hold_labs_06_and_09_to_their_records():
     assert report.record_problems("06", good06) == []
     bad = {**good06, "none_minus_lab05_student": {"value": -0.023, "seeds": 3}}
     assert any("lab 05's student" in p for p in report.record_problems("06", bad))
-    bad = {**good06, "defence_live": {a: v for a, v in good06["defence_live"].items() if a != "A2T"}}
-    assert report.record_problems("06", bad) == ["defence_live['A2T'] missing or incomplete"]
+    fewer = {**good06, "defence_live": {a: v for a, v in good06["defence_live"].items() if a in ("none", "A2T")}}
+    assert report.record_problems("06", fewer) == []  # the live arms are AdversarialConfig.live_defences
+    bad = {**good06, "defence": {a: v for a, v in good06["defence"].items() if a != "A2T"}}
+    assert report.record_problems("06", bad) == ["defence['A2T'] missing or incomplete"]
+    bad = {**good06, "defence_live": {a: v for a, v in good06["defence_live"].items() if a != "none"}}
+    assert report.record_problems("06", bad) == ["defence_live has ['A2T', 'FGM', 'PGD', 'adversarial augmentation']: "
+                                                 "it needs 'none' and at least one defence, run live"]
+    bad = {**good06, "defence_live": {**good06["defence_live"], "FGM": {**arm, "source": "study"}, "TRADES": {}}}
+    assert report.record_problems("06", bad) == ["defence_live['FGM'] incomplete or not an arm of the study",
+                                                 "defence_live['TRADES'] incomplete or not an arm of the study"]
     good09 = {"evaluation": {"chosen": {"name": "MiniLM", "temperature": 1.4}, "student": {"name": "student", "temperature": 0.9}},
               "served_temperature": {"MiniLM": 1.4, "student": 0.9},
               "load": {"open_loop": {"student": {"100.0": {}}, "teacher": {"15.0": {}}}}}
