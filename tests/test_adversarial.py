@@ -233,9 +233,13 @@ def test_polarity_flips_counts_successes_that_bring_in_an_opposite_word():
 
 
 def test_the_live_defences_run_on_a_seed_the_study_never_drew():
-    from labkit import study
+    from labkit import claims, study
+    drawn = study.load("lab06")["settings"]["seeds"]  # the committed study's test seeds: 0 .. drawn - 1
     for scale in ("smoke", "cpu", "gpu"):
         acfg = A.AdversarialConfig.for_scale(scale)
-        assert acfg.live_defences[0] == "none" and set(acfg.live_defences) <= set(defences.DEFENCES), acfg.live_defences
-        assert acfg.live_seed >= study.STUDY_FUNCTIONS["lab06"][1]  # the study's test seeds are 0..4
+        assert "none" in acfg.live_defences and set(acfg.live_defences) <= set(defences.DEFENCES), acfg.live_defences
+        assert acfg.live_seed >= drawn
     assert A.AdversarialConfig.for_scale("gpu").live_defences == defences.DEFENCES  # the study's arms, live
+    slug = {"none": "none", **{arm: s for s, arm in study.DEFENCE_SLUGS.items()}}
+    registered = {c.split(".")[-1] for c in claims.registry() if c.startswith("06.consistent_with_study.")}
+    assert registered == {slug[a] for a in A.AdversarialConfig.for_scale("cpu").live_defences}  # each cpu arm claimed
