@@ -56,6 +56,7 @@ class CompressConfig:
     max_len: int = 64
     repeats: int = 5                   # timed calls at batch 32 (and 4x as many at batch 1), and at least
     timing_seconds: float = 1.0        # this long at each batch size (smoke: CI checks the code, not the speed)
+    live_seed: int = 5                 # the lab's structured recovery: a seed the lab08 study (0-4) never drew
     seed: int = 0
 
     @classmethod

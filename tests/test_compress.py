@@ -179,3 +179,9 @@ def test_cpu_int8_dot_and_gemm_speedup_report_plain_numbers():
     assert set(compress.cpu_int8_dot()) <= {"avx512_vnni", "avx_vnni", "amx_int8"}
     g = compress.gemm_speedup(tokens=64, size=(32, 64), repeats=2)
     assert g["fp32_ms"] > 0 and g["int8_ms"] > 0 and g["speedup"] == pytest.approx(g["fp32_ms"] / g["int8_ms"])
+
+
+def test_the_live_recovery_runs_on_a_seed_the_study_never_drew():
+    from labkit import study
+    drawn = study.load("lab08")["settings"]["seeds"]  # the committed study's seeds: 0 .. drawn - 1
+    assert all(compress.CompressConfig.for_scale(s).live_seed >= drawn for s in ("smoke", "cpu", "gpu"))
