@@ -34,8 +34,7 @@ import torch
 
 from . import cache, measure
 from .classifier import check_inputs, fine_tune, loader
-from .env import scale as current_scale
-from .env import seed_everything
+from .env import scale as current_scale, seed_everything
 
 
 @dataclass
