@@ -213,11 +213,11 @@ def defence_arms() -> list[str]:
 
 def record_problems(lab: str, res: dict) -> list[str]:
     """What is wrong with the records other checks read (issue 29): lab 06's defences, each
-    arm from the study, "none" and the live defences from the run, and lab 05's student reproduced; lab 07's membership
-    attack from the study (5 seeds or more) and the run, and the small BERT at epsilon 1
-    beside the majority class; lab 08's front, chosen
-    on validation, and its variant for one review at a time; lab 09's services,
-    each applying its own fitted temperature, and the open-loop load test."""
+    arm from the study, "none" and the live defences from the run, and lab 05's student
+    reproduced; lab 07's membership attack from the study (5 seeds or more) and the run, and
+    the small BERT at epsilon 1 beside the majority class; lab 08's front, chosen on
+    validation, and its variant for one review at a time; lab 09's services, each applying its
+    own fitted temperature, and the open-loop load test."""
     out = []
     if lab == "06":
         study = res.get("defence", {})

@@ -80,7 +80,7 @@ def prediction(runs, comparisons: int = 1, confidence: float = 0.95, floor: floa
     for ``comparisons`` checks (Bonferroni: each at 1 - (1 - confidence) / comparisons). The
     standard deviation is floored at ``floor`` (a point of accuracy), so that a study whose
     seeds happen to agree does not make every new run "outside". What a lab's live run, with a
-    seed the study never used, is checked against (issue 30: the evidence in a committed study, the lab a live demonstration).
+    seed the study never used, is checked against (`labkit.claims.consistency`).
     Returns {"mean", "low", "high", "n", "comparisons"}."""
     from scipy import stats
     runs = np.asarray(runs, dtype=float)
