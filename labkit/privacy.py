@@ -35,6 +35,11 @@ ACCOUNTANT = "rdp"           # Opacus' Renyi-DP accountant: a few ms per call; "
                              # (a little less noise for the same epsilon) and seconds per call
 
 
+def budget_label(epsilon) -> str:
+    """How lab 07's records and study name a privacy budget: "non-private" or "1", "0.5"."""
+    return "non-private" if epsilon is None else f"{epsilon:g}"
+
+
 def check_epsilon(epsilon) -> None:
     """Raise ValueError unless ``epsilon`` is None (non-private) or a number > 0."""
     if epsilon is not None and not (isinstance(epsilon, (int, float)) and epsilon > 0):

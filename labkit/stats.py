@@ -98,3 +98,16 @@ def inside(value: float, interval: dict) -> float:
     """How far ``value`` lies inside ``interval`` (its distance to the nearer end; negative:
     outside by that much): the value of a consistency claim, which holds at >= 0."""
     return float(min(value - interval["low"], interval["high"] - value))
+
+
+def keep_unless_beaten(values: dict, incumbent, tiebreak=lambda k: 0):
+    """The study's choice among options ({option: one validation score per grid seed, the same
+    seeds for every option}): the best mean (ties: the larger ``tiebreak``), unless the
+    ``incumbent`` (the setting the course runs now) trails it by no more than one standard
+    error of their paired difference; then the incumbent stays. Changing lab 05's student
+    changes labs 06-09 and their studies, so a change needs more than seed noise behind it."""
+    best = max(values, key=lambda k: (np.mean(values[k]), tiebreak(k)))
+    if incumbent not in values or incumbent == best or len(values[best]) < 2:
+        return best
+    gap = np.subtract(values[best], values[incumbent])
+    return incumbent if gap.mean() <= gap.std(ddof=1) / np.sqrt(len(gap)) else best

@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from . import cache, claims, env, experiments, report
+from .distill import COMPARISONS, SLUG
 from .privacy import DELTA
 from .stats import paired
 
@@ -68,7 +69,7 @@ def _provenance(name: str, scale: str, seconds: float, commit: str | None) -> di
 
 
 STUDY_FUNCTIONS = {"lab02": (experiments.lab02, 5), "lab03": (experiments.lab03, 5), "lab04": (experiments.lab04, 10),
-                   "lab05": (experiments.lab05, 3), "lab06": (experiments.lab06, 5), "lab07": (experiments.lab07, 5),
+                   "lab05": (experiments.lab05, 10), "lab06": (experiments.lab06, 5), "lab07": (experiments.lab07, 5),
                    "lab08": (experiments.lab08, 5)}  # name -> (function, seeds at cpu)
 
 
@@ -78,6 +79,14 @@ def _lab03_claims(results: dict) -> dict:
     k = len(results["plain"])
     sets = (results, results["slices"]["rare"], results["slices"]["common"])
     return {"03.adaptation_never_pays": max(g["low"] for r in sets for g in intervals(r, k, arm="adapted").values())}
+
+
+def _lab05_claims(results: dict) -> dict:
+    """Lab 05's study targets: the lower end of each paired comparison of students over the
+    study's seeds (`distill.COMPARISONS`), widened for the comparisons, as the lab widened it."""
+    s, k = results["students"], len(COMPARISONS)
+    return {f"05.{SLUG[a]}_minus_{SLUG[b]}_interval_low.{SLUG[budget]}":
+            paired(s[f"{a} @ {budget}"], s[f"{b} @ {budget}"], k)["low"] for a, b, budget in COMPARISONS}
 
 
 DEFENCE_SLUGS = {"fgm": "FGM", "pgd": "PGD", "adversarial_augmentation": "adversarial augmentation", "a2t": "A2T"}
@@ -114,7 +123,7 @@ def _lab08_claims(results: dict) -> dict:
             for name, r in zip(("short", "long"), runs)}
 
 
-STUDY_CLAIMS = {"lab03": _lab03_claims, "lab06": _lab06_claims, "lab07": _lab07_claims, "lab08": _lab08_claims}  # name -> results -> {registered id: value}
+STUDY_CLAIMS = {"lab03": _lab03_claims, "lab05": _lab05_claims, "lab06": _lab06_claims, "lab07": _lab07_claims, "lab08": _lab08_claims}  # name -> results -> {registered id: value}
 
 
 def check_claims(name: str, out: Path | None = None) -> dict:

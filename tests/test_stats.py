@@ -78,3 +78,14 @@ def test_prediction_interval_for_one_more_run_by_hand_and_corrected():
         stats.prediction([0.7])
     with pytest.raises(ValueError, match="comparisons"):
         stats.prediction(runs, comparisons=0)
+
+
+def test_keep_unless_beaten_keeps_the_incumbent_within_one_standard_error():
+    noisy = {"a": [0.70, 0.72, 0.71, 0.73], "b": [0.71, 0.72, 0.72, 0.73]}  # b ahead by 0.005, SE of the gap 0.0029
+    assert stats.keep_unless_beaten(noisy, "a") == "b"  # beaten by more than a standard error: it goes
+    close = {"a": [0.70, 0.72, 0.71, 0.73], "b": [0.72, 0.71, 0.72, 0.72]}  # b ahead by 0.0025, SE 0.0075
+    assert stats.keep_unless_beaten(close, "a") == "a" and stats.keep_unless_beaten(close, "b") == "b"
+    assert stats.keep_unless_beaten(close, "c") == "b"  # no incumbent among the options: the best mean
+    assert stats.keep_unless_beaten({1: [0.7], 2: [0.8]}, 1) == 2  # one seed: no error to hide behind
+    tied = {150: [0.7, 0.71], 300: [0.7, 0.71]}
+    assert stats.keep_unless_beaten(tied, None, tiebreak=lambda s: -s) == 150  # ties: the tiebreak decides

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from labkit import classifier, data, experiments, finetune, study
+from labkit import classifier, data, distill, experiments, finetune, study
 
 
 def test_committed_studies_have_provenance_and_what_the_labs_read():
@@ -25,6 +25,8 @@ def test_committed_studies_have_provenance_and_what_the_labs_read():
                for c in arms.values() for a in c.values())
     lab05 = study.load("lab05")["results"]
     assert set(lab05["chosen"]) == {"steps", "temperature", "alpha"}
+    assert study.load("lab05")["settings"]["student_seeds"] == list(range(1, 11))  # 10 seeds, never the lab's 0
+    assert all(len(a) == 10 for a in lab05["students"].values())
     assert study.load("lab05")["settings"]["split"] == "validation"
     lab06 = study.load("lab06")
     assert lab06["provenance"]["command"].endswith("labkit study lab06") and lab06["settings"]["seeds"] >= 5
@@ -79,6 +81,14 @@ def test_lab05_study_at_smoke(tmp_path, monkeypatch):
     assert chosen["steps"] in (10, 15) and chosen["temperature"] in (1.0, 2.0) and chosen["alpha"] == 0.5
     best = np.mean(res["steps"]["distilled"][str(chosen["steps"])])
     assert best == max(np.mean(a) for a in res["steps"]["distilled"].values())  # chosen on validation
+    # the lab's comparison on seeds 1..2 (seed 0 is the lab's own), every student, on test
+    assert out["settings"]["student_seeds"] == [1, 2] and out["settings"]["students_split"] == "test"
+    assert set(res["students"]) == {f"{k} @ {b}" for k in distill.KINDS for b in ("teacher's labels", "all labels")
+                                    } - {"distilled + unlabelled @ all labels"}
+    assert all(len(a) == 2 and all(0 <= x <= 1 for x in a) for a in res["students"].values())
+    assert set(out["claims"]) == {"05.distilled_minus_hard_labels_interval_low.teacher_labels",
+                                  "05.distilled_minus_hard_labels_interval_low.all_labels",
+                                  "05.distilled_unlabelled_minus_distilled_interval_low.teacher_labels"}
     with pytest.raises(KeyError, match="unknown study"):
         study.run("lab99")
 
