@@ -35,7 +35,7 @@ class DistillConfig:
     chose on the validation split (``labkit/reference/studies/lab05.json``).
     """
     seeds: int = 1                 # the lab's live students: seed 0, whose student labs 06-09 use
-    steps: int = 300               # student optimizer steps of `batch_size` reviews;
+    steps: int = 450               # student optimizer steps of `batch_size` reviews;
     temperature: float = 4.0       # these three chosen on validation by `labkit study lab05`
     alpha: float = 1.0             # weight of the soft (teacher) part: 1 = soft targets only
     lr: float = 1e-3
