@@ -36,13 +36,13 @@ class AdversarialConfig:
     pool: int = 440               # test reviews offered to the student and TF-IDF attacks
     minilm_pool: int = 70         # ... to MiniLM (it scores ~12x fewer reviews a second)
     defence_pool: int = 200       # test reviews each defended model is re-attacked on
-    fgm_epsilon: float = 0.05     # L2 norm of the embedding perturbation, per review;
-    pgd_epsilon: float = 0.05     # these and the *_rows chosen on validation by `labkit study lab06`
+    fgm_epsilon: float = 0.1      # L2 norm of the embedding perturbation, per review;
+    pgd_epsilon: float = 0.1      # these and the *_rows chosen on validation by `labkit study lab06`
     pgd_steps: int = 3
     a2t_attacked: int = 600       # training reviews attacked by adversarial augmentation and A2T
     a2t_rounds: int = 2           # A2T: times the adversarial reviews are regenerated
     aug_rows: int = 8             # adversarial reviews added to each batch of 32 from half-way on:
-    a2t_rows: int = 4             # by adversarial augmentation, and by A2T
+    a2t_rows: int = 8             # by adversarial augmentation, and by A2T
     study_epsilons: tuple = (0.05, 0.1, 0.2)    # what `labkit study lab06` compares
     study_rows: tuple = (4, 8, 16)
     study_grid_seeds: int = 3     # seeds of each option while choosing; the chosen get the study's
