@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from . import augment, claims, curves, data, env, models, privacy
+from . import augment, claims, clean, curves, data, env, models, privacy
 from .adversarial import AdversarialConfig, attack_model, polarity_flips, summary
 from .classifier import load_best, predictor, small_classifier
 from .compress import CompressConfig, logits, structured_run
@@ -39,6 +39,28 @@ from .train import adamw, train, warmup_linear
 CURVE_POINTS = {"smoke": (10, 20, 40), "cpu": (1500, 3000, 6000, 12000, 24000),
                 "gpu": (3000, 6000, 12000, 24000, 48000)}
 CURVE_RECIPE = {"mask_prob": 0.3, "lr": 3e-3, "warmup": 500}
+
+
+def lab01(seeds: int) -> tuple[dict, dict]:
+    """Lab 01's label-noise experiment (`clean.label_noise_draw`) on ``seeds`` noise draws,
+    seeds 0 .. seeds - 1 (the lab's live draws take seeds after them): lab 01's split of the
+    English reviews, its noise rate, folds and MiniLM features, every fix scored on its test
+    split. Per draw: what confident learning found and the baseline's accuracy after each fix."""
+    cfg = clean.DataConfig.for_scale()
+    reviews = data.load_reviews("en")
+    if cfg.n_reviews:  # as lab 01 samples them
+        reviews = reviews.shuffle(seed=cfg.seed).select(range(cfg.n_reviews))
+    splits = data.split(reviews, test=0.15, validation=0.1, seed=cfg.seed)
+    train, test = splits["train"], splits["test"]
+    emb = models.embed(train["text"]) if cfg.embeddings else None
+    draws = []
+    for seed in range(seeds):
+        draws.append(clean.label_noise_draw(train["text"], train["label"], test["text"], test["label"],
+                                            cfg.noise_rate, cfg.folds, seed, emb))
+        print(f"study lab01: noise draw {seed} of {seeds}", file=sys.stderr)
+    settings = {"seeds": seeds, "noise_rate": cfg.noise_rate, "folds": cfg.folds, "embeddings": cfg.embeddings,
+                "train_size": train.num_rows, "test_size": test.num_rows}
+    return settings, {"draws": {k: [d[k] for d in draws] for k in draws[0]}}
 
 
 def lab02(seeds: int) -> tuple[dict, dict]:

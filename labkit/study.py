@@ -7,6 +7,8 @@ their provenance (the command, labkit commit, machine, date and seconds) to
 take their settings from them. Every training run goes through the run cache, so a study
 repeated, or a lab after it, reads its runs back.
 
+    labkit study lab01   lab 01's label noise over 10 draws: what confident learning finds and
+                         what each fix (drop, relabel, review) wins back, on the test split
     labkit study lab02   the compute curve of lab 02's own pretraining: held-out loss, linear-probe
                          gain and fine-tuned gain over scratch at checkpoints of one long run
     labkit study lab03   MiniLM against lab 02's adapted MiniLM, fine-tuned on the same rows with the
@@ -68,9 +70,16 @@ def _provenance(name: str, scale: str, seconds: float, commit: str | None) -> di
             "matmul_gflops": round(env.matmul_gflops())}
 
 
-STUDY_FUNCTIONS = {"lab02": (experiments.lab02, 5), "lab03": (experiments.lab03, 5), "lab04": (experiments.lab04, 10),
+STUDY_FUNCTIONS = {"lab01": (experiments.lab01, 10), "lab02": (experiments.lab02, 5), "lab03": (experiments.lab03, 5), "lab04": (experiments.lab04, 10),
                    "lab05": (experiments.lab05, 10), "lab06": (experiments.lab06, 5), "lab07": (experiments.lab07, 5),
                    "lab08": (experiments.lab08, 5)}  # name -> (function, seeds at cpu)
+
+
+def _lab01_claims(results: dict) -> dict:
+    """Lab 01's study claim: reviewing the flagged rows beats reviewing as many random rows in
+    every noise draw (the smallest difference over the draws)."""
+    d = results["draws"]
+    return {"01.review_flagged_beats_random_every_draw": min(np.subtract(d["review flagged"], d["review random"]))}
 
 
 def _lab03_claims(results: dict) -> dict:
@@ -123,7 +132,7 @@ def _lab08_claims(results: dict) -> dict:
             for name, r in zip(("short", "long"), runs)}
 
 
-STUDY_CLAIMS = {"lab03": _lab03_claims, "lab05": _lab05_claims, "lab06": _lab06_claims, "lab07": _lab07_claims, "lab08": _lab08_claims}  # name -> results -> {registered id: value}
+STUDY_CLAIMS = {"lab01": _lab01_claims, "lab03": _lab03_claims, "lab05": _lab05_claims, "lab06": _lab06_claims, "lab07": _lab07_claims, "lab08": _lab08_claims}  # name -> results -> {registered id: value}
 
 
 def check_claims(name: str, out: Path | None = None) -> dict:

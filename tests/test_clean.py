@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from labkit import clean, data
+from labkit import clean, curves, data, study
 from labkit.data import DataError
 
 
@@ -106,9 +106,29 @@ def test_find_label_issues_finds_planted_flips(tmp_cache):
         clean.find_label_issues(["a", "b", "c"], [0, 1])
 
 
-def test_config_per_scale():
-    smoke, cpu = clean.DataConfig.for_scale("smoke"), clean.DataConfig.for_scale("cpu")
-    assert smoke.n_reviews and cpu.n_reviews is None and cpu.noise_seeds >= 3
+def test_config_per_scale_draws_live_seeds_the_study_never_drew():
+    smoke, cpu, gpu = (clean.DataConfig.for_scale(s) for s in ("smoke", "cpu", "gpu"))
+    assert smoke.n_reviews and cpu.n_reviews is None and len(cpu.noise_seeds) == 1
+    drawn = study.load("lab01")["settings"]["seeds"]  # the committed study's draws: seeds 0 .. drawn - 1
+    assert min(s for c in (smoke, cpu, gpu) for s in c.noise_seeds) >= drawn
+    assert len(gpu.noise_seeds) == drawn  # gpu runs the study's size live
+
+
+def test_label_noise_draw_scores_each_fix_against_the_flipped_labels(tmp_cache):
+    train = [f"great wonderful superb film {i}" for i in range(60)] + [f"awful terrible boring film {i}" for i in range(60)]
+    test = ["a great superb film", "a wonderful film", "an awful boring film", "terrible film"]
+    y, y_test = np.array([1] * 60 + [0] * 60), np.array([1, 1, 0, 0])
+    d = clean.label_noise_draw(train, y, test, y_test, 0.1, 3, seed=1)
+    noisy, flipped = clean.inject_label_noise(y, 0.1, seed=1)  # the same draw
+    flagged, _ = clean.find_label_issues(train, noisy, folds=3, seed=1)
+    fixes = (flagged & flipped).sum()
+    assert d["flagged"] == flagged.sum() and d["CL review fixes"] == fixes > 0
+    assert d["recall"] == fixes / flipped.sum() and d["precision"] == fixes / flagged.sum()
+    assert 0 <= d["random review fixes"] <= d["flagged"]
+    assert d["clean"] == curves.baseline_accuracy(train, y, test, y_test)
+    assert d["review flagged"] == curves.baseline_accuracy(train, np.where(flagged, y, noisy), test, y_test)
+    assert d["drop flagged"] == curves.baseline_accuracy(np.array(train)[~flagged], noisy[~flagged], test, y_test)
+    assert d == clean.label_noise_draw(train, list(y), test, y_test, 0.1, 3, seed=1)  # read back, same values
 
 
 def test_pii_scores_per_kind_and_misses():

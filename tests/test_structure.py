@@ -74,12 +74,6 @@ def test_only_lazy_modules_are_imported_inside_functions():
                 assert imported in labkit.LAZY, f"{name}: import {imported} at the top of the module"
 
 
-def test_modules_are_short():
-    for name, path in {**MODULES, **SUBMODULES}.items():
-        n = len(path.read_text().splitlines())
-        assert n <= 400, f"{name}.py has {n} lines; STYLE.md keeps modules at 400 or fewer"
-
-
 def test_no_private_names_across_modules_or_in_notebooks():
     pattern = re.compile(r"\b(" + "|".join(MODULES) + r")\._[a-z]\w*")
     for name, path in MODULES.items():
