@@ -13,6 +13,9 @@ def test_committed_studies_have_provenance_and_what_the_labs_read():
         p = ref["provenance"]
         assert p["command"].endswith(f"labkit study {name}") and p["labkit_commit"] and p["date"], name
         assert p["cpu"] and p["matmul_gflops"] > 0 and ref["settings"]["seeds"] >= 3, name
+    lab01 = study.load("lab01")  # what lab 01 reads: 10 noise draws, every fix scored on each
+    assert lab01["settings"]["scale"] == "cpu" and lab01["settings"]["seeds"] >= 10 and lab01["settings"]["embeddings"]
+    assert all(len(v) == lab01["settings"]["seeds"] for v in lab01["results"]["draws"].values())
     lab02 = study.load("lab02")
     assert lab02["provenance"]["command"].endswith("labkit study lab02") and lab02["settings"]["scale"] == "cpu"
     assert lab02["settings"]["seeds"] >= 5 and len(lab02["results"]["points"]) >= 5
@@ -49,6 +52,16 @@ def test_committed_studies_have_provenance_and_what_the_labs_read():
     assert lab08["settings"]["long_steps"] > lab08["settings"]["steps"] and "test_accuracy" in lab08["results"]["teacher"]
     assert list(lab08["results"]["recovery"]) == [str(lab08["settings"]["steps"]), str(lab08["settings"]["long_steps"])]
     assert all(len(r["accuracy"]) == lab08["settings"]["seeds"] for r in lab08["results"]["grid"].values())
+
+
+def test_lab01_study_at_smoke(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_SCALE", "smoke")
+    out = json.loads(study.run("lab01", seeds=2, out=tmp_path).read_text())
+    draws = out["results"]["draws"]
+    assert out["settings"]["seeds"] == 2 and not out["settings"]["embeddings"]  # smoke: TF-IDF only
+    assert set(draws) >= {"precision", "recall", "clean", "noisy", "review flagged", "review random"}
+    assert all(len(v) == 2 for v in draws.values()) and draws["noisy"][0] != draws["noisy"][1]  # two draws
+    assert set(out["claims"]) == {"01.review_flagged_beats_random_every_draw"}
 
 
 def test_lab04_study_at_smoke(tmp_path, monkeypatch):
