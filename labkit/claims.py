@@ -29,6 +29,7 @@ import difflib
 import functools
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -78,8 +79,8 @@ def problems(entries: list) -> list[str]:
         if not str(e.get("id", "")).startswith(f"{e.get('lab')}."):
             out.append(f"{where}: an id starts with its lab, '{e.get('lab')}.'")
         where_ = str(e.get("where", ""))
-        if where_ != "run" and not (where_.startswith("study:lab") and where_[9:].isdigit()):
-            out.append(f"{where}: where must be 'run' or 'study:labNN'")
+        if where_ != "run" and not re.fullmatch(r"study:lab\d\d(-[a-z]+)?", where_):
+            out.append(f"{where}: where must be 'run' or 'study:labNN' (or 'study:labNN-what', a lab's second study)")
         try:
             instances = _instances(e)
             for p in e.get("params") or [{}]:

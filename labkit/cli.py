@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     p.add_argument("--merge", metavar="NEW_JSON", help="a report of some labs, measured alone ...")
     p.add_argument("--into", metavar="REFERENCE_JSON", help="... whose rows replace (or join) this reference's")
     st = sub.add_parser("study", help="run a reference study and write its results with provenance")
-    st.add_argument("name", help="lab02, lab03, lab04, lab05, lab06, lab07 or lab08 (see labkit.study)")
+    st.add_argument("name", help="lab01, lab02, lab02-seeds, lab03, ..., lab08 (see labkit.study)")
     st.add_argument("--seeds", type=int, default=None, help="default: the study's (2 at smoke)")
     st.add_argument("--out", default=None, help="folder to write NAME.json (default: labkit/reference/studies)")
     st.add_argument("--claims", action="store_true", help="only (re-)evaluate the study's registered claims "

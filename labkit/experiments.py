@@ -26,8 +26,8 @@ from .federated import PARTITIONS, FederatedConfig, centralised, fedavg, partiti
 from .finetune import FinetuneConfig, minilm_run, rare_words, small_run
 from .measure import benchmark
 from .models import load_minilm
-from .pretrain import (AdaptConfig, PretrainConfig, corpus, heldout_loss, load_or_pretrain, loaders, mlm_loss,
-                       new_model, probe_curve)
+from .pretrain import (AdaptConfig, PretrainConfig, adapt, corpus, domain_corpus, heldout_loss, load_or_pretrain,
+                       loaders, mlm_loss, new_model, pretrain, probe_curve, probe_ranks)
 from .privacy import budget_label
 from .stats import keep_unless_beaten
 from .text import train_wordpiece
@@ -61,6 +61,32 @@ def lab01(seeds: int) -> tuple[dict, dict]:
     settings = {"seeds": seeds, "noise_rate": cfg.noise_rate, "folds": cfg.folds, "embeddings": cfg.embeddings,
                 "train_size": train.num_rows, "test_size": test.num_rows}
     return settings, {"draws": {k: [d[k] for d in draws] for k in draws[0]}}
+
+
+def lab02_seeds(seeds: int) -> tuple[dict, dict]:
+    """Lab 02's own recipe on seeds 1 .. ``seeds`` (the lab's live run is seed 0, the model
+    labs 03-07 build on, so it stays a draw the study never made): `PretrainConfig`'s
+    pretraining of the small BERT (its initial weights, held-out passages, masks and batch
+    order all follow the seed), and `AdaptConfig`'s two arms of MiniLM, head alone and
+    adapted, on the same seed. Per seed: the held-out masked-LM loss before and after
+    pretraining, and each arm's final held-out loss and median rank on the domain probes."""
+    cfg, acfg = PretrainConfig.for_scale(), AdaptConfig.for_scale()
+    texts, domain = corpus(cfg), domain_corpus()
+    tok = train_wordpiece(texts, cfg.vocab_size)
+    out = {k: [] for k in ("heldout_first", "heldout_last", "head_alone_last", "adapted_last",
+                           "head_alone_median_rank", "adapted_median_rank")}
+    for seed in range(1, seeds + 1):
+        _, hist = pretrain(dataclasses.replace(cfg, seed=seed), texts, tok, progress=False)
+        out["heldout_first"].append(hist.eval[0]["loss"])
+        out["heldout_last"].append(hist.eval[-1]["loss"])
+        for arm, body in (("head_alone", False), ("adapted", True)):
+            tok_m, model, h = adapt(dataclasses.replace(acfg, seed=seed), domain, body=body, progress=False)
+            out[f"{arm}_last"].append(h.eval[-1]["loss"])
+            out[f"{arm}_median_rank"].append(float(np.median(list(probe_ranks(model, tok_m).values()))))
+        print(f"study lab02-seeds: seed {seed} of {seeds}", file=sys.stderr)
+    settings = {"seeds": seeds, "live_seed": cfg.seed, "study_seeds": list(range(1, seeds + 1)),
+                "steps": cfg.steps, "adapt_steps": acfg.steps}
+    return settings, out
 
 
 def lab02(seeds: int) -> tuple[dict, dict]:

@@ -64,6 +64,17 @@ def test_lab01_study_at_smoke(tmp_path, monkeypatch):
     assert set(out["claims"]) == {"01.review_flagged_beats_random_every_draw"}
 
 
+def test_lab02_seeds_study_at_smoke_draws_seeds_after_the_labs(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_SCALE", "smoke")
+    out = json.loads(study.run("lab02-seeds", seeds=2, out=tmp_path).read_text())
+    res = out["results"]
+    assert out["settings"]["study_seeds"] == [1, 2] and out["settings"]["live_seed"] == 0  # never the lab's seed
+    assert all(len(v) == 2 for v in res.values()) and res["heldout_first"][0] != res["heldout_first"][1]
+    assert all(a < b for a, b in zip(res["heldout_last"], res["heldout_first"]))  # even 40 steps lower the loss
+    assert set(out["claims"]) == set(study.claims.study_claims("lab02-seeds")) == {
+        "02.pretraining_fall_every_seed", "02.adapted_beats_head_alone_every_seed"}
+
+
 def test_lab04_study_at_smoke(tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_SCALE", "smoke")
     out = json.loads(study.run("lab04", seeds=2, out=tmp_path).read_text())
