@@ -182,6 +182,33 @@ def lab03(seeds: int) -> tuple[dict, dict]:
     return settings, out
 
 
+def lab03_curves(seeds: int) -> tuple[dict, dict]:
+    """Lab 03's learning curves on seeds 0 .. seeds - 1 (the lab's live run takes
+    ``FinetuneConfig.curve_seeds``, after them): TF-IDF + LR and a logistic regression on
+    MiniLM's frozen embeddings at lab 03's budgets, and the small BERT fine-tuned from scratch
+    and from lab 02's pretrained encoder at its small budgets, each seed a label sample (and
+    the small BERT's head and batches), the same rows for every model: {model: {budget: [test
+    accuracy per seed]}}."""
+    ft = FinetuneConfig.for_scale()
+    x_train, y_train, x_test, y_test = data.review_arrays(ft.train_size, ft.test_size, ft.seed)
+    e_train, e_test = models.embed(list(x_train)), models.embed(list(x_test))
+    tok, mlm = load_or_pretrain()
+    runs = {"TF-IDF + LR": (lambda rows, seed: curves.baseline_accuracy(x_train[rows], y_train[rows], x_test, y_test),
+                            ft.budgets),
+            "MiniLM frozen + LR": (lambda rows, seed: curves.frozen_accuracy(e_train[rows], y_train[rows], e_test, y_test),
+                                   ft.budgets)}
+    for name, pretrained in (("small BERT, scratch", False), ("small BERT, lab-02 pretrained", True)):
+        runs[name] = (lambda rows, seed, p=pretrained: small_run(mlm, tok, x_train[rows], y_train[rows], seed, ft, p)
+                      .accuracy(x_test, y_test, ft.max_len), ft.small_budgets)
+    out = {}
+    for name, (run, budgets) in runs.items():
+        out[name] = {str(n): a for n, a in curves.budget_curve(run, y_train, budgets, seeds).items()}
+        print(f"study lab03-curves: {name}, {seeds} seeds", file=sys.stderr)
+    settings = {"seeds": seeds, "live_seeds": list(ft.curve_seeds), "split": "test", "test_size": len(y_test),
+                "small_steps": ft.small_steps, "small_lr": ft.small_lr}
+    return settings, out
+
+
 def lab04(seeds: int) -> tuple[dict, dict]:
     """Augmentation gains (paired by seed) for TF-IDF, with the guard on and off, and for lab
     03's small BERT, at lab 04's budgets, on the fixed test split."""

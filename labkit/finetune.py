@@ -37,6 +37,7 @@ class FinetuneConfig:
     minilm_batch_size: int = 16    # 32 needs ~0.5 GB more memory for no gain
     adapt_budgets: tuple = (100, 500)        # MiniLM vs lab 02's adapted MiniLM, paired by seed
     live_seed: int = 5             # the lab's one live adaptation run: a seed the lab03 study (0-4) never drew
+    curve_seeds: tuple = (5,)      # the live learning curves' seeds: the lab03-curves study drew 0-4
     train_size: int | None = None  # cap on the training pool (None = the fixed train split)
     test_size: int | None = None   # cap on test reviews (None = the fixed test split)
     seed: int = 0
@@ -49,7 +50,7 @@ class FinetuneConfig:
                        small_steps=15, minilm_budgets=(64,), adapt_budgets=(64,), minilm_epochs=1,
                        train_size=1000, test_size=300)
         if scale == "gpu":
-            return cls(seeds=5, max_len=128, small_budgets=(100, 500, 2000, None),
+            return cls(seeds=5, curve_seeds=tuple(range(5, 10)), max_len=128, small_budgets=(100, 500, 2000, None),
                        small_steps=600, minilm_budgets=(100, 500, 2000, None), minilm_epochs=3)
         return cls()
 

@@ -16,6 +16,9 @@ repeated, or a lab after it, reads its runs back.
                          held-out loss, and MiniLM adapted against its head alone
     labkit study lab03   MiniLM against lab 02's adapted MiniLM, fine-tuned on the same rows with the
                          same seeds at 100, 500 and 2,000 labels (needs lab 02's adapted MiniLM)
+    labkit study lab03-curves
+                         lab 03's learning curves on seeds 0-4 (the lab's run is seed 5): TF-IDF,
+                         MiniLM's frozen features, the small BERT from scratch and pretrained
     labkit study lab04   augmentation gains at each label budget over 10 seeds (TF-IDF with the
                          guard on and off, the small BERT): paired intervals a lab's 3 seeds can't give
     labkit study lab05   the students' steps, temperature and alpha, chosen on the validation
@@ -73,9 +76,15 @@ def _provenance(name: str, scale: str, seconds: float, commit: str | None) -> di
             "matmul_gflops": round(env.matmul_gflops())}
 
 
-STUDY_FUNCTIONS = {"lab01": (experiments.lab01, 10), "lab02": (experiments.lab02, 5),
-                   "lab02-seeds": (experiments.lab02_seeds, 5), "lab03": (experiments.lab03, 5), "lab04": (experiments.lab04, 10),
-                   "lab05": (experiments.lab05, 10), "lab06": (experiments.lab06, 5), "lab07": (experiments.lab07, 5),
+STUDY_FUNCTIONS = {"lab01": (experiments.lab01, 10),
+                   "lab02": (experiments.lab02, 5),
+                   "lab02-seeds": (experiments.lab02_seeds, 5),
+                   "lab03": (experiments.lab03, 5),
+                   "lab03-curves": (experiments.lab03_curves, 5),
+                   "lab04": (experiments.lab04, 10),
+                   "lab05": (experiments.lab05, 10),
+                   "lab06": (experiments.lab06, 5),
+                   "lab07": (experiments.lab07, 5),
                    "lab08": (experiments.lab08, 5)}  # name -> (function, seeds at cpu)
 
 
@@ -101,6 +110,15 @@ def _lab03_claims(results: dict) -> dict:
     k = len(results["plain"])
     sets = (results, results["slices"]["rare"], results["slices"]["common"])
     return {"03.adaptation_never_pays": max(g["low"] for r in sets for g in intervals(r, k, arm="adapted").values())}
+
+
+def _lab03_curves_claims(results: dict) -> dict:
+    """The lab03-curves study's claim: lab 02's pretraining did not pay for the small BERT at
+    any budget (the largest lower end of the pretrained-minus-scratch intervals, widened for
+    the budgets)."""
+    arms = {"pretrained": results["small BERT, lab-02 pretrained"], "scratch": results["small BERT, scratch"]}
+    return {"03.lab02_pretraining_never_pays": max(g["low"] for g in intervals(
+        arms, len(arms["scratch"]), arm="pretrained", base="scratch").values())}
 
 
 def _lab05_claims(results: dict) -> dict:
@@ -145,7 +163,9 @@ def _lab08_claims(results: dict) -> dict:
             for name, r in zip(("short", "long"), runs)}
 
 
-STUDY_CLAIMS = {"lab01": _lab01_claims, "lab02-seeds": _lab02_seeds_claims, "lab03": _lab03_claims, "lab05": _lab05_claims, "lab06": _lab06_claims, "lab07": _lab07_claims, "lab08": _lab08_claims}  # name -> results -> {registered id: value}
+STUDY_CLAIMS = {"lab01": _lab01_claims, "lab02-seeds": _lab02_seeds_claims, "lab03": _lab03_claims,
+                "lab03-curves": _lab03_curves_claims, "lab05": _lab05_claims, "lab06": _lab06_claims,
+                "lab07": _lab07_claims, "lab08": _lab08_claims}  # name -> results -> {registered id: value}
 
 
 def check_claims(name: str, out: Path | None = None) -> dict:

@@ -16,6 +16,15 @@ def test_committed_studies_have_provenance_and_what_the_labs_read():
     lab01 = study.load("lab01")  # what lab 01 reads: 10 noise draws, every fix scored on each
     assert lab01["settings"]["scale"] == "cpu" and lab01["settings"]["seeds"] >= 10 and lab01["settings"]["embeddings"]
     assert all(len(v) == lab01["settings"]["seeds"] for v in lab01["results"]["draws"].values())
+    curves03 = study.load("lab03-curves")  # what lab 03 draws its curves' bands from
+    assert curves03["settings"]["scale"] == "cpu" and curves03["settings"]["seeds"] >= 5
+    assert min(curves03["settings"]["live_seeds"]) >= curves03["settings"]["seeds"]
+    assert all(len(a) == curves03["settings"]["seeds"] for n, c in curves03["results"].items() if "small BERT" in n
+               for a in c.values())
+    seeds02 = study.load("lab02-seeds")  # lab 02's recipe on seeds the lab never runs
+    assert seeds02["settings"]["scale"] == "cpu" and seeds02["settings"]["live_seed"] not in seeds02["settings"]["study_seeds"]
+    assert len(seeds02["settings"]["study_seeds"]) >= 5 and all(len(v) == len(seeds02["settings"]["study_seeds"])
+                                                               for v in seeds02["results"].values())
     lab02 = study.load("lab02")
     assert lab02["provenance"]["command"].endswith("labkit study lab02") and lab02["settings"]["scale"] == "cpu"
     assert lab02["settings"]["seeds"] >= 5 and len(lab02["results"]["points"]) >= 5
@@ -73,6 +82,17 @@ def test_lab02_seeds_study_at_smoke_draws_seeds_after_the_labs(tmp_path, monkeyp
     assert all(a < b for a, b in zip(res["heldout_last"], res["heldout_first"]))  # even 40 steps lower the loss
     assert set(out["claims"]) == set(study.claims.study_claims("lab02-seeds")) == {
         "02.pretraining_fall_every_seed", "02.adapted_beats_head_alone_every_seed"}
+
+
+def test_lab03_curves_study_at_smoke_pairs_every_model_on_the_same_samples(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_SCALE", "smoke")
+    out = json.loads(study.run("lab03-curves", seeds=2, out=tmp_path).read_text())
+    res, ft = out["results"], finetune.FinetuneConfig.for_scale("smoke")
+    assert set(res) == {"TF-IDF + LR", "MiniLM frozen + LR", "small BERT, scratch", "small BERT, lab-02 pretrained"}
+    assert list(res["small BERT, scratch"]) == [str(n) for n in ft.small_budgets]
+    assert all(len(a) == 2 for c in res.values() for a in c.values())
+    assert min(out["settings"]["live_seeds"]) >= 2  # the lab's live seeds are ones the study never drew
+    assert set(out["claims"]) == {"03.lab02_pretraining_never_pays"}
 
 
 def test_lab04_study_at_smoke(tmp_path, monkeypatch):
