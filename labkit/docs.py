@@ -2,7 +2,8 @@
 
 `readme` renders the time and memory of every lab at each scale (``labs``), every table the
 reference `cpu` run recorded (``results``) and the claims registry beside what was measured
-(``claims``) from ``labkit/reference/``, so no figure in the README is typed by hand;
+(``claims``) and each committed study's command, seeds and time (``studies``) from
+``labkit/reference/``, so no figure in the README is typed by hand;
 `update_readme` writes them between their markers (``labkit report --readme``), or says which
 are stale (``--check``).
 Leaves out: running the notebooks and the reports themselves (`labkit.report`).
@@ -84,7 +85,22 @@ def readme(ref: Path = report.REFERENCE) -> dict[str, str]:
     for r in reports["cpu"]["notebooks"]:
         for t in r["results"].get("tables", {}).values():
             results += [f"**{Path(r['notebook']).stem[:2]} · {t['title']}**", "", markdown_table(t), ""]
-    return {"labs": "\n".join(out), "results": "\n".join(results).strip(), "claims": claims_table(reports["cpu"], Path(ref) / "studies")}
+    return {"labs": "\n".join(out), "results": "\n".join(results).strip(),
+            "claims": claims_table(reports["cpu"], Path(ref) / "studies"), "studies": studies_table(Path(ref) / "studies")}
+
+
+def studies_table(studies: Path) -> str:
+    """Every committed study: its command, seeds, what it cost (wall time and normalised, with
+    the run cache as it was when it ran) and where (labkit commit, date, machine)."""
+    rows = []
+    for path in sorted(Path(studies).glob("*.json")):
+        d = json.loads(path.read_text())
+        p, st = d["provenance"], d["settings"]
+        seeds = st.get("study_seeds") or st.get("student_seeds") or list(range(st["seeds"]))
+        rows.append([f"`{p['command']}`", f"{len(seeds)} ({seeds[0]}-{seeds[-1]})", _duration(p["seconds"]),
+                     _duration(env.normalised({"wall_s": p["seconds"]}, p)),
+                     f"{p['labkit_commit']}, {p['date'][:10]}, {p['cpu']}, {p['matmul_gflops']} GFLOP/s"])
+    return markdown_table({"header": ["study", "seeds", "wall", "normalised", "labkit, date, machine"], "rows": rows})
 
 
 def _status(e: dict, row: dict | None) -> str:

@@ -162,16 +162,25 @@ def test_readme_sections_come_from_the_reference(tmp_path, monkeypatch):
     # every registered claim gets a row, with what the reference run measured (here: nothing)
     assert "| 05 | " in sections["claims"] and "`05.student_throughput_multiple`" in sections["claims"]
     assert "not in the reference run" in sections["claims"] and "by construction: unit test" in sections["claims"]
+    assert sections["studies"].count("\n") == 1  # no committed study here: the header alone
+    (tmp_path / "ref" / "studies").mkdir()
+    (tmp_path / "ref" / "studies" / "lab09.json").write_text(json.dumps({
+        "provenance": {"command": "LABKIT_SCALE=cpu labkit study lab09", "seconds": 600, "labkit_commit": "abc",
+                       "date": "2026-12-06 10:00 UTC", "cpu": "AMD EPYC", "matmul_gflops": 120},
+        "settings": {"seeds": 5}, "results": {}}))
+    assert docs.readme(tmp_path / "ref")["studies"].splitlines()[-1] == (  # 600 s at 120 GFLOP/s: 20 min at 60
+        "| `LABKIT_SCALE=cpu labkit study lab09` | 5 (0-4) | 10.0 min | 20.0 min | abc, 2026-12-06, AMD EPYC, 120 GFLOP/s |")
     readme = tmp_path / "README.md"
     begin, end = docs._markers("labs")
     rbegin, rend = docs._markers("results")
     cbegin, cend = docs._markers("claims")
-    readme.write_text(f"intro\n{begin}\nold\n{end}\nmiddle\n{rbegin}\n{rend}\n{cbegin}\n{cend}\nend\n")
+    sbegin, send = docs._markers("studies")
+    readme.write_text(f"intro\n{begin}\nold\n{end}\nmiddle\n{rbegin}\n{rend}\n{cbegin}\n{cend}\n{sbegin}\n{send}\nend\n")
     monkeypatch.setattr(report, "REFERENCE", tmp_path / "ref")
     monkeypatch.setattr(docs.readme, "__defaults__", (tmp_path / "ref",))
-    assert docs.update_readme(readme, write=False) == ["labs", "results", "claims"]
+    assert docs.update_readme(readme, write=False) == ["labs", "results", "claims", "studies"]
     assert "old" in readme.read_text()  # a check writes nothing
-    assert docs.update_readme(readme) == ["labs", "results", "claims"]
+    assert docs.update_readme(readme) == ["labs", "results", "claims", "studies"]
     assert docs.update_readme(readme, write=False) == []
     text = readme.read_text()
     assert text.startswith("intro\n") and "\nmiddle\n" in text and text.endswith("end\n")
