@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from . import augment, claims, clean, curves, data, env, models, privacy
+from . import augment, cache, claims, clean, curves, data, env, models, privacy
 from .adversarial import AdversarialConfig, attack_model, polarity_flips, summary
 from .classifier import load_best, predictor, small_classifier
 from .compress import CompressConfig, logits, structured_run
@@ -85,7 +85,9 @@ def lab02_seeds(seeds: int) -> tuple[dict, dict]:
             out[f"{arm}_median_rank"].append(float(np.median(list(probe_ranks(model, tok_m).values()))))
         print(f"study lab02-seeds: seed {seed} of {seeds}", file=sys.stderr)
     settings = {"seeds": seeds, "live_seed": cfg.seed, "study_seeds": list(range(1, seeds + 1)),
-                "steps": cfg.steps, "adapt_steps": acfg.steps}
+                "steps": cfg.steps, "adapt_steps": acfg.steps,  # the recipes, every field but the seed:
+                "pretrain": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "seed"},
+                "adapt": {k: v for k, v in dataclasses.asdict(acfg).items() if k != "seed"}}
     return settings, out
 
 
@@ -205,7 +207,9 @@ def lab03_curves(seeds: int) -> tuple[dict, dict]:
         out[name] = {str(n): a for n, a in curves.budget_curve(run, y_train, budgets, seeds).items()}
         print(f"study lab03-curves: {name}, {seeds} seeds", file=sys.stderr)
     settings = {"seeds": seeds, "live_seeds": list(ft.curve_seeds), "split": "test", "test_size": len(y_test),
-                "small_steps": ft.small_steps, "small_lr": ft.small_lr}
+                "small_steps": ft.small_steps, "small_lr": ft.small_lr,  # the recipe, every field but the seeds:
+                "finetune": {k: v for k, v in dataclasses.asdict(ft).items() if k not in ("seeds", "curve_seeds", "live_seed")},
+                "pretrained": cache.fingerprint(mlm)}  # which lab 02 model the small BERTs started from
     return settings, out
 
 
