@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import sys
 import time
 
@@ -39,6 +40,12 @@ from .train import adamw, train, warmup_linear
 CURVE_POINTS = {"smoke": (10, 20, 40), "cpu": (1500, 3000, 6000, 12000, 24000),
                 "gpu": (3000, 6000, 12000, 24000, 48000)}
 CURVE_RECIPE = {"mask_prob": 0.3, "lr": 3e-3, "warmup": 500}
+
+
+def recipe(cfg, *without: str) -> dict:
+    """A lab's config as its study records it (JSON's types: tuples become lists), less the
+    fields ``without`` (its seeds): what the lab, at the study's scale, checks is its own."""
+    return json.loads(json.dumps({k: v for k, v in dataclasses.asdict(cfg).items() if k not in without}))
 
 
 def lab01(seeds: int) -> tuple[dict, dict]:
@@ -86,8 +93,7 @@ def lab02_seeds(seeds: int) -> tuple[dict, dict]:
         print(f"study lab02-seeds: seed {seed} of {seeds}", file=sys.stderr)
     settings = {"seeds": seeds, "live_seed": cfg.seed, "study_seeds": list(range(1, seeds + 1)),
                 "steps": cfg.steps, "adapt_steps": acfg.steps,  # the recipes, every field but the seed:
-                "pretrain": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "seed"},
-                "adapt": {k: v for k, v in dataclasses.asdict(acfg).items() if k != "seed"}}
+                "pretrain": recipe(cfg, "seed"), "adapt": recipe(acfg, "seed")}
     return settings, out
 
 
@@ -208,7 +214,7 @@ def lab03_curves(seeds: int) -> tuple[dict, dict]:
         print(f"study lab03-curves: {name}, {seeds} seeds", file=sys.stderr)
     settings = {"seeds": seeds, "live_seeds": list(ft.curve_seeds), "split": "test", "test_size": len(y_test),
                 "small_steps": ft.small_steps, "small_lr": ft.small_lr,  # the recipe, every field but the seeds:
-                "finetune": {k: v for k, v in dataclasses.asdict(ft).items() if k not in ("seeds", "curve_seeds", "live_seed")},
+                "finetune": recipe(ft, "seeds", "curve_seeds", "live_seed"),
                 "pretrained": cache.fingerprint(mlm)}  # which lab 02 model the small BERTs started from
     return settings, out
 
