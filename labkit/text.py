@@ -7,7 +7,11 @@ with ``AutoTokenizer.from_pretrained``. Leaves out: byte-level BPE, sentencepiec
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
+
+from . import cache
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -36,13 +40,15 @@ def check_texts(texts, empty: str = "texts is empty: give at least one", name: s
 
 
 def train_wordpiece(texts, vocab_size: int = 8000, min_frequency: int = 2):
-    """A WordPiece tokenizer learned from ``texts``.
+    """A WordPiece tokenizer learned from ``texts``, or the one learned from the same texts
+    and settings before, read back from the run cache.
 
-    The trainer numbers tokens in an order that changes from run to run (its hash maps are
-    seeded at random), so the ids are renumbered from the data alone: the special tokens,
-    then by frequency in ``texts``, ties by the token itself. The same texts then give the
-    same ids, and so the same model and run-cache keys. (Which tokens make the vocabulary can
-    still vary when ties fall exactly at ``vocab_size``; on lab 02's corpus they do not.)
+    The trainer is not reproducible: its hash maps are seeded at random, so it numbers tokens
+    in a different order each run and, where merges tie, picks a different set of tokens (on
+    lab 02's corpus two runs in three differed in a few of the 8,000). So the ids are
+    renumbered from the data alone (the special tokens, then by frequency in ``texts``, ties
+    by the token itself), and the vocabulary is kept in the run cache (kind ``wordpiece``):
+    a second run of a lab gets the same tokenizer, so the same model and run-cache keys.
     Example: trained on the English text, ``tok.tokenize("unforgettable")`` ->
     ``['unfor', '##get', '##table']``.
     """
@@ -51,13 +57,25 @@ def train_wordpiece(texts, vocab_size: int = 8000, min_frequency: int = 2):
     texts = check_texts(texts, "the corpus is empty: give at least one text to train a tokenizer on")
     if vocab_size <= len(SPECIAL):
         raise ValueError(f"vocab_size={vocab_size} leaves no room beyond the special tokens")
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(texts, trainers.WordPieceTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL,
-        show_progress=False))
-    tok.model = models.WordPiece(_canonical_ids(tok, texts), unk_token="[UNK]")
+
+    def bare(vocab=None):
+        tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]") if vocab else models.WordPiece(unk_token="[UNK]"))
+        tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        return tok
+
+    folder = cache.run_dir("wordpiece", cache.key(texts=texts, vocab_size=vocab_size, min_frequency=min_frequency))
+    if cache.is_done(folder):
+        vocab = json.loads((folder / "vocab.json").read_text())
+    else:
+        trained = bare()
+        trained.train_from_iterator(texts, trainers.WordPieceTrainer(
+            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL, show_progress=False))
+        vocab = _canonical_ids(trained, texts)
+        with cache.atomic_folder(folder) as tmp:
+            cache.write_json(tmp / "vocab.json", vocab)
+            cache.mark_done(tmp)
+    tok = bare(vocab)
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",

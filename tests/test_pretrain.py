@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 
@@ -132,13 +134,31 @@ def test_corpus_is_a_plain_list_without_the_test_reviews():
     assert not set(data.review_splits()["test"]["text"]) & set(texts)
 
 
-def test_wordpiece_ids_do_not_depend_on_the_run():
-    """The trainer numbers equally frequent tokens in a random order; train_wordpiece must not."""
+def test_wordpiece_ids_do_not_depend_on_the_run(tmp_path, monkeypatch):
+    """The trainer numbers equally frequent tokens in a random order; train_wordpiece must not
+    (each training here in an empty cache of its own, so each one really trains)."""
     texts = [f"the film {w} was {v}" for w in ("good", "bad", "odd", "new", "old", "fun", "sad", "raw")
              for v in ("great", "dull", "long", "short", "slow", "fast", "loud", "calm")] * 3
-    vocabs = [text.train_wordpiece(texts, vocab_size=60, min_frequency=1).get_vocab() for _ in range(6)]
+    vocabs = []
+    for i in range(6):
+        monkeypatch.setenv("LABKIT_CACHE", str(tmp_path / str(i)))
+        vocabs.append(text.train_wordpiece(texts, vocab_size=60, min_frequency=1).get_vocab())
+        assert len(list((tmp_path / str(i) / "runs").glob("wordpiece-*"))) == 1  # kept for the next call
     assert all(v == vocabs[0] for v in vocabs)
     assert [t for t, i in sorted(vocabs[0].items(), key=lambda kv: kv[1])][:5] == text.SPECIAL
+
+
+def test_wordpiece_reads_its_vocabulary_back_so_a_second_run_keeps_its_model(tmp_cache, monkeypatch):
+    """Where merges tie the trainer picks different tokens run to run (lab 02's corpus): the
+    second call must not train again, or every model and run key built on it changes."""
+    texts = CORPUS * 3
+    first = text.train_wordpiece(texts, vocab_size=60, min_frequency=1)
+    (folder,) = (tmp_cache / "runs").glob("wordpiece-*")
+    planted = {**{t: i for t, i in first.get_vocab().items()}, "zzplanted": len(first)}  # a vocabulary no trainer makes
+    (folder / "vocab.json").write_text(json.dumps(planted))
+    again = text.train_wordpiece(texts, vocab_size=60, min_frequency=1)
+    assert again.get_vocab() == planted and again.tokenize("zzplanted") == ["zzplanted"]
+    assert again("a film")["input_ids"][0] == again.cls_token_id  # the post-processor is rebuilt too
 
 
 def test_fill_mask_explorer_compares_models_side_by_side(tok, capsys):
