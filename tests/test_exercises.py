@@ -276,6 +276,16 @@ def grade_all() -> dict:
             for ex in check.EXERCISES for right, wrongs in [right_and_wrong(ex)]}
 
 
+def test_the_checks_use_no_assert_statement():
+    """What `python -O` would strip: the quick guard CI runs; the slow test below grades every
+    exercise under -O."""
+    import ast
+    files = [Path(check.__file__), *Path(check.__file__).parent.glob("exercises/*.py")]
+    found = [f"{f.name}:{n.lineno}" for f in files for n in ast.walk(ast.parse(f.read_text())) if isinstance(n, ast.Assert)]
+    assert len(files) > 5 and found == [], f"assert statements vanish under python -O: {found}"
+
+
+@pytest.mark.slow  # about a minute: every exercise graded again, in a python -O subprocess
 def test_checks_reject_wrong_answers_under_python_O():
     """`python -O` strips every `assert`: the checks must still tell right from wrong."""
     code = ("import json, sys; sys.path.insert(0, 'tests'); import test_exercises as t; "
