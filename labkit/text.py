@@ -64,7 +64,8 @@ def train_wordpiece(texts, vocab_size: int = 8000, min_frequency: int = 2):
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         return tok
 
-    folder = cache.run_dir("wordpiece", cache.key(texts=texts, vocab_size=vocab_size, min_frequency=min_frequency))
+    folder = cache.run_dir("wordpiece", cache.key(texts=texts, vocab_size=vocab_size, min_frequency=min_frequency,
+                                                    special=SPECIAL))
     if cache.is_done(folder):
         vocab = json.loads((folder / "vocab.json").read_text())
     else:
