@@ -136,8 +136,7 @@ CONSISTENCY = ".consistent_with_study"  # in the id of every consistency claim (
 def consistency_count(scale: str = "cpu") -> int:
     """How many consistency claims the whole course asserts at ``scale``: the number of checks a
     live run's prediction intervals are corrected for (`labkit.stats.prediction`), so that these
-    checks together, not each one, keep a 5% chance of a false alarm (the older live-against-study
-    check, 07.live_agrees_with_study, is not yet among them)."""
+    checks together, not each one, keep a 5% chance of a false alarm."""
     return sum(1 for e in registry().values() if CONSISTENCY in e["id"] and scale in e["scales"]) or 1
 
 

@@ -40,7 +40,7 @@ class FederatedConfig:
     batch_size: int = 64
     lr: float = 1e-2               # client AdamW learning rate (the lab chooses it on validation)
     hidden: int = 0                # the Head's hidden layer (0: linear)
-    seeds: int = 3
+    seeds: int = 3                 # centralised, FedAvg and FedProx: seeds 0 .. seeds - 1
     mus: tuple = (0.01, 0.1)       # FedProx's proximal weights
     lrs: tuple = (3e-3, 1e-2, 3e-2)  # what the lab compares on validation
     dp_clients: int = 100          # client-level DP: many small clients ...
@@ -55,6 +55,7 @@ class FederatedConfig:
     head_epochs: int = 20          # DP-SGD of a head on MiniLM features
     head_batch: int = 256
     head_lrs: tuple = (3e-3, 1e-2, 3e-2)  # compared on validation at every budget, non-private too
+    head_seeds: tuple = (5, 6, 7)  # the lab's live DP-SGD heads: seeds the lab07 study (0-4) never drew
     bert_epsilons: tuple = (1.0,)  # DP-SGD of the small BERT from scratch (see the lab)
     bert_epochs: int = 1
     bert_grid: tuple = ((2e-3, 64), (1e-2, 64), (1e-2, 256))  # (lr, batch) `labkit study lab07` compares
@@ -69,6 +70,7 @@ class FederatedConfig:
     mia_others: int = 2000         # ... and rows it never saw (enough to resolve a 1% false-positive rate)
     mia_epochs: int = 100
     mia_hidden: int = 256
+    mia_seed: int = 5              # the lab's live membership attack: a seed the lab07 study never drew
     study_grid_seeds: int = 3      # seeds a setting gets in the study's validation grid (small BERT)
     train_size: int | None = None
     test_size: int | None = None
@@ -80,11 +82,11 @@ class FederatedConfig:
         if scale == "smoke":
             return cls(clients=4, per_round=2, rounds=3, seeds=2, mus=(0.1,), lrs=(1e-2,),
                        dp_clients=20, dp_per_round=(5, 20), flower_nodes=2, flower_rounds=1, flower_one_at_a_time=False,
-                       epsilons=(1.0, 8.0), head_epochs=2, head_lrs=(1e-2, 3e-2), bert_batch=32,
+                       epsilons=(1.0, 8.0), head_epochs=2, head_lrs=(1e-2, 3e-2), head_seeds=(5, 6), bert_batch=32,
                        bert_dp_batch=32, bert_grid=((2e-3, 32), (1e-2, 32)), bert_max_len=16, bert_rows=256,
                        mia_rows=100, mia_others=200, mia_epochs=10, train_size=1000, test_size=300)
         if scale == "gpu":
-            return cls(rounds=50, seeds=5, bert_epsilons=(0.5, 1.0, 3.0, 8.0), bert_epochs=3,
+            return cls(rounds=50, seeds=5, head_seeds=(5, 6, 7, 8, 9), bert_epsilons=(0.5, 1.0, 3.0, 8.0), bert_epochs=3,
                        bert_max_len=64, bert_seeds=(5, 6, 7, 8, 9))
         return cls()
 

@@ -6,8 +6,8 @@ label sample or an initialisation cancels out, and the t interval of the mean di
 says whether an effect stands above what reseeding does. With ``comparisons`` > 1 the
 interval is widened (Bonferroni) so that all of a lab's intervals hold together.
 `proportion` gives a rate measured on n items (a success rate over attacked reviews) its
-Wilson interval, which stays inside [0, 1] and behaves at small n. `study_distance` says how
-far a live run lands from a committed study's seeds.
+Wilson interval, which stays inside [0, 1] and behaves at small n. `prediction` says where
+one more run of a committed study should land: what a lab's live run is checked against.
 Leaves out: bootstrap intervals over test reviews (lab 09, `labkit.evaluate`).
 """
 from __future__ import annotations
@@ -61,17 +61,6 @@ def proportion(k: int, n: int, confidence: float = 0.95) -> dict:
     centre = (rate + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n))
     return {"rate": rate, "low": max(0.0, centre - half), "high": min(1.0, centre + half), "n": n}
-
-
-def study_distance(value: float, runs, floor: float = 0.01) -> float:
-    """How far a live run's ``value`` lands from a study's ``runs`` (one value per seed): |value -
-    their mean| in their standard deviations, the deviation floored at ``floor`` (a point of
-    accuracy) so that a study whose seeds happen to agree does not make every live run "far".
-    What labs 06 and 07 check their live run against the committed study with."""
-    runs = np.asarray(runs, float)
-    if runs.size == 0:
-        raise ValueError("study_distance needs the study's values, one per seed")
-    return float(abs(value - runs.mean()) / max(runs.std(), floor))
 
 
 def prediction(runs, comparisons: int = 1, confidence: float = 0.95, floor: float = 0.01) -> dict:

@@ -53,14 +53,6 @@ def test_proportion_is_the_wilson_interval():
         proportion(5, 3)
 
 
-def test_study_distance_counts_standard_deviations_floored_at_a_point():
-    runs = [0.70, 0.72, 0.74, 0.76, 0.78]  # mean 0.74, sd 0.0283
-    assert abs(stats.study_distance(0.80, runs) - 0.06 / np.std(runs)) < 1e-9
-    assert stats.study_distance(0.75, [0.74] * 5) == pytest.approx(1.0)  # seeds that agree: the floor, not infinity
-    with pytest.raises(ValueError, match="one per seed"):
-        stats.study_distance(0.7, [])
-
-
 def test_prediction_interval_for_one_more_run_by_hand_and_corrected():
     runs = [0.70, 0.72, 0.74, 0.71, 0.73]  # mean 0.72, sd 0.0158
     p = stats.prediction(runs)
