@@ -3,7 +3,7 @@ serve, and measure what each variant costs and keeps.
 
 - **Pruning.** `magnitude_prune` zeroes the smallest weights of the encoder's Linear layers,
   ranked globally (the classifier head and the embeddings are kept). `recover` fine-tunes a
-  pruned model through the one loop with its zeros held fixed. `importance` scores every
+  pruned model through the one loop with its zeros held fixed (`recovered`: on a copy, cached). `importance` scores every
   attention head and FFN neuron by the gradient of the loss with respect to a gate on it
   (Michel et al. 2019); `shrink` physically removes the least important ones, so the
   matrices are smaller and the model is faster; `structured_run` does both and a short
@@ -135,6 +135,27 @@ def recover(model, tokenizer, texts, targets, steps: int, lr: float, batch_size:
             prune.remove(m, "weight")
         for p in frozen:
             p.requires_grad_(True)
+
+
+def recovered(model, tokenizer, texts, targets, steps: int, lr: float, batch_size: int = 32,
+              max_len: int = 64, seed: int = 0):
+    """A copy of the pruned ``model`` after `recover` (same arguments), kept in the run cache
+    (kind ``recovered``: its weights as safetensors, keyed by the pruned weights and every
+    setting), so that a second run of lab 08 reads it back instead of training again."""
+    run_key = cache.key(recipe=1, model=cache.fingerprint(model), texts=list(texts),
+                        targets=np.asarray(targets, np.float32), steps=steps, lr=lr, batch=batch_size,
+                        max_len=max_len, seed=seed)
+    folder = cache.run_dir("recovered", run_key)
+    out = copy.deepcopy(model)
+    if cache.is_done(folder):
+        from safetensors.torch import load_file
+        out.load_state_dict(load_file(str(folder / "model.safetensors")))
+        return out.eval()
+    recover(out, tokenizer, list(texts), targets, steps, lr, batch_size, max_len, seed)
+    with cache.atomic_folder(folder) as tmp:
+        save_weights(out, tmp / "model.safetensors")
+        cache.mark_done(tmp)
+    return out.eval()
 
 
 # ---------------------------------------------------------------- structured pruning
@@ -354,16 +375,19 @@ def logits(predict_fn, texts, batch_size: int = 64) -> np.ndarray:
 
 
 def variant(predict_fn, texts, labels, sample, params: int, disk_bytes: int, repeats: int = 5,
-            min_seconds: float = 1.0, val=None, reference=None) -> dict:
+            min_seconds: float = 1.0, val=None, reference=None, scores=None) -> dict:
     """One row of the comparison: accuracy on (texts, labels) and, with ``val`` = (texts, labels),
     ``val_accuracy`` (where choices are made); weights, size on disk in MB, p50 latency at batch 1
     (ms), reviews a second at batch 32 with its ``spread`` (timer noise), torch threads, ``'logits'``, ``'pred'``.
     Timed on ``sample``, with at least ``repeats`` calls and enough more to fill
     ``min_seconds`` at each batch size. With ``reference`` (the function of the model it is
     compared with), both are timed in turn (`measure.interleaved`); ``vs_reference``: the
-    variant's batch-32 speed over the reference's in those rounds (1.0 without one)."""
+    variant's batch-32 speed over the reference's in those rounds (1.0 without one). ``scores``:
+    texts -> logits of the same model, used for the accuracies instead of ``predict_fn`` (e.g.
+    `labkit.classifier.cached_logits`, which a second run reads back); the timings always run."""
     texts, labels = check_inputs(texts, labels)
-    out = logits(predict_fn, texts)
+    scores = scores or (lambda t: logits(predict_fn, t))
+    out = np.asarray(scores(texts))
     pred = out.argmax(-1)
     fns = {"variant": predict_fn, **({} if reference is None else {"reference": reference})}
     rows = {}
@@ -371,7 +395,7 @@ def variant(predict_fn, texts, labels, sample, params: int, disk_bytes: int, rep
         first = sum(measure.benchmark(f, sample, batch, 1, warmup=1)["seconds"] for f in fns.values())
         rows[batch] = measure.interleaved(fns, sample, batch, max(n, int(min_seconds / first)), warmup=0)
     timed = rows[32]["variant"]
-    extra = {} if val is None else {"val_accuracy": float((logits(predict_fn, list(val[0])).argmax(-1)
+    extra = {} if val is None else {"val_accuracy": float((np.asarray(scores(list(val[0]))).argmax(-1)
                                                             == np.asarray(val[1])).mean())}
     return {"accuracy": float((pred == np.asarray(labels)).mean()), **extra, "params": int(params),
             "disk_mb": disk_bytes / 1e6, "latency_ms": 1000 * rows[1]["variant"]["seconds"],

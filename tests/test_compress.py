@@ -66,6 +66,35 @@ def test_recovery_trains_but_keeps_the_zeros(tok):
     assert all(p.requires_grad for p in model.parameters())  # and trainable again afterwards
 
 
+def test_recovered_trains_a_copy_once_and_reads_it_back(tok, tmp_cache, monkeypatch):
+    pruned = compress.magnitude_prune(tiny(tok), 0.6)
+    before = copy.deepcopy(pruned.state_dict())
+    texts = POS + NEG
+    targets = np.array([[-2.0, 2.0]] * 5 + [[2.0, -2.0]] * 5, dtype=np.float32)
+    args = (tok, texts, targets, 5, 1e-2, 4, 16, 0)
+    first = compress.recovered(pruned, *args)
+    assert all(torch.equal(before[k], v) for k, v in pruned.state_dict().items())  # a copy trained, not the input
+    assert compress.sparsity(first) == pytest.approx(compress.sparsity(pruned))
+    assert not torch.equal(first.head.weight, pruned.head.weight)  # it did train
+    monkeypatch.setattr(compress, "recover", lambda *a, **k: pytest.fail("a cached recovery trained again"))
+    again = compress.recovered(pruned, *args)
+    kept = again.state_dict()
+    assert all(torch.equal(v, kept[k]) for k, v in first.state_dict().items())
+    with pytest.raises(pytest.fail.Exception, match="trained again"):  # another setting is another run: it trains
+        compress.recovered(pruned, tok, texts, targets, 6, 1e-2, 4, 16, 0)
+
+
+def test_variant_scores_with_the_function_it_is_given_and_times_the_model(tok):
+    model, texts, labels = tiny(tok), POS + NEG, [1] * 5 + [0] * 5
+    fixed = np.tile([[0.0, 1.0]], (len(texts), 1))  # says "positive" to everything
+    calls = []
+    row = compress.variant(classifier.predictor(model, tok, 16), texts, labels, texts, 1, 1, repeats=1,
+                           min_seconds=0, val=(texts[:4], labels[:4]),
+                           scores=lambda t: calls.append(len(t)) or fixed[:len(t)])
+    assert calls == [10, 4] and row["accuracy"] == 0.5 and row["val_accuracy"] == 1.0
+    assert (row["pred"] == 1).all() and row["per_second"] > 0
+
+
 def test_removing_heads_and_neurons_equals_masking_them(tok):
     model = tiny(tok, hidden=32, heads=4)
     keep_heads, keep_neurons = [[0, 2], [3]], [list(range(0, 128, 2)), [5, 9, 77]]
