@@ -144,13 +144,22 @@ def predict_logits(model, tokenizer, texts, max_len: int = 64, batch_size: int =
     return result
 
 
-def cached_logits(model, tokenizer, texts, max_len: int = 64) -> np.ndarray:
-    """`predict_logits` computed once per model (its weights' hash) and texts, kept in the run
-    cache (kind ``teacher-logits``, after lab 05): lab 09 scores its test split with it."""
+def cached_logits(model, tokenizer, texts, max_len: int = 64, kind: str = "teacher-logits") -> np.ndarray:
+    """`predict_logits` computed once per model (its weights' hash), vocabulary and texts, kept
+    in the run cache as ``kind`` (``teacher-logits``, lab 05's name: lab 09 scores its test split
+    with it; lab 08 keeps its variants' scores as ``variant-logits``, so that a `labkit run
+    --fresh --keep teacher-logits` of lab 08 still scores them afresh). The model is left on the
+    device it was on (`predict_logits` computes on the default one)."""
     texts, _ = check_inputs(texts)
-    run_key = cache.key(weights=cache.fingerprint(model), texts=texts, max_len=max_len)
-    compute = lambda: {"logits": predict_logits(model.eval(), tokenizer, texts, max_len)}  # noqa: E731
-    return cache.arrays("teacher-logits", run_key, compute)["logits"]
+    run_key = cache.key(weights=cache.fingerprint(model), vocab=tokenizer.get_vocab(), texts=texts, max_len=max_len)
+
+    def compute():
+        device = next(model.parameters()).device
+        try:
+            return {"logits": predict_logits(model.eval(), tokenizer, texts, max_len)}
+        finally:
+            model.to(device)
+    return cache.arrays(kind, run_key, compute)["logits"]
 
 
 def predict_proba(model, tokenizer, texts, max_len: int = 64) -> np.ndarray:

@@ -35,6 +35,7 @@ import torch
 from . import cache, measure
 from .classifier import check_inputs, fine_tune, loader
 from .env import scale as current_scale, seed_everything
+from .train import RECIPE
 
 
 @dataclass
@@ -142,9 +143,10 @@ def recovered(model, tokenizer, texts, targets, steps: int, lr: float, batch_siz
     """A copy of the pruned ``model`` after `recover` (same arguments), kept in the run cache
     (kind ``recovered``: its weights as safetensors, keyed by the pruned weights and every
     setting), so that a second run of lab 08 reads it back instead of training again."""
-    run_key = cache.key(recipe=1, model=cache.fingerprint(model), texts=list(texts),
-                        targets=np.asarray(targets, np.float32), steps=steps, lr=lr, batch=batch_size,
-                        max_len=max_len, seed=seed)
+    from .distill import kd_loss_fn
+    run_key = cache.key(recipe=RECIPE, loss=kd_loss_fn(1.0, 1.0).spec, model=cache.fingerprint(model),
+                        vocab=tokenizer.get_vocab(), texts=list(texts), targets=np.asarray(targets, np.float32),
+                        steps=steps, lr=lr, batch=batch_size, max_len=max_len, seed=seed)
     folder = cache.run_dir("recovered", run_key)
     out = copy.deepcopy(model)
     if cache.is_done(folder):
@@ -240,7 +242,8 @@ def structured_run(teacher, tokenizer, texts, labels, targets, cfg: CompressConf
     ``cfg.ffn_keep`` neurons kept per layer (`importance` on the first
     ``cfg.importance_reviews`` of (texts, labels)), then recovered for ``cfg.structured_steps``
     by distillation on ``targets`` (the teacher's logits for ``texts``). Cached."""
-    run_key = cache.key(recipe=2, teacher=cache.fingerprint(teacher), texts=list(texts), labels=np.asarray(labels),
+    run_key = cache.key(recipe=(2, RECIPE), teacher=cache.fingerprint(teacher), vocab=tokenizer.get_vocab(),
+                        texts=list(texts), labels=np.asarray(labels),
                         targets=np.asarray(targets, np.float32), heads=cfg.heads_keep, ffn=cfg.ffn_keep,
                         n=cfg.importance_reviews, steps=cfg.structured_steps, lr=cfg.structured_lr,
                         batch=cfg.batch_size, max_len=cfg.max_len, seed=cfg.seed)
@@ -386,8 +389,10 @@ def variant(predict_fn, texts, labels, sample, params: int, disk_bytes: int, rep
     texts -> logits of the same model, used for the accuracies instead of ``predict_fn`` (e.g.
     `labkit.classifier.cached_logits`, which a second run reads back); the timings always run."""
     texts, labels = check_inputs(texts, labels)
-    scores = scores or (lambda t: logits(predict_fn, t))
-    out = np.asarray(scores(texts))
+    out = np.asarray(scores(texts) if scores else logits(predict_fn, texts))
+    if scores is not None and not np.allclose(np.asarray(predict_fn(texts[:8])), out[:8], atol=1e-3):
+        raise ValueError("variant(): scores= and predict_fn give different logits for the same texts: "
+                         "pass the scores of the model predict_fn runs")
     pred = out.argmax(-1)
     fns = {"variant": predict_fn, **({} if reference is None else {"reference": reference})}
     rows = {}
@@ -395,7 +400,8 @@ def variant(predict_fn, texts, labels, sample, params: int, disk_bytes: int, rep
         first = sum(measure.benchmark(f, sample, batch, 1, warmup=1)["seconds"] for f in fns.values())
         rows[batch] = measure.interleaved(fns, sample, batch, max(n, int(min_seconds / first)), warmup=0)
     timed = rows[32]["variant"]
-    extra = {} if val is None else {"val_accuracy": float((np.asarray(scores(list(val[0]))).argmax(-1)
+    score = scores or (lambda t: logits(predict_fn, t))
+    extra = {} if val is None else {"val_accuracy": float((np.asarray(score(list(val[0]))).argmax(-1)
                                                             == np.asarray(val[1])).mean())}
     return {"accuracy": float((pred == np.asarray(labels)).mean()), **extra, "params": int(params),
             "disk_mb": disk_bytes / 1e6, "latency_ms": 1000 * rows[1]["variant"]["seconds"],

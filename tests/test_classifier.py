@@ -131,6 +131,21 @@ def test_cached_runs_hit_miss_and_keep_their_scores(tok, tmp_cache, monkeypatch)
     assert C.cached_fine_tune(make, TEXTS, LABELS, **settings).hit
 
 
+def test_cached_logits_computes_once_per_model_texts_and_kind(tok, tmp_cache, monkeypatch):
+    model = tiny(tok).eval()
+    first = C.cached_logits(model, tok, TEXTS, 16)
+    assert np.allclose(first, C.predict_logits(model, tok, TEXTS, 16))
+    assert next(model.parameters()).device.type == "cpu"  # left where it was
+    assert [p.name.rsplit("-", 1)[0] for p in (tmp_cache / "runs").iterdir()] == ["teacher-logits"]
+    monkeypatch.setattr(C, "predict_logits", lambda *a, **k: pytest.fail("cached logits computed again"))
+    assert np.array_equal(C.cached_logits(model, tok, TEXTS, 16), first)  # read back
+    for other in ((tiny(tok, seed=1), tok, TEXTS, 16), (model, tok, TEXTS[:4], 16), (model, tok, TEXTS, 8)):
+        with pytest.raises(pytest.fail.Exception, match="computed again"):  # other weights, texts, length
+            C.cached_logits(*other)
+    with pytest.raises(pytest.fail.Exception, match="computed again"):  # another kind keeps its own copy
+        C.cached_logits(model, tok, TEXTS, 16, kind="variant-logits")
+
+
 def _spec_loss(spec):
     def loss_fn(model, batch):
         return cross_entropy_loss(model, batch)

@@ -80,19 +80,25 @@ def test_recovered_trains_a_copy_once_and_reads_it_back(tok, tmp_cache, monkeypa
     again = compress.recovered(pruned, *args)
     kept = again.state_dict()
     assert all(torch.equal(v, kept[k]) for k, v in first.state_dict().items())
-    with pytest.raises(pytest.fail.Exception, match="trained again"):  # another setting is another run: it trains
-        compress.recovered(pruned, tok, texts, targets, 6, 1e-2, 4, 16, 0)
+    for other in ((compress.magnitude_prune(tiny(tok), 0.3), *args),  # other weights, steps, targets, seed: other runs
+                  (pruned, tok, texts, targets, 6, 1e-2, 4, 16, 0), (pruned, tok, texts, -targets, 5, 1e-2, 4, 16, 0),
+                  (pruned, tok, texts, targets, 5, 1e-2, 4, 16, 1)):
+        with pytest.raises(pytest.fail.Exception, match="trained again"):
+            compress.recovered(*other)
 
 
-def test_variant_scores_with_the_function_it_is_given_and_times_the_model(tok):
+def test_variant_scores_with_the_function_it_is_given_and_refuses_another_models(tok):
     model, texts, labels = tiny(tok), POS + NEG, [1] * 5 + [0] * 5
-    fixed = np.tile([[0.0, 1.0]], (len(texts), 1))  # says "positive" to everything
-    calls = []
-    row = compress.variant(classifier.predictor(model, tok, 16), texts, labels, texts, 1, 1, repeats=1,
-                           min_seconds=0, val=(texts[:4], labels[:4]),
-                           scores=lambda t: calls.append(len(t)) or fixed[:len(t)])
-    assert calls == [10, 4] and row["accuracy"] == 0.5 and row["val_accuracy"] == 1.0
-    assert (row["pred"] == 1).all() and row["per_second"] > 0
+    fn, calls = classifier.predictor(model, tok, 16), []
+    row = compress.variant(fn, texts, labels, texts, 1, 1, repeats=1, min_seconds=0, val=(texts[:4], labels[:4]),
+                           scores=lambda t: calls.append(len(t)) or compress.logits(fn, t))
+    assert calls == [10, 4]  # the accuracies come from scores=, once for test and once for validation
+    plain = compress.variant(fn, texts, labels, texts, 1, 1, repeats=1, min_seconds=0, val=(texts[:4], labels[:4]))
+    assert np.allclose(row["logits"], plain["logits"]) and row["val_accuracy"] == plain["val_accuracy"]
+    other = tiny(tok, seed=1)
+    with pytest.raises(ValueError, match="different logits"):
+        compress.variant(fn, texts, labels, texts, 1, 1, repeats=1, min_seconds=0,
+                         scores=lambda t: compress.logits(classifier.predictor(other, tok, 16), t))
 
 
 def test_removing_heads_and_neurons_equals_masking_them(tok):
