@@ -3,11 +3,12 @@ serve, and measure what each variant costs and keeps.
 
 - **Pruning.** `magnitude_prune` zeroes the smallest weights of the encoder's Linear layers,
   ranked globally (the classifier head and the embeddings are kept). `recover` fine-tunes a
-  pruned model through the one loop with its zeros held fixed (`recovered`: on a copy, cached). `importance` scores every
-  attention head and FFN neuron by the gradient of the loss with respect to a gate on it
-  (Michel et al. 2019); `shrink` physically removes the least important ones, so the
-  matrices are smaller and the model is faster; `structured_run` does both and a short
-  recovery fine-tune by distillation from the unpruned model, cached.
+  pruned model through the one loop with its zeros held fixed (`recovered`: on a copy,
+  cached). `importance` scores every attention head and FFN neuron by the gradient of the
+  loss with respect to a gate on it (Michel et al. 2019); `shrink` physically removes the
+  least important ones, so the matrices are smaller and the model is faster;
+  `structured_run` does both and a short recovery fine-tune by distillation from the
+  unpruned model, cached.
 - **Quantization.** `quantize_int8`: dynamic int8 of every Linear (torch's x86 kernels,
   weights per channel or per tensor); `predicted_int8_bytes` predicts its size from the
   parameter counts and `save_int8` writes it as safetensors (int8 weights and their scales).
@@ -389,7 +390,8 @@ def variant(predict_fn, texts, labels, sample, params: int, disk_bytes: int, rep
     texts -> logits of the same model, used for the accuracies instead of ``predict_fn`` (e.g.
     `labkit.classifier.cached_logits`, which a second run reads back); the timings always run."""
     texts, labels = check_inputs(texts, labels)
-    out = np.asarray(scores(texts) if scores else logits(predict_fn, texts))
+    score = scores or (lambda t: logits(predict_fn, t))
+    out = np.asarray(score(texts))
     if scores is not None and not np.allclose(np.asarray(predict_fn(texts[:8])), out[:8], atol=1e-3):
         raise ValueError("variant(): scores= and predict_fn give different logits for the same texts: "
                          "pass the scores of the model predict_fn runs")
@@ -400,7 +402,6 @@ def variant(predict_fn, texts, labels, sample, params: int, disk_bytes: int, rep
         first = sum(measure.benchmark(f, sample, batch, 1, warmup=1)["seconds"] for f in fns.values())
         rows[batch] = measure.interleaved(fns, sample, batch, max(n, int(min_seconds / first)), warmup=0)
     timed = rows[32]["variant"]
-    score = scores or (lambda t: logits(predict_fn, t))
     extra = {} if val is None else {"val_accuracy": float((np.asarray(score(list(val[0]))).argmax(-1)
                                                             == np.asarray(val[1])).mean())}
     return {"accuracy": float((pred == np.asarray(labels)).mean()), **extra, "params": int(params),
