@@ -43,12 +43,14 @@ def train_wordpiece(texts, vocab_size: int = 8000, min_frequency: int = 2):
     """A WordPiece tokenizer learned from ``texts``, or the one learned from the same texts
     and settings before, read back from the run cache.
 
-    The trainer is not reproducible: its hash maps are seeded at random, so it numbers tokens
-    in a different order each run and, where merges tie, picks a different set of tokens (on
-    lab 02's corpus two runs in three differed in a few of the 8,000). So the ids are
+    The trainer alone is not reproducible (huggingface/tokenizers#1794): it numbers the
+    word-continuing characters (``##e``) in the order of a randomly seeded hash map and breaks
+    ties between equally good merges by those numbers, so two trainings on the same text can
+    pick different tokens (2 of 12 on lab 02's corpus). So every continuing character of the
+    corpus is handed to the trainer up front, in sorted order (`_continuations`): the trainer
+    then numbers them the same way every run and picks the same tokens. The ids are then
     renumbered from the data alone (the special tokens, then by frequency in ``texts``, ties
-    by the token itself), and the vocabulary is kept in the run cache (kind ``wordpiece``):
-    a second run of a lab gets the same tokenizer, so the same model and run-cache keys.
+    by the token itself), and the vocabulary is kept in the run cache (kind ``wordpiece``).
     Example: trained on the English text, ``tok.tokenize("unforgettable")`` ->
     ``['unfor', '##get', '##table']``.
     """
@@ -65,14 +67,17 @@ def train_wordpiece(texts, vocab_size: int = 8000, min_frequency: int = 2):
         return tok
 
     folder = cache.run_dir("wordpiece", cache.key(texts=texts, vocab_size=vocab_size, min_frequency=min_frequency,
-                                                    special=SPECIAL))
+                                                    special=SPECIAL, continuations="sorted"))
     if cache.is_done(folder):
         vocab = json.loads((folder / "vocab.json").read_text())
     else:
         trained = bare()
         trained.train_from_iterator(texts, trainers.WordPieceTrainer(
-            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL, show_progress=False))
-        vocab = _canonical_ids(trained, texts)
+            vocab_size=vocab_size, min_frequency=min_frequency, show_progress=False,
+            special_tokens=SPECIAL + _continuations(trained, texts)))
+        # The trainer registers what it was given as special tokens, which a tokenizer never
+        # splits words into: only the five real ones stay special; the rest are plain tokens.
+        vocab = _canonical_ids(bare(trained.get_vocab()), texts)
         with cache.atomic_folder(folder) as tmp:
             cache.write_json(tmp / "vocab.json", vocab)
             cache.mark_done(tmp)
@@ -83,6 +88,14 @@ def train_wordpiece(texts, vocab_size: int = 8000, min_frequency: int = 2):
         special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
     return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
                                    cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+
+
+def _continuations(tok, texts) -> list:
+    """``##c`` for every character ``c`` that continues a word in ``texts`` (as ``tok``'s
+    normalizer and pre-tokenizer cut them), sorted. Example: ["ab a"] -> ["##b"]."""
+    norm, pre = tok.normalizer, tok.pre_tokenizer
+    chars = {c for t in texts for word, _ in pre.pre_tokenize_str(norm.normalize_str(t)) for c in word[1:]}
+    return ["##" + c for c in sorted(chars)]
 
 
 def _canonical_ids(tok, texts) -> dict:

@@ -148,6 +148,24 @@ def test_wordpiece_ids_do_not_depend_on_the_run(tmp_path, monkeypatch):
     assert [t for t, i in sorted(vocabs[0].items(), key=lambda kv: kv[1])][:5] == text.SPECIAL
 
 
+def test_wordpiece_learns_the_same_tokens_every_run(tmp_path, monkeypatch):
+    """On this corpus the bare trainer picks one of several token sets (8 different ones in 12
+    runs, huggingface/tokenizers#1794); train_wordpiece must pick one, in an empty cache each
+    time. The corpus: random words over six letters, where many merges tie."""
+    import random
+    rng = random.Random(30)
+    words = ["".join(rng.choice("abcdef") for _ in range(rng.randint(2, 5))) for _ in range(30)]
+    texts = [" ".join(rng.choice(words) for _ in range(6)) for _ in range(20)]
+    vocabs = set()
+    for i in range(8):
+        monkeypatch.setenv("LABKIT_CACHE", str(tmp_path / str(i)))
+        tok = text.train_wordpiece(texts, vocab_size=40, min_frequency=1)
+        vocabs.add(tuple(sorted(tok.get_vocab().items())))
+        assert tok.all_special_tokens and set(tok.all_special_tokens) <= set(text.SPECIAL)
+    assert len(vocabs) == 1
+    assert tok.tokenize(words[0]) and all(t != "[UNK]" for t in tok.tokenize(texts[0]))
+
+
 def test_wordpiece_reads_its_vocabulary_back_so_a_second_run_keeps_its_model(tmp_cache, monkeypatch):
     """Where merges tie the trainer picks different tokens run to run (lab 02's corpus): the
     second call must not train again, or every model and run key built on it changes."""
