@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from labkit import adversarial as A, augment, defences, models, text
-from labkit import classifier as C
+from labkit.core import classifier as C
+from labkit.core import kd, lexicon, models, text
+from labkit.labs import adversarial as A
+from labkit.labs.adversarial import defences
 
 SCORES = {"good": 2.0, "great": 2.5, "fine": 1.0, "excellent": 3.0, "moving": 1.0, "bad": -2.0,
           "awful": -2.5, "dull": -1.5, "boring": -2.0, "terrible": -3.0}
@@ -23,7 +25,7 @@ REVIEWS = [
 
 def proba(texts):
     """P(negative), P(positive) from the sum of the scores of the words (lower case)."""
-    s = np.array([sum(SCORES.get(A.split_word(w)[1].lower(), 0.0) for w in t.split()) for t in texts])
+    s = np.array([sum(SCORES.get(lexicon.split_word(w)[1].lower(), 0.0) for w in t.split()) for t in texts])
     p = 1 / (1 + np.exp(-s))
     return np.stack([1 - p, p], axis=1)
 
@@ -41,9 +43,9 @@ def test_attack_never_touches_protected_words_and_keeps_the_budget(results):
             assert len(before) == len(after), "substitutions keep the number of words"
             diff = [i for i, (a, b) in enumerate(zip(before, after)) if a != b]
             assert len(diff) == r.words_changed <= int(c.max_fraction * len(before) + 1e-9)
-            frozen = augment.protected_positions(before)
+            frozen = lexicon.protected_positions(before)
             assert not set(diff) & frozen, (preset, r.original, r.adversarial)
-            assert all(A.split_word(before[i])[1].lower() not in augment.stop_words() for i in diff)
+            assert all(lexicon.split_word(before[i])[1].lower() not in lexicon.stop_words() for i in diff)
     lax = results["lax"]
     assert any(r.success for r in lax), "the lax attack flips some of these reviews"
     for r in lax:  # a success is really a flip, read back through the model
@@ -63,7 +65,7 @@ def test_attacks_are_seeded():
         a = [A.attack(proba, t, y, preset, seed=3) for t, y in REVIEWS]
         b = [A.attack(proba, t, y, preset, seed=3) for t, y in REVIEWS]
         assert a == b
-    typos = [A.typos("wonderful", 5, random.Random(s)) for s in range(4)]
+    typos = [lexicon.typos("wonderful", 5, random.Random(s)) for s in range(4)]
     assert all(len(set(t)) == 5 and "wonderful" not in t for t in typos)
     assert len({tuple(t) for t in typos}) > 1, "different seeds draw different typos"
 
@@ -172,11 +174,11 @@ def small():
 
 
 def test_none_is_lab05_student_and_every_defence_replaces_it(small, tmp_cache):
-    from labkit import distill as D
+    from labkit.labs import distill as D
     tok, mlm, texts, labels, teacher = small
     cfg, rows = D.DistillConfig(steps=6, batch_size=4, max_len=16), np.array([0, 1, 6, 7])
     acfg = A.AdversarialConfig(a2t_attacked=4, a2t_rounds=2, aug_rows=2, a2t_rows=2, pgd_steps=2)
-    lab05 = D.student_run(mlm, tok, "distilled + unlabelled", texts, labels, teacher, rows, 0, cfg)
+    lab05 = kd.student_run(mlm, tok, "distilled + unlabelled", texts, labels, teacher, rows, 0, cfg)
     none, made = defences.defended_student(mlm, tok, texts, labels, teacher, rows, 0, cfg, "none", acfg)
     assert none.folder == lab05.folder and none.hit and made == 0  # the same cached run, not a copy
     made = {d: defences.defended_student(mlm, tok, texts, labels, teacher, rows, 0, cfg, d, acfg) for d in defences.DEFENCES[1:]}
@@ -191,8 +193,8 @@ def test_none_is_lab05_student_and_every_defence_replaces_it(small, tmp_cache):
 
 
 def test_adversarial_mix_keeps_the_clean_batches_and_adds_rows_from_its_start(small):
-    from labkit import train as T
-    from labkit.distill import kd_loss_fn
+    from labkit.core import train as T
+    from labkit.core.kd import kd_loss_fn
     tok, mlm, texts, labels, teacher = small
     seen = []
     kd = kd_loss_fn(1.0, 1.0)
@@ -233,7 +235,8 @@ def test_polarity_flips_counts_successes_that_bring_in_an_opposite_word():
 
 
 def test_the_live_defences_run_on_a_seed_the_study_never_drew():
-    from labkit import claims, study
+    from labkit.core import claims
+    from labkit.course import study
     drawn = study.load("lab06")["settings"]["seeds"]  # the committed study's test seeds: 0 .. drawn - 1
     for scale in ("smoke", "cpu", "gpu"):
         acfg = A.AdversarialConfig.for_scale(scale)

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from labkit import augment as A, data
+from labkit.core import data
+from labkit.labs import augment as A
 
 # a hand-made thesaurus: good ~ great ~ fine (positive), bad ~ awful (negative), and
 # film ~ movie; "good" and "bad" share a category, as in Roget
@@ -153,7 +154,7 @@ def test_paired_gains_share_rows_and_seeds_between_arms():
 
 
 def test_live_seeds_are_new_to_the_study_at_cpu():
-    from labkit import study
+    from labkit.course import study
     drawn = study.load("lab04")["settings"]["seeds"]  # the committed study's seeds: 0 .. drawn - 1
     cpu, smoke, gpu = (A.AugmentConfig.for_scale(s) for s in ("cpu", "smoke", "gpu"))
     assert len(cpu.seeds) == 1 and len(smoke.seeds) == 2 and len(gpu.seeds) == drawn  # gpu: the study's size live

@@ -6,8 +6,9 @@ import pytest
 import torch
 from datasets import Dataset
 
-from labkit import (adversarial, augment, classifier, clean, compress, curves, data, distill, evaluate, federated, measure,
-                    loadtest, models, serve, stats, text, train)
+from labkit.core import classifier, curves, data, kd, measure, models, stats, text, train
+from labkit.labs import adversarial, augment, clean, compress, evaluate, federated
+from labkit.labs.evaluate import loadtest, serve
 
 T, Y = ["a good film", "a bad film", "fine", "awful"], [1, 0, 1, 0]
 LOGITS = np.zeros((4, 2))
@@ -66,9 +67,9 @@ CASES = {
     "centralised: misaligned": (lambda: federated.centralised(np.zeros((4, 3)), [1, 0], np.zeros((2, 3)), [1, 0], 1, 0.1),
                                 ValueError, "x and y"),
     "variant: misaligned": (lambda: compress.variant(lambda t: LOGITS, T, [1], T, 1, 1), ValueError, "texts and labels must align"),
-    "kd_loss: misaligned labels": (lambda: distill.kd_loss(torch.zeros(4, 2), torch.zeros(4, 2), torch.zeros(3, dtype=torch.long)),
+    "kd_loss: misaligned labels": (lambda: kd.kd_loss(torch.zeros(4, 2), torch.zeros(4, 2), torch.zeros(3, dtype=torch.long)),
                                    ValueError, "one label per row"),
-    "kd_loss: teacher of another shape": (lambda: distill.kd_loss(torch.zeros(4, 2), torch.zeros(4, 3), torch.zeros(4, dtype=torch.long)),
+    "kd_loss: teacher of another shape": (lambda: kd.kd_loss(torch.zeros(4, 2), torch.zeros(4, 3), torch.zeros(4, dtype=torch.long)),
                                           ValueError, "teacher_logits"),
     # out-of-range labels
     "validate: label 2 of 2 classes": (lambda: data.validate(ds(T, [0, 1, 2, 0])), ValueError, r"column 'label' must hold ints in 0..1"),

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from labkit import cache
+from labkit.core import cache
 
 
 def test_cache_dir_override(monkeypatch, tmp_path):
@@ -99,7 +99,8 @@ def test_arrays_are_computed_once(tmp_cache):
 
 def test_size_skips_what_another_process_renames_away_mid_walk(tmp_cache, monkeypatch):
     import os
-    from labkit import cache
+
+    from labkit.core import cache
     (tmp_cache / "runs" / "a").mkdir(parents=True)
     (tmp_cache / "runs" / "a" / "w.bin").write_bytes(b"x" * 100)
     (tmp_cache / "runs" / ".b.tmp").mkdir()

@@ -1,6 +1,7 @@
 import numpy as np
 
-from labkit import check, data
+from labkit.core import data
+from labkit.exercises import check
 
 
 def test_unanswered_gives_the_question_and_a_hint(capsys):

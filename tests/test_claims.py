@@ -1,4 +1,4 @@
-"""The claims registry (labkit.claims): bounds come from it, not from the notebooks; a claim
+"""The claims registry (labkit.core.claims): bounds come from it, not from the notebooks; a claim
 fails loudly (also under python -O), a target never raises, a shut gate suspends what it
 gates; `report.check` refuses a run that skipped a registered claim and a study that fails one;
 no notebook makes a claim inside an `if` on anything but the scale."""
@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from labkit import claims, report, results, stats
+from labkit.core import claims, results, stats
+from labkit.course import report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -145,7 +146,7 @@ def test_unsound_registries_are_refused():
 def test_a_failed_claim_raises_under_python_O_too(tmp_path):
     """`python -O` strips `assert`; a claim that does not hold must still stop the notebook."""
     (tmp_path / "claims.json").write_text(json.dumps({"entries": [entry("05.speedup", bound=5)]}))
-    code = ("import math; from pathlib import Path; from labkit import claims\n"
+    code = ("import math; from pathlib import Path; from labkit.core import claims\n"
             f"claims.REGISTRY = Path({str(tmp_path / 'claims.json')!r})\n"
             "for value in (4.0, math.nan):\n"
             "    try:\n"
@@ -306,7 +307,7 @@ def test_the_lab02_reference_run_ends_below_the_cpu_runs_held_out_loss():
 def test_lab07_runs_several_seeds_at_cpu():
     """Lab 07's comparisons need seeds to compare over (was `assert cfg.seeds >= 3` in the lab), and its
     live DP-SGD runs and membership attack are draws the committed lab07 study never made."""
-    from labkit.federated import FederatedConfig
+    from labkit.labs.federated import FederatedConfig
     drawn = json.loads((ROOT / "labkit/reference/studies/lab07.json").read_text())["settings"]["seeds"]  # 0 .. drawn - 1
     for scale in ("cpu", "gpu"):
         cfg = FederatedConfig.for_scale(scale)

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from labkit import classifier as C, models, text
-from labkit.train import cross_entropy_loss
+from labkit.core import classifier as C
+from labkit.core import kd, models, text
+from labkit.core.train import cross_entropy_loss
 
 POS = ["a good film", "a great cast", "good and great", "a fine good plot", "great fun"]
 NEG = ["a bad film", "an awful cast", "bad and awful", "a dull bad plot", "awful mess"]
@@ -215,10 +216,10 @@ def test_labels_outside_the_model_and_misshapen_targets_are_refused(tok):
         C.fine_tune(model, tok, TEXTS, [5] + LABELS[1:], lr=1e-3, steps=1, progress=False)
     with pytest.raises(ValueError, match="targets must have one row of 2 logits per text"):
         C.fine_tune(model, tok, TEXTS, LABELS, lr=1e-3, steps=1, progress=False, targets=np.zeros((10, 3)))
-    from labkit import distill, train
+    from labkit.core import train
     with pytest.raises(ValueError, match="same shape"):
-        distill.kd_loss(torch.zeros(4, 2), torch.zeros(4, 3), torch.zeros(4, dtype=torch.long))
+        kd.kd_loss(torch.zeros(4, 2), torch.zeros(4, 3), torch.zeros(4, dtype=torch.long))
     with pytest.raises(ValueError, match="one label per row"):
-        distill.kd_loss(torch.zeros(4, 2), torch.zeros(4, 2), torch.zeros(3, dtype=torch.long))
+        kd.kd_loss(torch.zeros(4, 2), torch.zeros(4, 2), torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match="labels hold class 3"):
         train.check_logits(torch.zeros(2, 3), torch.tensor([0, 3]))

@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
 
-from labkit import clean, curves, data, study
-from labkit.data import DataError
+from labkit.core import curves, data
+from labkit.core.data import DataError
+from labkit.course import study
+from labkit.labs import clean
 
 
 def test_dedup_key_and_find_duplicates_hand_case():

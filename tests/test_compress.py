@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from labkit import classifier, compress, measure, models, runtime, text
+from labkit.core import classifier, measure, models, text
+from labkit.labs import compress
+from labkit.labs.compress import runtime
 
 POS = ["a good film", "a great cast", "good and great", "a fine good plot", "great fun"]
 NEG = ["a bad film", "an awful cast", "bad and awful", "a dull bad plot", "awful mess"]
@@ -217,6 +219,6 @@ def test_cpu_int8_dot_and_gemm_speedup_report_plain_numbers():
 
 
 def test_the_live_recovery_runs_on_a_seed_the_study_never_drew():
-    from labkit import study
+    from labkit.course import study
     drawn = study.load("lab08")["settings"]["seeds"]  # the committed study's seeds: 0 .. drawn - 1
     assert all(compress.CompressConfig.for_scale(s).live_seed >= drawn for s in ("smoke", "cpu", "gpu"))

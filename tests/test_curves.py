@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from datasets import Dataset
 
-from labkit import curves, data
-from labkit.data import DataError
+from labkit.core import curves, data
+from labkit.core.data import DataError
 
 
 def ds(texts, labels):

@@ -1,8 +1,8 @@
 import pytest
 from datasets import Dataset
 
-from labkit import data
-from labkit.data import DataError
+from labkit.core import data
+from labkit.core.data import DataError
 
 
 def ds(texts, labels):

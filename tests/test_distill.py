@@ -5,7 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from labkit import classifier, distill as D, models, text
+from labkit.core import classifier, kd, models, text
+from labkit.labs import distill as D
 
 POS = ["a good film", "a great cast", "good and great", "a fine good plot", "great fun"]
 NEG = ["a bad film", "an awful cast", "bad and awful", "a dull bad plot", "awful mess"]
@@ -22,41 +23,41 @@ def test_kd_loss_matches_a_hand_computation():
     kl = sum(q * math.log(q / p) for p, q in zip(ps, pt))
     ce = -math.log(1 / (math.e + 1))  # log-softmax of the student's logit for class 1
     want = alpha * T * T * kl + (1 - alpha) * ce
-    assert D.kd_loss(s, t, y, T, alpha).item() == pytest.approx(want, rel=1e-6)
+    assert kd.kd_loss(s, t, y, T, alpha).item() == pytest.approx(want, rel=1e-6)
 
 
 def test_t1_alpha0_is_plain_cross_entropy_and_alpha1_ignores_labels():
     g = torch.Generator().manual_seed(0)
     s, t = torch.randn(6, 3, generator=g), torch.randn(6, 3, generator=g)
     y = torch.tensor([0, 2, 1, 1, 0, 2])
-    assert torch.allclose(D.kd_loss(s, t, y, 1.0, 0.0), F.cross_entropy(s, y))
-    assert torch.allclose(D.kd_loss(s, t, y, 3.0, 1.0), D.kd_loss(s, t, 2 - y, 3.0, 1.0))
-    assert D.kd_loss(t, t, y, 2.0, 1.0).item() == pytest.approx(0, abs=1e-6)  # same = no loss
+    assert torch.allclose(kd.kd_loss(s, t, y, 1.0, 0.0), F.cross_entropy(s, y))
+    assert torch.allclose(kd.kd_loss(s, t, y, 3.0, 1.0), kd.kd_loss(s, t, 2 - y, 3.0, 1.0))
+    assert kd.kd_loss(t, t, y, 2.0, 1.0).item() == pytest.approx(0, abs=1e-6)  # same = no loss
 
 
 def test_unlabelled_rows_get_only_the_soft_part():
     g = torch.Generator().manual_seed(1)
     s, t = torch.randn(4, 2, generator=g), torch.randn(4, 2, generator=g)
     y = torch.tensor([1, -1, 0, -1])
-    soft = D.kd_loss(s, t, y, 2.0, 1.0)
+    soft = kd.kd_loss(s, t, y, 2.0, 1.0)
     hard = F.cross_entropy(s[[0, 2]], y[[0, 2]])
-    assert torch.allclose(D.kd_loss(s, t, y, 2.0, 0.5), 0.5 * soft + 0.5 * hard)
-    none = D.kd_loss(s, t, torch.full((4,), -1), 2.0, 0.5)  # no labels at all: finite
+    assert torch.allclose(kd.kd_loss(s, t, y, 2.0, 0.5), 0.5 * soft + 0.5 * hard)
+    none = kd.kd_loss(s, t, torch.full((4,), -1), 2.0, 0.5)  # no labels at all: finite
     assert torch.allclose(none, 0.5 * soft)
 
 
 def test_bad_settings_are_refused():
     s = torch.zeros(1, 2)
     with pytest.raises(ValueError, match="temperature"):
-        D.kd_loss(s, s, torch.tensor([0]), 0.0, 0.5)
+        kd.kd_loss(s, s, torch.tensor([0]), 0.0, 0.5)
     with pytest.raises(ValueError, match="between 0 and 1"):
-        D.kd_loss(s, s, torch.tensor([0]), 1.0, 1.5)
+        kd.kd_loss(s, s, torch.tensor([0]), 1.0, 1.5)
     with pytest.raises(ValueError, match="temperature"):
-        D.soft_targets([[1.0, 0.0]], -1)
+        kd.soft_targets([[1.0, 0.0]], -1)
 
 
 def test_soft_targets_flatten_with_temperature():
-    p1, p4 = D.soft_targets([[2.0, 0.0]], 1), D.soft_targets([[2.0, 0.0]], 4)
+    p1, p4 = kd.soft_targets([[2.0, 0.0]], 1), kd.soft_targets([[2.0, 0.0]], 4)
     assert p1[0, 0] == pytest.approx(1 / (1 + math.exp(-2)), rel=1e-5)
     assert 0.5 < p4[0, 0] < p1[0, 0]
 
@@ -78,7 +79,7 @@ def test_student_learns_from_teacher_logits_alone(tok):
     model = tiny(tok)
     before = classifier.accuracy(model, tok, texts, [1] * 5 + [0] * 5)
     hist = classifier.fine_tune(model, tok, texts, np.full(10, -1), lr=3e-3, steps=60,
-                              batch_size=4, progress=False, loss_fn=D.kd_loss_fn(2.0, 1.0),
+                              batch_size=4, progress=False, loss_fn=kd.kd_loss_fn(2.0, 1.0),
                               targets=teacher)
     assert hist.loss[-1] < hist.loss[0]
     assert before < 1.0 and classifier.accuracy(model, tok, texts, [1] * 5 + [0] * 5) == 1.0
@@ -100,9 +101,9 @@ def test_teacher_logits_are_cached(tok, tmp_cache):
 
 
 def test_kd_loss_fn_names_itself_for_the_run_cache():
-    assert D.kd_loss_fn(4.0, 1.0).spec == {"loss": "kd", "temperature": 4.0, "alpha": 1.0}
+    assert kd.kd_loss_fn(4.0, 1.0).spec == {"loss": "kd", "temperature": 4.0, "alpha": 1.0}
     with pytest.raises(ValueError, match="temperature"):
-        D.kd_loss_fn(0.0, 0.5)
+        kd.kd_loss_fn(0.0, 0.5)
 
 
 def test_loader_carries_targets_and_checks_them(tok):
@@ -119,8 +120,8 @@ def test_student_run_kinds_share_what_they_should(tok, tmp_cache):
     mlm = models.small_bert(len(tok), hidden=32, layers=1, heads=2, max_len=32)
     cfg = D.DistillConfig(steps=4, batch_size=4, max_len=16)
     rows = np.array([0, 1, 5, 6])
-    run = lambda kind, **kw: D.student_run(mlm, tok, kind, texts, labels, teacher, rows, 0, cfg, **kw)  # noqa: E731
-    hard, dist, unl = (run(k) for k in D.KINDS)
+    run = lambda kind, **kw: kd.student_run(mlm, tok, kind, texts, labels, teacher, rows, 0, cfg, **kw)  # noqa: E731
+    hard, dist, unl = (run(k) for k in kd.KINDS)
     assert hard.info["examples"] == dist.info["examples"] == 4 and unl.info["examples"] == 10
     assert len({hard.folder, dist.folder, unl.folder}) == 3
     assert run("hard labels", temperature=1.0).hit  # T and alpha do not touch a hard-label run

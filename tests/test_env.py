@@ -3,7 +3,7 @@ import os
 import pytest
 import torch
 
-from labkit import env
+from labkit.core import env
 
 
 def test_scale_reads_the_variable(monkeypatch):
@@ -81,7 +81,9 @@ def test_import_labkit_leaves_torch_for_later():
     import subprocess
     import sys
     code = ("import sys, labkit; assert 'torch' not in sys.modules, 'import labkit loaded torch'; "
-            "labkit.classifier.Classifier; assert 'torch' in sys.modules")
+            "assert not [m for m in sys.modules if m.startswith(('labkit.labs', 'labkit.course'))]; "
+            "labkit.record, labkit.claim, labkit.doctor; "
+            "from labkit.core import classifier; assert 'torch' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from labkit import evaluate as E, report, results
+from labkit.core import results
+from labkit.course import report
+from labkit.labs import evaluate as E
 
 
 def overconfident(n=4000, seed=0, t=2.0):
@@ -169,7 +171,7 @@ def test_chinese_reviews_are_mostly_unknown_to_the_english_tokenizer():
     """Why lab 09's Chinese slice sits far below the overall accuracy and why drift flags fire
     on Chinese traffic, by construction: MiniLM's English WordPiece maps most of a Chinese
     review to [UNK], so the model reads almost nothing of it (was two claims in lab 09)."""
-    from labkit import data, models, text
+    from labkit.core import data, models, text
     tok = models.load_minilm()[0]
     zh, en = (data.review_splits(lang)["test"]["text"][:200] for lang in ("zh", "en"))
     zh_rate, en_rate = text.unk_rate(tok, zh), text.unk_rate(tok, en)

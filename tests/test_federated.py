@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from labkit import federated, flower, privacy
+from labkit.labs import federated
+from labkit.labs.federated import flower, privacy
 
 
 def labels(n=200, seed=0):

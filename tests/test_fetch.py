@@ -4,7 +4,7 @@ import zipfile
 
 import pytest
 
-from labkit import fetch
+from labkit.core import fetch
 
 
 def make_zip(path, files):

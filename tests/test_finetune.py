@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from labkit import finetune as F, models, text
+from labkit.core import models, text
+from labkit.labs import finetune as F
 
 POS = ["a good film", "a great cast", "good and great", "a fine good plot", "great fun"]
 NEG = ["a bad film", "an awful cast", "bad and awful", "a dull bad plot", "awful mess"]
@@ -24,7 +25,7 @@ def test_small_runs_are_shared_through_the_cache(tmp_cache):
 
 def test_slices_and_confident_mistakes():
     texts = ["not bad", "good but long", "it isn't good but fine", "great", "never again"]
-    s = F.slices(texts)
+    s = text.slices(texts)
     assert s["negation"].tolist() == [True, False, True, False, True]
     assert s["contrast"].tolist() == [False, True, True, False, False]
     assert s["both"].tolist() == [False, False, True, False, False]

@@ -2,7 +2,7 @@ import importlib.util
 from pathlib import Path
 
 spec = importlib.util.spec_from_file_location(
-    "labkit_install", Path(__file__).parents[1] / "labkit" / "install.py")
+    "labkit_install", Path(__file__).parents[1] / "scripts" / "install.py")
 install = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(install)
 

@@ -1,5 +1,5 @@
 """Colab and Binder launch links come from one setting, and the setup cell is a no-op
-outside Colab and installs with the lock's versions on it (labkit.launch). Binder's pins are
+outside Colab and installs with the lock's versions on it (labkit.course.launch). Binder's pins are
 the lock itself: tests/test_install.py."""
 import json
 import shutil
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from labkit import launch
+from labkit.course import launch
 
 
 def test_every_notebook_starts_with_the_badges_and_the_same_setup_cell():
@@ -40,12 +40,12 @@ def test_the_setup_cell_does_nothing_outside_colab_and_installs_the_configured_r
     exec(launch.setup_cell(s), {})
     install = ["-m", "pip", "install", "-q", f"labkit @ git+{s['repository']}@{s['ref']}"]
     assert calls[0][1:] == install + ["-c", launch.colab_constraints_url(s)]  # the versions CI tested
-    assert calls[1][1:] == ["-m", "labkit.cli", "fetch"] and len(calls) == 2
+    assert calls[1][1:] == ["-m", "labkit.course.cli", "fetch"] and len(calls) == 2
     calls.clear()
     pip_rc[:] = [1, 0]  # the lock's versions fight this runtime: install from the ranges instead
     exec(launch.setup_cell(s), {})
     assert [c[1:] for c in calls] == [install + ["-c", launch.colab_constraints_url(s)], install,
-                                      ["-m", "labkit.cli", "fetch"]]
+                                      ["-m", "labkit.course.cli", "fetch"]]
 
 
 def test_a_fork_changes_one_setting_and_every_link_follows(tmp_path):

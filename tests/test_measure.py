@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from labkit import classifier, measure, models, text
+from labkit.core import classifier, measure, models, text
 
 POS = ["a good film", "a great cast", "good and great", "a fine good plot", "great fun"]
 NEG = ["a bad film", "an awful cast", "bad and awful", "a dull bad plot", "awful mess"]
@@ -103,7 +103,7 @@ def test_interleaved_times_functions_in_turn_on_the_same_batches():
     assert [c[0] for c in calls] == ["slow", "fast", "fast", "slow"] * 2 + ["slow", "fast"]  # in turn, order alternating
     assert all(calls[i][1] == calls[i + 1][1] for i in range(0, len(calls), 2))  # the same batch each round
     assert 1.5 < out["slow"]["seconds"] / out["fast"]["seconds"] < 5 and out["fast"]["repeats"] == 4
-    from labkit import compress
+    from labkit.labs import compress
     row = compress.variant(lambda b: np.zeros((len(b), 2)), texts, [0] * 10, texts, 1, 1, repeats=2, min_seconds=0,
                            reference=slow)
     assert row["vs_reference"] > 1.5  # no work at all against 6 ms a call, timed in the same rounds

@@ -1,9 +1,8 @@
 import numpy as np
 import pytest
-
 import torch
 
-from labkit import cache, fetch, models
+from labkit.core import cache, fetch, models
 
 
 @pytest.fixture

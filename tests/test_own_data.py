@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labkit import classifier, curves, data, evaluate, train
+from labkit.core import classifier, curves, data, kd, train
+from labkit.labs import evaluate
 
 NAMES = ["negative", "positive", "not a review"]
 
@@ -79,8 +80,7 @@ def test_a_messy_multiclass_csv_loads_splits_trains_and_scores(messy_csv, capsys
     ev = evaluate.final("MiniLM, 3 classes", logits, te["label"], val_logits, va["label"])  # calibration, k classes
     assert ev["accuracy_after"] == ev["accuracy"] and len(ev["confusion"]) == 3
     import torch
-    from labkit import distill  # distilling into a student of the same 3 classes
-    loss = distill.kd_loss(torch.zeros(4, 3, requires_grad=True), torch.from_numpy(logits[:4]).float(),
+    loss = kd.kd_loss(torch.zeros(4, 3, requires_grad=True), torch.from_numpy(logits[:4]).float(),
                            torch.tensor(te["label"][:4]))
     loss.backward()
     assert torch.isfinite(loss)

@@ -3,7 +3,8 @@ import json
 import pytest
 import torch
 
-from labkit import models, pretrain as P, text
+from labkit.core import models, text
+from labkit.labs import pretrain as P
 
 CORPUS = ["a good film and a good cast", "a bad film with a bad plot", "the plot is thin",
           "the cast is great", "good acting, bad script"] * 20
@@ -114,9 +115,8 @@ def test_flops_and_throughput(tok):
 
 
 def test_fill_mask_explorer_prints_a_fallback(tok, capsys):
-    from labkit import widgets
     model = models.small_bert(len(tok), hidden=32, layers=1, heads=2)
-    box = widgets.fill_mask_explorer(model, tok, "the [MASK] is great", k=3)
+    box = P.fill_mask_explorer(model, tok, "the [MASK] is great", k=3)
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "the [MASK] is great" and len(out) == 4
     assert box is not None
@@ -128,7 +128,7 @@ def test_pad_hand_case():
 
 def test_corpus_is_a_plain_list_without_the_test_reviews():
     """A datasets Column is lazy and a tokenizer refuses it: the corpus must be a list."""
-    from labkit import data
+    from labkit.core import data
     texts = P.corpus(P.PretrainConfig(max_texts=None))
     assert isinstance(texts, list) and all(isinstance(t, str) for t in texts[:100])
     assert not set(data.review_splits()["test"]["text"]) & set(texts)
@@ -180,10 +180,9 @@ def test_wordpiece_reads_its_vocabulary_back_so_a_second_run_keeps_its_model(tmp
 
 
 def test_fill_mask_explorer_compares_models_side_by_side(tok, capsys):
-    from labkit import widgets
     a = models.small_bert(len(tok), hidden=32, layers=1, heads=2)
     b = models.small_bert(len(tok), hidden=32, layers=1, heads=2)
-    widgets.fill_mask_explorer({"first": (a, tok), "second": (b, tok)}, text="the [MASK] is great", k=2)
+    P.fill_mask_explorer({"first": (a, tok), "second": (b, tok)}, text="the [MASK] is great", k=2)
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "the [MASK] is great" and len(out) == 4
     assert out[1].split() == ["first", "second"] and len(out[2]) == 48
@@ -199,7 +198,7 @@ def test_probe_ranks_hand_case_and_bad_probe(tok):
 
 
 def test_adamw_gives_a_prefix_its_own_learning_rate():
-    from labkit.train import adamw
+    from labkit.core.train import adamw
     model = models.small_bert(60, hidden=32, layers=1, heads=2)
     opt = adamw(model, 1e-4, lr_by_prefix={"cls.": 1e-2})
     rates = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
@@ -232,7 +231,8 @@ def test_minilm_gets_a_new_head_tied_to_its_word_embeddings():
 
 def test_adapt_trains_the_head_alone_or_the_whole_model(tmp_path, monkeypatch):
     import dataclasses
-    from labkit import cache
+
+    from labkit.core import cache
     monkeypatch.setattr(cache, "run_dir", lambda kind, key: tmp_path / f"{kind}-{key}")  # keep the user's cache clean
     cfg = dataclasses.replace(P.AdaptConfig.for_scale("smoke"), steps=2, warmup=1, heldout=16, eval_every=2)
     texts = ["a good film with a great cast", "the plot is thin and the script is weak"] * 30

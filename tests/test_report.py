@@ -8,7 +8,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from labkit import cli, docs, report, results
+from labkit.core import results
+from labkit.course import cli, docs, report
 
 ROOT = Path(__file__).parents[1]
 
@@ -91,7 +92,7 @@ def test_check_wants_every_lab_to_record_results():
 
 def labkit_command():
     script = Path(sys.executable).parent / "labkit"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "labkit.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "labkit.course.cli"]
 
 
 def test_labkit_run_from_the_repository_root_with_defaults(tmp_path):

@@ -13,7 +13,10 @@ import numpy as np
 import psutil
 import pytest
 
-from labkit import classifier as C, evaluate, loadtest, models, serve, text
+from labkit.core import classifier as C
+from labkit.core import models, text
+from labkit.labs import evaluate
+from labkit.labs.evaluate import loadtest, serve
 
 POS = ["a good film", "a great cast", "good and great", "a fine good plot", "great fun"]
 NEG = ["a bad film", "an awful cast", "bad and awful", "a dull bad plot", "awful mess"]
@@ -141,13 +144,13 @@ def test_start_without_a_model_fails_with_the_lab_to_run(tmp_cache, tmp_path):
     with pytest.raises(serve.ModelMissing, match="save_classifier"):
         serve.Server(str(tmp_path / "nothing")).start()
     env = dict(os.environ, LABKIT_CACHE=str(tmp_cache), LABKIT_SCALE="smoke")
-    r = subprocess.run([sys.executable, "-m", "labkit.cli", "serve", "--model", "student"], env=env,
+    r = subprocess.run([sys.executable, "-m", "labkit.course.cli", "serve", "--model", "student"], env=env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "run lab 05" in r.stderr, r.stderr
 
 
 def test_a_service_stops_when_the_process_that_started_it_dies(saved):
-    code = ("import sys, time; from labkit import serve; s = serve.Server(sys.argv[1], threads=1).start(); "
+    code = ("import sys, time; from labkit.labs.evaluate import serve; s = serve.Server(sys.argv[1], threads=1).start(); "
             "print(s.proc.pid, flush=True); time.sleep(60)")
     parent = subprocess.Popen([sys.executable, "-c", code, str(saved[0])], stdout=subprocess.PIPE, text=True)
     try:

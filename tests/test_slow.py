@@ -1,5 +1,5 @@
 """Slow checks: the labs at `cpu` scale, each asserting its registered claims (`labkit.claim`)
-and issue 30's budgets (`labkit.report.BUDGETS`: five minutes normalised to 60 GFLOP/s a lab,
+and issue 30's budgets (`labkit.course.report.BUDGETS`: five minutes normalised to 60 GFLOP/s a lab,
 1.5 GB, 2 GB for the process trees of 07 and 09); and the committed reference runs within the
 same budgets. Minutes, not seconds: run them with `LABKIT_SCALE=cpu pytest -m slow`, in course
 order (each lab reads what the earlier ones saved). CI runs the fast suite and every notebook
@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from labkit import env, report
+from labkit.core import env
+from labkit.course import report
 
 NOTEBOOKS = Path(__file__).parents[1] / "notebooks"
 LABS = sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from labkit import stats
+from labkit.core import stats
 
 
 def test_paired_hand_case():
@@ -43,7 +43,7 @@ def test_one_seed_has_no_interval_and_bad_input_is_refused():
 
 
 def test_proportion_is_the_wilson_interval():
-    from labkit.stats import proportion
+    from labkit.core.stats import proportion
     zero = proportion(0, 10)  # Wilson at k = 0: [0, z^2 / (n + z^2)], never a zero-width interval
     assert zero["low"] == 0 and zero["high"] == pytest.approx(1.96 ** 2 / (10 + 1.96 ** 2), abs=1e-3)
     half = proportion(26, 52)

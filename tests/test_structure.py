@@ -1,49 +1,35 @@
-"""The package's shape (STYLE.md): layers named in each module's docstring, no import
-cycles, torch loaded only by the modules that need it, short modules, private names kept
-private, and CI running the README's commands exactly as written."""
+"""The package's shape (STYLE.md, DESIGN.md "The package"): each module's docstring names its
+layer, no import cycles, private names kept private, and CI running the README's commands
+exactly as written. Which layer may import which: tests/test_layers.py."""
 import ast
 import json
 import re
 from pathlib import Path
 
-import labkit
+from test_layers import PACKAGE, imports, module_name
 
 ROOT = Path(__file__).parents[1]
-MODULES = {p.stem: p for p in (ROOT / "labkit").glob("*.py") if p.stem != "__init__"}
-TOOLS = {"cli", "check", "install"}
-# Sub-packages' files (the exercises, one per lab): their docstrings and lengths are checked too.
-SUBMODULES = {f"{p.parent.name}.{p.stem}": p for p in (ROOT / "labkit").glob("*/*.py")}
-
-
-def labkit_imports(path: Path):
-    """(module imported, at top level?) for every import of a labkit module in ``path`` (in a
-    sub-package, ``from .. import x`` is labkit's x)."""
-    tree = ast.parse(path.read_text())
-    top = {id(n) for n in tree.body}
-    level = 1 if path.parent.name == "labkit" else 2
-    for node in ast.walk(tree):
-        names = []
-        if isinstance(node, ast.ImportFrom) and node.level == level:
-            names = [node.module] if node.module else [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("labkit"):
-            names = [node.module.split(".")[1]] if "." in node.module else [a.name for a in node.names]
-        for name in names:
-            if name in MODULES:
-                yield name, id(node) in top
+# every module of the package, by dotted name: labkit.core.data, labkit.labs.adversarial, ...
+MODULES = {module_name(p, PACKAGE): p for p in sorted(PACKAGE.rglob("*.py"))}
+ROOMS = ("labkit.core", "labkit.labs", "labkit.course", "labkit.exercises")
 
 
 def test_module_docstrings_name_their_layer():
-    assert "exercises.lab09" in SUBMODULES and "exercises.__init__" in SUBMODULES
-    for name, path in {**MODULES, **SUBMODULES}.items():
+    """A core module says "Core:", a lab's "Lab 0N:", a course tool or an exercise file
+    "Tools:"; the rooms' own __init__ files say what the room holds."""
+    assert "labkit.exercises.lab09" in MODULES and "labkit.core.kd" in MODULES and len(MODULES) > 40
+    for name, path in MODULES.items():
         doc = ast.get_docstring(ast.parse(path.read_text())) or ""
-        layer = "Tools:" if name in TOOLS or name.startswith("exercises.") else None
-        assert re.match(r"(Core|Lab 0\d|Tools):", doc), f"{name}.py: start its docstring with its layer"
-        if layer:
-            assert doc.startswith(layer), name
+        if name in ROOMS or name == "labkit":
+            assert doc, f"{path}: say what this package holds"
+            continue
+        want = {"core": r"Core:", "labs": r"Lab 0\d:", "course": r"Tools:", "exercises": r"Tools:"}[name.split(".")[1]]
+        assert re.match(want, doc), f"{path}: start its docstring with {want!r}"
 
 
 def test_no_import_cycles():
-    graph = {name: {m for m, _ in labkit_imports(path)} for name, path in MODULES.items()}
+    graph = {name: {m for _, m in imports(path, PACKAGE)} for name, path in MODULES.items()}
+    graph = {k: {m if m in MODULES else m.rpartition(".")[0] for m in v} & set(MODULES) for k, v in graph.items()}
     done, stack = set(), []
 
     def visit(node):
@@ -53,7 +39,8 @@ def test_no_import_cycles():
             return
         stack.append(node)
         for nxt in graph[node]:
-            visit(nxt)
+            if nxt != node and not node.startswith(nxt + "."):  # a module may import its own package
+                visit(nxt)
         stack.pop()
         done.add(node)
 
@@ -61,29 +48,17 @@ def test_no_import_cycles():
         visit(node)
 
 
-def test_only_lazy_modules_are_imported_inside_functions():
-    """labkit's own modules are imported at the top of a module; the exception is a module in
-    labkit.LAZY (it loads torch), which others import where they need it."""
-    for name, path in {**MODULES, **SUBMODULES}.items():
-        for imported, at_top in labkit_imports(path):
-            if name in labkit.LAZY:
-                continue
-            if at_top:
-                assert imported not in labkit.LAZY, f"{name} loads torch at import via {imported}"
-            else:
-                assert imported in labkit.LAZY, f"{name}: import {imported} at the top of the module"
-
-
 def test_no_private_names_across_modules_or_in_notebooks():
-    pattern = re.compile(r"\b(" + "|".join(MODULES) + r")\._[a-z]\w*")
+    """`from labkit.x import _name` only from the module itself; no `module._name` in another
+    module or a notebook."""
+    short = sorted({n.rpartition(".")[2] for n in MODULES}, key=len, reverse=True)
+    pattern = re.compile(r"\b(" + "|".join(short) + r")\._[a-z]\w*")
     for name, path in MODULES.items():
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module not in (None, name):
-                private = [a.name for a in node.names if a.name.startswith("_") and a.name != "__version__"]
-                assert not private, f"{name}.py imports {private} from {node.module}"
+        for _, imported in imports(path, PACKAGE):
+            base, _, last = imported.rpartition(".")
+            assert not (last.startswith("_") and last != "__version__" and base != name), f"{path} imports {imported}"
         for m in pattern.finditer(path.read_text()):
-            assert m.group(1) == name, f"{name}.py uses {m.group(0)}"
+            assert m.group(1) == name.rpartition(".")[2], f"{path} uses {m.group(0)}"
     for nb in ROOT.glob("notebooks/**/*.ipynb"):
         cells = json.loads(nb.read_text())["cells"]
         code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")

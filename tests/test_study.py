@@ -4,7 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from labkit import classifier, data, distill, experiments, finetune, study
+from labkit.core import classifier, data, kd
+from labkit.course import experiments, study
+from labkit.labs import finetune, pretrain
 
 
 def test_committed_studies_have_provenance_and_what_the_labs_read():
@@ -129,7 +131,7 @@ def test_lab05_study_at_smoke(tmp_path, monkeypatch):
     assert best == max(np.mean(a) for a in res["steps"]["distilled"].values())  # chosen on validation
     # the lab's comparison on seeds 1..2 (seed 0 is the lab's own), every student, on test
     assert out["settings"]["student_seeds"] == [1, 2] and out["settings"]["students_split"] == "test"
-    assert set(res["students"]) == {f"{k} @ {b}" for k in distill.KINDS for b in ("teacher's labels", "all labels")
+    assert set(res["students"]) == {f"{k} @ {b}" for k in kd.KINDS for b in ("teacher's labels", "all labels")
                                     } - {"distilled + unlabelled @ all labels"}
     assert all(len(a) == 2 and all(0 <= x <= 1 for x in a) for a in res["students"].values())
     assert set(out["claims"]) == {"05.distilled_minus_hard_labels_interval_low.teacher_labels",
@@ -195,7 +197,7 @@ def test_lab03_study_at_smoke_pairs_the_adapted_minilm_with_the_original(tmp_pat
     cfg = finetune.FinetuneConfig.for_scale()
     x_train, y_train, _, _ = data.review_arrays(cfg.train_size, cfg.test_size, cfg.seed)
     rows = data.sample_per_class(y_train, 64, 0)
-    runs = [finetune.minilm_run(x_train[rows], y_train[rows], 0, cfg, adapted) for adapted in (False, True)]
+    runs = [finetune.minilm_run(x_train[rows], y_train[rows], 0, cfg, adapted) for adapted in (None, pretrain.load_or_adapt)]
     assert all(r.hit for r in runs)  # the study's runs, read back
     query = [r.model.encoder.encoder.layer[0].attention.self.query.weight for r in runs]
     assert not np.allclose(query[0].detach().numpy(), query[1].detach().numpy())  # two different starts

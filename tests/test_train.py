@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from labkit import train as T
+from labkit.core import train as T
 
 
 class Bag(nn.Module):

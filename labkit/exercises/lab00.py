@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import data
+from labkit.core import data
+
 from .grading import Exercise, number
 
 

@@ -2,7 +2,9 @@
 Each check computes its truth when called; see labkit.exercises.grading."""
 from __future__ import annotations
 
-from .. import clean, data
+from labkit.core import data
+from labkit.labs import clean
+
 from .grading import Exercise, check_cases, near, number
 
 
@@ -38,7 +40,7 @@ def _redact(fn):
 EXERCISES = {
     "01.1": Exercise("Write contradiction_rate(texts, labels): the share of rows whose text "
                      "(after normalisation) also occurs with another label.", _contradiction_rate,
-                     "one function in labkit.clean groups those rows for you"),
+                     "one function in labkit.labs.clean groups those rows for you"),
     "01.2": Exercise("How many test lines of a naive random split of the raw Chinese reviews also "
                      "occur in its training part?", _zh_leaks, "section 4 does this for English"),
     "01.3": Exercise("Write redact(text): blank out each span find_pii finds with █, one per "

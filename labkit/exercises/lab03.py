@@ -2,7 +2,8 @@
 Each check computes its truth when called; see labkit.exercises.grading."""
 from __future__ import annotations
 
-from .. import curves, data
+from labkit.core import curves, data
+
 from .grading import Exercise, check_cases, near, number
 
 
@@ -11,7 +12,7 @@ def _negation_accuracy(fn):
         ((["not bad", "great", "isn't good", "bad"], [1, 1, 0, 0], [1, 0, 1, 0]), 0.5),
         ((["never again", "no way", "fine", "good"], [0, 0, 1, 1], [0, 0, 0, 0]), 1.0),
         ((["it is not good", "dull", "nothing works"], [0, 0, 0], [1, 0, 1]), 0.0)],
-        "only the rows where finetune.slices(texts)['negation'] is True count", near)
+        "only the rows where text.slices(texts)['negation'] is True count", near)
 
 
 def _max_pool(fn):
@@ -43,7 +44,7 @@ def _validation_500(value):
 EXERCISES = {
     "03.1": Exercise("Write negation_accuracy(texts, labels, predictions): accuracy on the "
                      "reviews with a negation word.", _negation_accuracy,
-                     "finetune.slices finds them"),
+                     "text.slices finds them"),
     "03.2": Exercise("Write max_pool(hidden, mask): each review's largest value of every "
                      "hidden dimension over its real tokens, padding left out (the other common "
                      "pooling beside the Classifier's mean).", _max_pool,

@@ -2,7 +2,8 @@
 Each check computes its truth when called; see labkit.exercises.grading."""
 from __future__ import annotations
 
-from .. import augment
+from labkit.core import lexicon
+
 from .grading import Exercise, check_cases, near, number, require
 
 
@@ -20,10 +21,10 @@ def _guarded_delete(fn):
              "a warm and funny story", "the cast was not good and the script was worse"]
     for text in texts:
         words = text.split()
-        keep = augment.protected_positions(words)
+        keep = lexicon.protected_positions(words)
         require(fn(text, 0.0, 0) == text, "with p = 0 nothing is deleted")
         require(fn(text, 1.0, 0).split() == [w for i, w in enumerate(words) if i in keep],
-                "with p = 1 every word outside augment.protected_positions(words) goes, and "
+                "with p = 1 every word outside lexicon.protected_positions(words) goes, and "
                 "every protected word stays, in order")
         for seed in range(20):
             out = fn(text, 0.5, seed).split()
@@ -33,7 +34,7 @@ def _guarded_delete(fn):
 
 
 def _opposite_candidates(value):
-    th = augment.Thesaurus.load()
+    th = lexicon.Thesaurus.load()
     truth = sum(th.polarity.get(c, 0) * th.polarity.get(w, 0) < 0
                 for w in ("good", "bad", "funny", "boring", "great", "awful")
                 for c in th.synonyms(w, same_polarity=False))
@@ -45,7 +46,7 @@ EXERCISES = {
     "04.1": Exercise("Write strength_of(original, variant): the share of the original's words "
                      "missing from the variant.", _strength_of, "words are a multiset"),
     "04.2": Exercise("Write guarded_delete(text, p, seed): EDA's deletion that never deletes a "
-                     "protected word.", _guarded_delete, "augment.protected_positions"),
+                     "protected word.", _guarded_delete, "lexicon.protected_positions"),
     "04.3": Exercise("With the polarity check off, how many synonym candidates of good, bad, "
                      "funny, boring, great and awful have the opposite polarity?",
                      _opposite_candidates, "Thesaurus.load() has both synonyms() and polarity"),

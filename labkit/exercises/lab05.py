@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 
-from .. import models
-from ..pretrain import PretrainConfig
+from labkit.core import models
+from labkit.labs.pretrain import PretrainConfig
+
 from .grading import Exercise, number
 
 
@@ -28,7 +29,7 @@ def _gradient_ratio(value):
 
 
 def _parameter_ratio(value):
-    from ..classifier import minilm_classifier, small_classifier
+    from labkit.core.classifier import minilm_classifier, small_classifier
     cfg = PretrainConfig.for_scale("cpu")
     student = small_classifier(models.small_bert(cfg.vocab_size, cfg.hidden, cfg.layers, cfg.heads),
                                pretrained=False)
@@ -45,5 +46,5 @@ EXERCISES = {
                      "at T=4 to that at T=1, for student logits [0.5, -0.5] and teacher logits "
                      "[2, -2]?", _gradient_ratio, "autograd does the calculus"),
     "05.3": Exercise("How many times more weights does the teacher have than the cpu-scale "
-                     "student?", _parameter_ratio, "labkit.measure.parameters"),
+                     "student?", _parameter_ratio, "labkit.core.measure.parameters"),
 }

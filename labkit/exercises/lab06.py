@@ -2,7 +2,9 @@
 Each check computes its truth when called; see labkit.exercises.grading."""
 from __future__ import annotations
 
-from .. import adversarial, augment
+from labkit.core import lexicon
+from labkit.labs import adversarial
+
 from .grading import Exercise, check_cases, number, require
 
 
@@ -30,7 +32,7 @@ def _fgsm(fn):
 
 
 def _opposite_neighbours(value):
-    polarity = augment.Thesaurus.load().polarity
+    polarity = lexicon.Thesaurus.load().polarity
     truth = sum(polarity.get(w, 0) * polarity.get("good", 0) < 0
                 for w, _ in adversarial.WordVectors.load().neighbours("good", 10))
     number(value, truth, 0, "WordVectors.load().neighbours('good', 10), then compare signs of "

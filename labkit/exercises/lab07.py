@@ -11,7 +11,7 @@ def _bytes_sent(value):
 
 
 def _clients_needed(value):
-    from .. import federated  # loads torch: only when this is answered
+    from labkit.labs import federated  # loads torch: only when this is answered
     truth = next(m for m in range(1, 10_000) if federated.client_dp_noise(1.0, 0.5, m) <= 0.01 + 1e-12)
     number(value, truth, 0, "the server adds noise of standard deviation z x C once, to the sum "
            "of the clipped updates; averaging over m clients divides it by m (not by the square "

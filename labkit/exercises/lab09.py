@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import evaluate
+from labkit.labs import evaluate
+
 from .grading import Exercise, check_cases, near, number
 
 

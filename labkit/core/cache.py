@@ -1,0 +1,224 @@
+"""Core: the cache folder and everything labkit writes to it, atomically.
+
+Layout under `cache_dir()` (``LABKIT_CACHE``, else ``~/.cache/labkit``):
+
+    archives/  verified downloads                           (labkit.core.fetch)
+    data/      data and weights extracted from them         (labkit.core.fetch)
+    models/    what a lab hands on to later labs: lab 02's checkpoint, lab 03's best models,
+               lab 05's student (`model_dir`)
+    results/   each lab's latest `labkit.record`s, per scale (`results_path`)
+    runs/      computed results, each in a folder named by a hash of everything that changes
+               it (`key`): training runs, embeddings, teacher logits (`run_dir`, `arrays`)
+
+``runs/`` is a pure cache: deleting it costs only time. ``labkit run --fresh`` sets
+``LABKIT_FRESH`` to the time the run starts, and entries older than that are ignored and
+recomputed, so a lab can be timed cold without losing the fetched data or earlier labs'
+models. Every write goes to a temporary name first and is renamed into place: nothing
+half-written is ever read back.
+Leaves out: what goes into each folder (the modules that write them) and eviction.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+DONE = "done.json"  # written last into a run folder: its presence means the run is complete
+
+
+def cache_dir() -> Path:
+    """``LABKIT_CACHE``, else ``$XDG_CACHE_HOME/labkit``, else ``~/.cache/labkit``."""
+    if os.environ.get("LABKIT_CACHE"):
+        return Path(os.environ["LABKIT_CACHE"]).expanduser().resolve()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser().resolve() / "labkit"
+
+
+def model_dir(name: str) -> Path:
+    """``<cache>/models/<name>``: a model a lab saves for later labs (never ignored by --fresh)."""
+    return cache_dir() / "models" / name
+
+
+def run_dir(name: str, run_key: str) -> Path:
+    """``<cache>/runs/<name>-<run_key>``: the folder of one cached computation."""
+    return cache_dir() / "runs" / f"{name}-{run_key}"
+
+
+# ---------------------------------------------------------------- atomic writes
+
+@contextmanager
+def atomic_folder(final: Path):
+    """Yield a temporary folder beside ``final``; when the block succeeds it replaces
+    ``final`` in one rename, when it fails it is deleted. Nothing half-written is left."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        yield tmp
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and one rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_json(path: Path, value) -> Path:
+    return write_text(path, json.dumps(value, indent=1, default=_plain))
+
+
+# ---------------------------------------------------------------- keys and fingerprints
+
+def _plain(value):
+    """JSON for what json cannot write itself: numpy arrays and numbers, paths, dataclasses."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if hasattr(value, "dtype") and hasattr(value, "tobytes"):  # a numpy array or number
+        if getattr(value, "ndim", 0) == 0:
+            return value.item()
+        if value.dtype == object:  # its bytes are pointers: key the items themselves
+            return value.tolist()
+        return {"dtype": str(value.dtype), "shape": list(value.shape),
+                "sha256": hashlib.sha256(value.tobytes()).hexdigest()}
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot key a {type(value).__name__}: pass numbers, strings, lists, dicts "
+                    "or numpy arrays (describe a function by its settings, e.g. loss_fn.spec)")
+
+
+def key(**parts) -> str:
+    """A 16-hex-digit hash of everything that changes a result (settings, data, weights).
+
+    Example: ``key(lr=1e-3, texts=["a", "b"])`` -> '3f0c...' (same inputs, same key).
+    """
+    blob = json.dumps(parts, sort_keys=True, default=_plain).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def fingerprint(model_or_state) -> str:
+    """sha256 of a torch model's (or state dict's) tensors: names, dtypes, shapes and every
+    byte. Two models share a fingerprint only when all their weights are identical."""
+    import torch
+    state = model_or_state.state_dict() if hasattr(model_or_state, "state_dict") else model_or_state
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().to("cpu").contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- cached runs
+
+def fresh_since() -> float | None:
+    """The time (Unix seconds) from which cached runs count, from ``LABKIT_FRESH``."""
+    value = os.environ.get("LABKIT_FRESH", "").strip()
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"LABKIT_FRESH={value!r} must be a Unix time in seconds (what "
+                         "`labkit run --fresh` sets), or unset") from None
+
+
+def fresh_keep() -> tuple:
+    """Kinds of run (folder names before the key, e.g. 'minilm-embeddings') that
+    ``LABKIT_FRESH`` does not ignore, from ``LABKIT_FRESH_KEEP`` (comma-separated): what
+    `labkit run --fresh --keep` measures a lab with, cold but for what earlier labs leave."""
+    return tuple(k.strip() for k in os.environ.get("LABKIT_FRESH_KEEP", "").split(",") if k.strip())
+
+
+def is_done(folder: Path) -> bool:
+    """True when ``folder`` holds a complete run made after `fresh_since` (if set), or of a
+    kind in `fresh_keep`."""
+    try:
+        done = json.loads((Path(folder) / DONE).read_text())
+    except (OSError, ValueError):
+        return False
+    since = fresh_since()
+    return (since is None or done.get("created", 0) >= since
+            or Path(folder).name.rsplit("-", 1)[0] in fresh_keep())
+
+
+def mark_done(folder: Path, info: dict | None = None) -> None:
+    """Write the run's ``done.json`` (its info and creation time); call it last."""
+    write_json(Path(folder) / DONE, {"created": time.time(), "info": info or {}})
+
+
+def done_info(folder: Path) -> dict:
+    return json.loads((Path(folder) / DONE).read_text())["info"]
+
+
+def save_arrays(path: Path, arrays_: dict) -> Path:
+    """Write {name: numpy array} to ``path`` as safetensors, atomically."""
+    import numpy as np
+    from safetensors.numpy import save_file
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        save_file({k: np.ascontiguousarray(v) for k, v in arrays_.items()}, str(tmp))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def arrays(name: str, run_key: str, compute) -> dict:
+    """``compute() -> {name: numpy array}``, or the arrays saved by an earlier call with
+    the same ``name`` and ``run_key`` (safetensors in `run_dir`)."""
+    from safetensors.numpy import load_file
+    folder = run_dir(name, run_key)
+    if is_done(folder):
+        return load_file(str(folder / "arrays.safetensors"))
+    out = compute()
+    with atomic_folder(folder) as tmp:
+        save_arrays(tmp / "arrays.safetensors", out)
+        mark_done(tmp)
+    return out
+
+
+def current_lab() -> str | None:
+    """The lab running now ('05_distillation'): ``LABKIT_LAB`` (set by `labkit run`), else the
+    notebook Jupyter names in ``JPY_SESSION_NAME``; None outside a lab."""
+    name = os.environ.get("LABKIT_LAB") or Path(os.environ.get("JPY_SESSION_NAME", "")).stem
+    return name if len(name) > 3 and name[:2].isdigit() and name[2] == "_" else None
+
+
+def results_path(lab: str, scale_name: str) -> Path:
+    """``<cache>/results/<scale>/<lab>.json``: the lab's latest recorded results (lab 09's card)."""
+    return cache_dir() / "results" / scale_name / f"{lab}.json"
+
+
+def size(sub: str = "") -> int:
+    """Bytes under ``<cache>/<sub>`` (0 when it does not exist). Another process may finish a
+    run meanwhile (its temporary folder renamed away under the walk): what vanishes is skipped."""
+    total = 0
+    for folder, _, files in os.walk(cache_dir() / sub):  # os.walk ignores a folder gone before it is listed
+        for name in files:
+            try:
+                total += os.stat(os.path.join(folder, name)).st_size
+            except FileNotFoundError:
+                pass
+    return total

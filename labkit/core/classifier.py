@@ -1,0 +1,409 @@
+"""Core: a sentiment classifier on any BERT-style encoder, trained, scored, saved and cached.
+
+`Classifier` puts a linear head on the mean-pooled token states (`models.mean_pool`) of an
+encoder, so lab 02's small BERT (pretrained or from scratch) and the real pretrained MiniLM
+are built (`small_classifier`, `minilm_classifier`), trained (`fine_tune`, through the one
+loop `labkit.core.train.train`), scored (`predict_logits`, `predict_proba`, `accuracy`) and saved
+(`save_classifier`, safetensors) the same way. It also takes ``inputs_embeds`` instead of
+token ids, for lab 06's perturbed embeddings. `cached_fine_tune` keys a run by everything
+that changes its result and keeps its weights and predictions in the run cache, so a run done
+by one lab is never redone by the next. `load_best` reads what labs 03 and 05 saved.
+Leaves out: hyper-parameter search and early stopping (labs choose settings on validation).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from labkit.core import cache
+from labkit.core.env import release_memory, scale, seed_everything
+from labkit.core.models import check_vocab, load_minilm, mean_pool
+from labkit.core.text import check_texts, pad
+from labkit.core.train import RECIPE, adamw, cross_entropy_loss, predict, train, warmup_linear
+
+
+class Classifier(torch.nn.Module):
+    """Linear head on the mean of the encoder's token states (padding left out).
+
+    Example: ``Classifier(transformers.BertModel(cfg))(input_ids, attention_mask)`` ->
+    logits of shape (batch, 2). ``inputs_embeds`` (batch, seq, hidden) replaces
+    ``input_ids`` when the word embeddings are computed (and perturbed) outside.
+    """
+
+    def __init__(self, encoder, num_labels: int = 2, dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = torch.nn.Dropout(dropout)
+        self.head = torch.nn.Linear(encoder.config.hidden_size, num_labels)
+
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None):
+        if attention_mask is None or (input_ids is None) == (inputs_embeds is None):
+            raise TypeError("Classifier needs attention_mask and exactly one of input_ids and "
+                            "inputs_embeds")
+        hidden = self.encoder(input_ids=input_ids, inputs_embeds=inputs_embeds,
+                              attention_mask=attention_mask).last_hidden_state  # (b, seq, h)
+        return self.head(self.dropout(mean_pool(hidden, attention_mask)))       # (b, labels)
+
+    def word_embeddings(self, input_ids):
+        """The encoder's word embeddings of ``input_ids``: (batch, seq, hidden)."""
+        return self.encoder.get_input_embeddings()(input_ids)
+
+
+def check_inputs(texts, labels=None) -> tuple[list, np.ndarray | None]:
+    """(texts as a list, labels as an int array) after checking both; label -1 = unlabelled."""
+    texts = check_texts(texts, "texts is empty: give at least one review")
+    if labels is None:
+        return texts, None
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or len(labels) != len(texts):
+        raise ValueError(f"texts and labels must align: {len(texts)} texts but labels of shape {labels.shape}")
+    if labels.dtype.kind not in "iu" or (labels < -1).any():
+        raise ValueError(f"labels must be class numbers 0, 1, ... (-1: unlabelled); got dtype "
+                         f"{labels.dtype} with values like {labels[:3].tolist()}")
+    return texts, labels
+
+
+# ---------------------------------------------------------------- data in, predictions out
+
+def length_grouped_batches(lengths, batch_size: int, seed: int = 0, pool: int = 50) -> list:
+    """Shuffled batches of indices whose items have similar lengths: shuffle, cut into pools
+    of ``pool`` batches, sort each pool by length, batch it, shuffle the batches. Padding
+    per batch drops ~2x on reviews, and so does the time of a step on a CPU.
+
+    Example: ``length_grouped_batches([5, 1, 4, 2], 2)`` -> [[3, 1], [0, 2]].
+    """
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(lengths))
+    lengths = np.asarray(lengths)
+    batches = []
+    for start in range(0, len(order), batch_size * pool):
+        chunk = order[start:start + batch_size * pool]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        batches += [chunk[i:i + batch_size].tolist() for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def loader(tokenizer, texts, labels=None, max_len: int = 64, batch_size: int = 32,
+           shuffle: bool = False, seed: int = 0, targets=None):
+    """A DataLoader of padded batches {input_ids, attention_mask[, labels][, targets]};
+    with ``shuffle``, batches are drawn by `length_grouped_batches` (a new draw each epoch).
+    ``targets`` (one row of numbers per text, e.g. a teacher's logits in lab 05) ride along
+    as a float tensor; a label of -1 marks an unlabelled text."""
+    from torch.utils.data import DataLoader
+    texts, labels = check_inputs(texts, labels)
+    ids = tokenizer(texts, truncation=True, max_length=max_len)["input_ids"]
+    if targets is not None and len(targets) != len(ids):
+        raise ValueError(f"{len(targets)} target rows for {len(ids)} texts")
+    items = list(zip(ids, labels.tolist() if labels is not None else [None] * len(ids),
+                     np.asarray(targets, dtype=np.float32) if targets is not None
+                     else [None] * len(ids)))
+    pad_id = tokenizer.pad_token_id
+
+    def collate(batch):
+        input_ids = pad([x for x, _, _ in batch], pad_id)                # (b, longest)
+        out = {"input_ids": input_ids, "attention_mask": (input_ids != pad_id).long()}
+        if batch[0][1] is not None:
+            out["labels"] = torch.tensor([y for _, y, _ in batch])
+        if batch[0][2] is not None:
+            out["targets"] = torch.from_numpy(np.stack([t for _, _, t in batch]))
+        return out
+
+    if not shuffle:
+        return DataLoader(items, batch_size=batch_size, collate_fn=collate)
+    return DataLoader(items, collate_fn=collate,
+                      batch_sampler=_Grouped([len(x) for x in ids], batch_size, seed))
+
+
+class _Grouped:
+    """Batch sampler: a fresh `length_grouped_batches` draw on every pass."""
+
+    def __init__(self, lengths, batch_size: int, seed: int):
+        self.lengths, self.batch_size, self.seed, self.epoch = lengths, batch_size, seed, 0
+
+    def __len__(self):
+        return -(-len(self.lengths) // self.batch_size)
+
+    def __iter__(self):
+        self.epoch += 1
+        return iter(length_grouped_batches(self.lengths, self.batch_size, self.seed * 1000 + self.epoch))
+
+
+def predict_logits(model, tokenizer, texts, max_len: int = 64, batch_size: int = 64) -> np.ndarray:
+    """``model``'s outputs for ``texts``, shape (len(texts), classes), in the order given
+    (batched by length inside, so padding stays small)."""
+    texts, _ = check_inputs(texts)
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    out, _ = predict(model, loader(tokenizer, [texts[i] for i in order], max_len=max_len,
+                                   batch_size=batch_size))
+    result = np.empty_like(out)
+    result[order] = out
+    return result
+
+
+def cached_logits(model, tokenizer, texts, max_len: int = 64, kind: str = "teacher-logits") -> np.ndarray:
+    """`predict_logits` computed once per model (its weights' hash), vocabulary and texts, kept
+    in the run cache as ``kind`` (``teacher-logits``, lab 05's name: lab 09 scores its test split
+    with it; lab 08 keeps its variants' scores as ``variant-logits``, so that a `labkit run
+    --fresh --keep teacher-logits` of lab 08 still scores them afresh). The model is left on the
+    device it was on (`predict_logits` computes on the default one)."""
+    texts, _ = check_inputs(texts)
+    run_key = cache.key(weights=cache.fingerprint(model), vocab=tokenizer.get_vocab(), texts=texts, max_len=max_len)
+
+    def compute():
+        device = next(model.parameters()).device
+        try:
+            return {"logits": predict_logits(model.eval(), tokenizer, texts, max_len)}
+        finally:
+            model.to(device)
+    return cache.arrays(kind, run_key, compute)["logits"]
+
+
+def predict_proba(model, tokenizer, texts, max_len: int = 64) -> np.ndarray:
+    """Class probabilities, shape (len(texts), classes)."""
+    return torch.from_numpy(predict_logits(model, tokenizer, texts, max_len)).softmax(-1).numpy()
+
+
+def accuracy(model, tokenizer, texts, labels, max_len: int = 64) -> float:
+    """Share of ``texts`` whose most likely class is the label."""
+    texts, labels = check_inputs(texts, labels)
+    return float((predict_logits(model, tokenizer, texts, max_len).argmax(-1) == labels).mean())
+
+
+def features(encoder, tokenizer, texts, max_len: int = 64) -> np.ndarray:
+    """Mean-pooled token states of a frozen ``encoder``, shape (len(texts), hidden): what a
+    `Classifier`'s head sees. Example: features for a linear probe of lab 02's model."""
+    pool = Classifier(encoder)
+    pool.head = torch.nn.Identity()
+    return predict_logits(pool, tokenizer, texts, max_len)
+
+
+def predictor(model, tokenizer, max_len: int = 64):
+    """``texts -> logits`` on the CPU, tokenizing included and no gradients: what
+    `labkit.core.measure.benchmark` times. Example: ``predictor(m, tok)(["great"]).shape`` -> (1, 2)."""
+    model = model.to("cpu").eval()
+
+    def predict_fn(texts):
+        enc = tokenizer(list(texts), truncation=True, max_length=max_len, padding=True,
+                        return_tensors="pt")
+        with torch.inference_mode():
+            return model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).numpy()
+    return predict_fn
+
+
+def proba_predictor(model, tokenizer, max_len: int = 64, batch_size: int = 64):
+    """``texts -> probabilities`` (n, classes), in batches of ``batch_size``, on the CPU
+    with no gradients: what lab 06's attacks query."""
+    predict_fn = predictor(model, tokenizer, max_len)
+
+    def fn(texts):
+        out = [predict_fn(texts[i:i + batch_size]) for i in range(0, len(texts), batch_size)]
+        return torch.from_numpy(np.concatenate(out)).softmax(-1).numpy()
+    return fn
+
+
+# ---------------------------------------------------------------- models and training
+
+def small_classifier(mlm_model, pretrained: bool = True, seed: int = 0, num_labels: int = 2):
+    """A `Classifier` on the lab-02 architecture: the pretrained encoder of ``mlm_model``
+    (copied), or the same architecture freshly initialised (``pretrained=False``)."""
+    import copy
+
+    from transformers import BertModel
+    seed_everything(seed)
+    encoder = (copy.deepcopy(mlm_model.bert) if pretrained
+               else BertModel(mlm_model.config, add_pooling_layer=False))
+    return Classifier(encoder, num_labels)
+
+
+def minilm_classifier(seed: int = 0, num_labels: int = 2, train_word_embeddings: bool = False, source=None):
+    """(tokenizer, `Classifier`) on the pretrained MiniLM encoder from the fetched weights,
+    or on ``source`` = (tokenizer, encoder) such as lab 02's adapted MiniLM. The word-embedding
+    table (30,522 x 384: 11.7 M of MiniLM's 22.7 M weights) stays frozen unless
+    ``train_word_embeddings``: its gradient is dense, so training it costs about a third more
+    time a step and ~0.2 GB more memory, for a few thousand labels' worth of signal spread
+    over 30,522 rows."""
+    tokenizer, encoder = source or load_minilm()
+    encoder.pooler = None  # the Classifier pools by itself: leave out BERT's unused pooler
+    encoder.embeddings.word_embeddings.weight.requires_grad_(train_word_embeddings)
+    seed_everything(seed)
+    return tokenizer, Classifier(encoder, num_labels)
+
+
+def fine_tune(model, tokenizer, texts, labels, lr: float, steps: int | None = None,
+              epochs: int | None = None, batch_size: int = 32, max_len: int = 64,
+              seed: int = 0, progress: bool = True, loss_fn=None, targets=None):
+    """Train ``model`` on (texts, labels) with the course recipe (`train.adamw`, 10% warm-up
+    then linear decay, `train.warmup_linear`) for ``steps`` optimizer steps or ``epochs``
+    passes (default: 1 epoch). Returns the History. ``loss_fn`` and ``targets`` go to
+    `labkit.core.train.train` and `loader` (lab 05 passes a distillation loss and teacher logits)."""
+    texts, labels = check_inputs(texts, labels)
+    k = model.head.out_features if isinstance(model, Classifier) else None
+    if k and labels.max() >= k:
+        raise ValueError(f"labels hold class {labels.max()} but the model has {k} classes (0..{k - 1}): build it "
+                         f"with num_labels={labels.max() + 1} (e.g. minilm_classifier(num_labels=...))")
+    if targets is not None and np.shape(targets) != (len(texts), k or np.shape(targets)[-1]):
+        raise ValueError(f"targets must have one row of {k} logits per text: shape {np.shape(targets)} for "
+                         f"{len(texts)} texts")
+    dl = loader(tokenizer, texts, labels, max_len, batch_size, shuffle=True, seed=seed,
+                targets=targets)
+    total = steps or (epochs or 1) * len(dl)
+    seed_everything(seed)
+    opt = adamw(model, lr)
+    hist = train(model, dl, opt, loss_fn=loss_fn, scheduler=warmup_linear(opt, max(1, total // 10), total),
+                 steps=total, progress=progress)
+    model.zero_grad(set_to_none=True)  # free the gradients: a MiniLM's are ~90 MB
+    release_memory()
+    return hist
+
+
+# ---------------------------------------------------------------- checkpoints
+
+def _write(model: Classifier, tokenizer, folder: Path, info: dict | None = None) -> None:
+    from safetensors.torch import save_file
+    model.encoder.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    save_file({k: v.contiguous() for k, v in model.head.state_dict().items()},
+              str(folder / "head.safetensors"))
+    (folder / "classifier.json").write_text(json.dumps(
+        {"num_labels": model.head.out_features, "info": info or {}}, indent=1))
+
+
+def save_classifier(model: Classifier, tokenizer, folder, info: dict | None = None) -> Path:
+    """Encoder (safetensors, ``save_pretrained``), tokenizer, head and ``info`` into
+    ``folder``, atomically."""
+    with cache.atomic_folder(Path(folder)) as tmp:
+        _write(model, tokenizer, tmp, info)
+    return Path(folder)
+
+
+def load_classifier(folder):
+    """(tokenizer, `Classifier`, info) saved by `save_classifier`; safetensors only."""
+    from safetensors.torch import load_file
+    from transformers import AutoModel, AutoTokenizer
+    folder = Path(folder)
+    if not (folder / "head.safetensors").exists():
+        raise FileNotFoundError(f"no classifier saved in {folder} (no head.safetensors); save "
+                                "one with labkit.core.classifier.save_classifier")
+    lab = next((v[1] for v in SAVED.values() if folder.name.startswith(v[0])), None)
+    fix = f"rerun lab {lab[:2]} (`labkit run notebooks/{lab}.ipynb`)" if lab else "save it again (save_classifier)"
+    try:
+        meta = json.loads((step := folder / "classifier.json").read_text())
+        step = folder
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        step = folder / "model.safetensors"
+        encoder = AutoModel.from_pretrained(folder, use_safetensors=True, add_pooling_layer=False)
+        step = folder / "head.safetensors"
+        head = load_file(str(step))
+    except Exception as e:  # a truncated or damaged file: say which and how to get a good one
+        raise CheckpointError(f"cannot read the saved classifier: {step} is damaged or truncated "
+                              f"({type(e).__name__}: {str(e)[:200]}). Fix: {fix}") from e
+    check_vocab(encoder, tokenizer)
+    model = Classifier(encoder, meta["num_labels"])
+    model.head.load_state_dict(head)
+    return tokenizer, model.eval(), meta["info"]
+
+
+# What labs save for later labs: kind -> (folder name, the lab that makes it)
+SAVED = {"minilm": ("finetuned-minilm", "03_fine_tuning"),
+         "small": ("finetuned-small", "03_fine_tuning"),
+         "student": ("distilled-student", "05_distillation")}
+
+
+def best_dir(kind: str) -> Path:
+    """Where the lab that makes a ``kind`` of model ('minilm', 'small': lab 03; 'student':
+    lab 05) keeps it for later labs, at the current scale."""
+    if kind not in SAVED:
+        raise ValueError(f"unknown kind {kind!r}; use one of {', '.join(SAVED)}")
+    return cache.model_dir(f"{SAVED[kind][0]}-{scale()}")
+
+
+def load_best(kind: str):
+    """(tokenizer, `Classifier`, info) of the model a lab saved as ``kind``."""
+    folder = best_dir(kind)
+    if not (folder / "head.safetensors").exists():
+        lab = SAVED[kind][1]
+        raise FileNotFoundError(f"no {kind!r} model at scale {scale()} in {folder}: run lab "
+                                f"{lab[:2]} first (notebooks/{lab}.ipynb, or `labkit run "
+                                f"notebooks/{lab}.ipynb`)")
+    return load_classifier(folder)
+
+
+# ---------------------------------------------------------------- cached runs
+
+class CheckpointError(OSError):
+    """A saved model that exists but cannot be read; the message names the file and the fix."""
+
+
+@dataclass
+class Run:
+    """One cached training run: its folder, its info (time, steps, losses), its tokenizer,
+    and whether it came from the cache. The model is read on first use; its predictions on
+    a set of texts are computed once and kept with it (`logits`, `accuracy`)."""
+    folder: Path
+    info: dict
+    tokenizer: object
+    hit: bool
+    trained: object = None  # the model, when this process trained it
+
+    @property
+    def model(self) -> Classifier:
+        if self.trained is None:
+            self.trained = load_classifier(self.folder)[1]
+        return self.trained
+
+    def logits(self, texts, max_len: int = 64) -> np.ndarray:
+        """The model's logits for ``texts``, computed once per set of texts and kept with the
+        run (a second lab that scores the same run on the same reviews reads them back)."""
+        from safetensors.numpy import load_file
+        texts, _ = check_inputs(texts)
+        path = self.folder / f"logits-{cache.key(texts=texts, max_len=max_len)}.safetensors"
+        if path.exists():
+            return load_file(str(path))["logits"]
+        out = predict_logits(self.model, self.tokenizer, texts, max_len)
+        cache.save_arrays(path, {"logits": out})
+        return out
+
+    def proba(self, texts, max_len: int = 64) -> np.ndarray:
+        """Class probabilities from `logits`, shape (len(texts), classes)."""
+        return torch.from_numpy(self.logits(texts, max_len)).softmax(-1).numpy()
+
+    def accuracy(self, texts, labels, max_len: int = 64) -> float:
+        """Share of ``texts`` whose most likely class (from `logits`) is the label."""
+        texts, labels = check_inputs(texts, labels)
+        return float((self.logits(texts, max_len).argmax(-1) == labels).mean())
+
+
+def cached_fine_tune(make_model, texts, labels, *, name: str, lr: float, steps: int | None = None,
+                     epochs: int | None = None, batch_size: int = 32, max_len: int = 64,
+                     seed: int = 0, loss_fn=None, targets=None, progress: bool = False) -> Run:
+    """`fine_tune` the model of ``make_model() -> (tokenizer, Classifier)``, or return the
+    same run from the run cache. The key covers the initial weights (`cache.fingerprint`),
+    the tokenizer's vocabulary, the texts, labels and targets, every setting, the loss
+    (``loss_fn.spec``) and the training recipe (`train.RECIPE`): change any of them and
+    the run is redone. Example: lab 04's un-augmented runs are lab 03's, read back."""
+    texts, labels = check_inputs(texts, labels)
+    tokenizer, model = make_model()
+    loss_fn = loss_fn or cross_entropy_loss
+    if not isinstance(getattr(loss_fn, "spec", None), dict):
+        raise TypeError("a cached run's loss_fn needs a .spec dict naming it and its settings "
+                        "(e.g. {'loss': 'kd', 'temperature': 2.0}) so the cache can tell runs apart")
+    run_key = cache.key(recipe=RECIPE, init=cache.fingerprint(model),
+                        vocab=tokenizer.get_vocab(), texts=texts, labels=labels,
+                        targets=None if targets is None else np.asarray(targets, np.float32),
+                        loss=loss_fn.spec, lr=lr, steps=steps, epochs=epochs,
+                        batch_size=batch_size, max_len=max_len, seed=seed)
+    folder = cache.run_dir(name, run_key)
+    if cache.is_done(folder):
+        return Run(folder, cache.done_info(folder), tokenizer, hit=True)
+    hist = fine_tune(model, tokenizer, texts, labels, lr, steps, epochs, batch_size, max_len,
+                     seed, progress, loss_fn, targets)
+    info = {"seconds": round(hist.seconds, 1), "steps": len(hist.step), "examples": len(texts),
+            "loss": [round(x, 4) for x in hist.loss]}
+    with cache.atomic_folder(folder) as tmp:
+        _write(model, tokenizer, tmp)
+        cache.mark_done(tmp, info)
+    return Run(folder, info, tokenizer, hit=False, trained=model.eval())

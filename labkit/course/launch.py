@@ -1,0 +1,138 @@
+"""Tools: launching the course on Colab and Binder, from one setting.
+
+The repository's address (``[project.urls] Repository`` in ``pyproject.toml``) and the git
+ref the launch links open (``[tool.labkit] launch-ref``) are the one place a fork changes.
+From them `write` generates, and `problems` checks (a unit test runs it):
+
+- the "Open in Colab" and "launch Binder" badges at the top of every notebook and in the
+  README (between ``<!-- launch:start -->`` and ``<!-- launch:end -->``);
+- every notebook's setup cell, the same in all of them: on Colab it installs labkit at the
+  notebook's ref with the versions CI tested (``binder/colab-constraints.txt``: the lock less
+  what Colab keeps, its own torch, CPU or GPU, among them) and fetches the data; anywhere else
+  it does nothing.
+
+Binder needs nothing generated here: its ``requirements.txt`` is the lock itself
+(``scripts/install.py`` writes and checks it).
+
+    labkit launch --write     regenerate the badges and setup cells
+    labkit launch --check     exit 1 if any is out of date
+
+Leaves out: building or starting Binder or Colab (neither can be reached from here).
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BADGES_ID, SETUP_ID = "launch-badges", "launch-setup"
+COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
+BINDER_BADGE = "https://mybinder.org/badge_logo.svg"
+
+
+def settings(root: Path = ROOT) -> dict:
+    """{"repository": "https://github.com/OWNER/NAME", "ref": "main", "owner_name": "OWNER/NAME"}
+    from pyproject.toml; a clear error when either is missing or not a GitHub address."""
+    text = (root / "pyproject.toml").read_text(encoding="utf-8")
+    repo = re.search(r'^Repository\s*=\s*"([^"]+)"', text, re.M)
+    ref = re.search(r'^launch-ref\s*=\s*"([^"]+)"', text, re.M)
+    if not repo or not ref:
+        raise ValueError("pyproject.toml needs `Repository = \"https://github.com/OWNER/NAME\"` under "
+                         "[project.urls] and `launch-ref = \"main\"` under [tool.labkit]")
+    m = re.fullmatch(r"https://github\.com/([\w.-]+/[\w.-]+?)(?:\.git)?/?", repo.group(1))
+    if not m:
+        raise ValueError(f"[project.urls] Repository = {repo.group(1)!r}: the launch links need a "
+                         "GitHub address, https://github.com/OWNER/NAME")
+    return {"repository": f"https://github.com/{m.group(1)}", "ref": ref.group(1), "owner_name": m.group(1)}
+
+
+def notebooks(root: Path = ROOT) -> list[Path]:
+    """The lab notebooks and their solutions, in course order."""
+    return sorted((root / "notebooks").glob("[0-9]*.ipynb")) + sorted((root / "notebooks" / "solutions").glob("*.ipynb"))
+
+
+def badges(path: str, s: dict) -> str:
+    """Markdown: the Colab and Binder badges of the notebook at ``path`` (from the root)."""
+    colab = f"https://colab.research.google.com/github/{s['owner_name']}/blob/{s['ref']}/{path}"
+    binder = f"https://mybinder.org/v2/gh/{s['owner_name']}/{s['ref']}?urlpath=lab/tree/{path}"
+    return f"[![Open in Colab]({COLAB_BADGE})]({colab}) [![launch Binder]({BINDER_BADGE})]({binder})"
+
+
+def colab_constraints_url(s: dict) -> str:
+    """Where Colab's setup cell reads binder/colab-constraints.txt at the configured ref."""
+    return f"https://raw.githubusercontent.com/{s['owner_name']}/{s['ref']}/binder/colab-constraints.txt"
+
+
+def setup_cell(s: dict) -> str:
+    """The setup cell's source: identical in every notebook, a no-op outside Colab."""
+    return f'''# Setup on Google Colab (anywhere else this cell does nothing): install labkit at this
+# notebook's version with the package versions CI tested (the lock, less what Colab keeps:
+# its own torch, CPU or GPU, numpy, pandas and its kernel), then fetch the data and weights.
+import importlib.util, subprocess, sys
+if "google.colab" in sys.modules and importlib.util.find_spec("labkit") is None:
+    pip = [sys.executable, "-m", "pip", "install", "-q", "labkit @ git+{s['repository']}@{s['ref']}"]
+    if subprocess.run(pip + ["-c", "{colab_constraints_url(s)}"]).returncode != 0:
+        print("The tested versions do not install beside this Colab runtime; installing from labkit's ranges.")
+        subprocess.run(pip, check=True)
+    subprocess.run([sys.executable, "-m", "labkit.course.cli", "fetch"], check=True)'''
+
+
+def _cells(path: Path, s: dict, root: Path) -> list[dict]:
+    rel = path.relative_to(root).as_posix()
+    return [{"cell_type": "markdown", "id": BADGES_ID, "metadata": {}, "source": badges(rel, s).splitlines(True)},
+            {"cell_type": "code", "execution_count": None, "id": SETUP_ID, "metadata": {}, "outputs": [],
+             "source": setup_cell(s).splitlines(True)}]
+
+
+def _readme_block(s: dict, root: Path) -> str:
+    rows = [f"| `{p.stem}` | {badges(p.relative_to(root).as_posix(), s)} |" for p in notebooks(root)
+            if p.parent.name == "notebooks"]
+    return ("<!-- launch:start (generated by `labkit launch --write` from pyproject.toml) -->\n"
+            f"Launch links open `{s['ref']}` of {s['repository']}.\n\n| lab | open it |\n|---|---|\n"
+            + "\n".join(rows) + "\n<!-- launch:end -->")
+
+
+def _expected(root: Path) -> dict[Path, str]:
+    """Every file's text as `write` would leave it."""
+    s, out = settings(root), {}
+    for path in notebooks(root):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        nb["cells"] = _cells(path, s, root) + [c for c in nb["cells"] if c.get("id") not in (BADGES_ID, SETUP_ID)]
+        out[path] = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    block = re.compile(r"<!-- launch:start.*?<!-- launch:end -->", re.S)
+    if not block.search(readme):
+        raise ValueError("README.md has no <!-- launch:start --> ... <!-- launch:end --> block to fill")
+    out[root / "README.md"] = block.sub(lambda _: _readme_block(s, root), readme)
+    return out
+
+
+def problems(root: Path = ROOT) -> list[str]:
+    """The files whose badges or setup cell differ from what the settings generate."""
+    return [f"{p.relative_to(root)}: out of date; run `labkit launch --write`"
+            for p, text in _expected(root).items() if p.read_text(encoding="utf-8") != text]
+
+
+def write(root: Path = ROOT) -> list[Path]:
+    """Regenerate the badges and setup cells; returns the files changed."""
+    changed = {p: text for p, text in _expected(root).items() if p.read_text(encoding="utf-8") != text}
+    for p, text in changed.items():
+        p.write_text(text, encoding="utf-8")
+    return list(changed)
+
+
+def main(argv=None) -> int:
+    import argparse
+    ap = argparse.ArgumentParser(prog="labkit launch", description="Colab and Binder launch links")
+    ap.add_argument("--write", action="store_true", help="regenerate badges and setup cells")
+    ap.add_argument("--check", action="store_true", help="exit 1 if they are out of date")
+    args = ap.parse_args(argv)
+    found = []
+    if args.write:
+        print("\n".join(f"wrote {p.relative_to(ROOT)}" for p in write()) or "launch links: up to date")
+    if args.check:
+        found += problems()
+    print("\n".join(found) or ("ok" if args.check else ""), file=sys.stderr if found else sys.stdout)
+    return 1 if found else 0

@@ -1,0 +1,366 @@
+"""Lab 09: the model behind HTTP, the load test, and drift seen through the metrics.
+
+- `build_app`: a FastAPI app around one saved classifier: ``POST /predict`` (one text or a
+  list), ``GET /health``, ``GET /metrics`` (Prometheus text). Malformed JSON or a wrong type
+  is 422 (pydantic), an empty text 422, a text or batch over the limit 413, each with a
+  message that names the limit. Inference runs off the event loop: a plain ``def`` endpoint
+  (FastAPI's thread pool) behind one lock, or with ``batching`` one worker thread that joins
+  concurrent requests into one forward pass (micro-batching).
+- `Server`: ``labkit serve`` as a child process on a free port of 127.0.0.1, always stopped:
+  on `stop`, after a ``with`` block, when this Python exits, or by itself when it is orphaned.
+- `metrics`: ``/metrics`` as numbers (`evaluate.window` and `evaluate.drift` read them).
+
+Leaves out: the evaluation and the model card (`labkit.labs.evaluate`), the load tests
+(`labkit.labs.evaluate.loadtest`), TLS, authentication.
+"""
+import asyncio
+import atexit
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from labkit.core import cache, data, measure
+from labkit.labs.evaluate.loadtest import local_url
+
+MAX_CHARS, MAX_BATCH, MAX_BODY = 2000, 64, 1_000_000  # per text, texts per request, bytes per request
+MODELS = {"minilm": "lab 03 (notebooks/03_fine_tuning.ipynb)", "small": "lab 03 (notebooks/03_fine_tuning.ipynb)",
+          "student": "lab 05 (notebooks/05_distillation.ipynb)"}
+
+
+class ModelMissing(FileNotFoundError):
+    """No saved model where the service looks for one."""
+
+
+def model_folder(model: str) -> Path:
+    """The folder of ``model``: a kind a lab saves ('minilm', 'small', 'student', at the
+    current scale) or a path to a folder `classifier.save_classifier` wrote."""
+    from labkit.core import classifier
+    folder = classifier.best_dir(model) if model in MODELS else Path(model)
+    if not (folder / "head.safetensors").exists():
+        how = (f"run {MODELS[model]} at this scale first" if model in MODELS else
+               f"give --model one of {', '.join(MODELS)} or a folder written by classifier.save_classifier")
+        raise ModelMissing(f"no saved model {model!r} at {folder}: {how}")
+    return folder
+
+
+class CalibrationMismatch(ValueError):
+    """A ``calibration.json`` fitted for other weights than the model beside it."""
+
+
+CALIBRATION = "calibration.json"
+
+
+def write_calibration(folder: Path, model, temperature: float, fitted_on: str = "validation") -> Path:
+    """Keep a fitted temperature with the model it belongs to: ``calibration.json`` in the
+    model's folder, with the fingerprint of the weights it was fitted for."""
+    if not temperature > 0:
+        raise ValueError(f"temperature={temperature}: a temperature divides logits, it must be > 0")
+    return cache.write_json(Path(folder) / CALIBRATION, {"temperature": float(temperature), "fitted_on": fitted_on,
+                                                         "weights": cache.fingerprint(model)})
+
+
+def read_calibration(folder: Path, model) -> float:
+    """The temperature lab 09 fitted for ``model`` (1.0 when none was fitted); a clear error
+    when the file was fitted for other weights (the model was retrained since)."""
+    path = Path(folder) / CALIBRATION
+    if not path.exists():
+        return 1.0
+    cal = json.loads(path.read_text())
+    if cal.get("weights") != cache.fingerprint(model):
+        raise CalibrationMismatch(f"{path} was fitted for other weights than the model in {folder} (retrained "
+                                  "since?): run lab 09 again to refit it on validation, or delete the file")
+    return float(cal["temperature"])
+
+
+class Model:
+    """A saved classifier ready to answer: ``predict(texts)`` -> (probabilities, token
+    counts, unknown-token counts), under one lock so concurrent calls never share torch's
+    threads. Applies its own fitted temperature (`read_calibration`) when lab 09 wrote one."""
+
+    def __init__(self, folder: Path, max_len: int = 64):
+        import torch
+
+        from labkit.core import classifier
+        self.tokenizer, self.model, self.info = classifier.load_classifier(folder)
+        k = self.model.head.out_features
+        self.labels = self.info.get("label_names") or (data.LABEL_NAMES if k == 2 else [str(i) for i in range(k)])
+        self.temperature = read_calibration(folder, self.model)
+        self.max_len, self.lock, self.torch = max_len, threading.Lock(), torch
+
+    def predict(self, texts: list[str]):
+        enc = self.tokenizer(texts, truncation=True, max_length=self.max_len, padding=True, return_tensors="pt")
+        with self.lock, self.torch.inference_mode():
+            logits = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+        probs = (logits / self.temperature).softmax(-1).numpy()
+        tokens = enc["attention_mask"].sum(-1).numpy() - 2  # without [CLS] and [SEP]
+        unknown = (enc["input_ids"] == self.tokenizer.unk_token_id).sum(-1).numpy()
+        return probs, tokens, unknown
+
+
+class Batcher:
+    """One thread that joins the (texts, callback) jobs arriving within ``max_wait_ms`` (up to
+    ``max_batch`` texts) into one forward pass, and hands each request its rows."""
+
+    def __init__(self, model: Model, max_batch: int = MAX_BATCH, max_wait_ms: float = 5.0):
+        self.model, self.max_batch, self.wait = model, max_batch, max_wait_ms / 1000
+        self.queue, self.batches = queue.Queue(), []
+        threading.Thread(target=self.loop, daemon=True, name="labkit-batcher").start()
+
+    def loop(self):
+        while True:
+            jobs = [self.queue.get()]
+            n, deadline = len(jobs[0][0]), time.perf_counter() + self.wait
+            while n < self.max_batch and (left := deadline - time.perf_counter()) > 0:
+                try:
+                    jobs.append(self.queue.get(timeout=left))
+                    n += len(jobs[-1][0])
+                except queue.Empty:
+                    break
+            try:
+                out = self.model.predict([t for texts, _ in jobs for t in texts])
+                self.batches.append(n)
+                start = 0
+                for texts, done in jobs:
+                    done(tuple(a[start:start + len(texts)] for a in out), None)
+                    start += len(texts)
+            except Exception as e:  # every waiting request gets the error, the loop goes on
+                for _, done in jobs:
+                    done(None, e)
+
+
+def build_app(model: str = "minilm", threads: int | None = None, batching: bool = False,
+              max_wait_ms: float = 5.0, max_chars: int = MAX_CHARS, max_batch: int = MAX_BATCH):
+    """The FastAPI app serving ``model`` (see `model_folder`), loaded once, with torch set to
+    ``threads`` (default: what it uses now). Raises `ModelMissing` before serving anything."""
+    import torch
+    from fastapi import FastAPI, HTTPException, Request
+    from fastapi.responses import JSONResponse, Response
+    from prometheus_client import (
+        CONTENT_TYPE_LATEST,
+        CollectorRegistry,
+        Counter,
+        Histogram,
+        disable_created_metrics,
+        generate_latest,
+    )
+    from pydantic import BaseModel, ConfigDict, StrictStr
+
+    folder = model_folder(model)
+    torch.set_num_threads(threads or torch.get_num_threads())
+    m = Model(folder)
+    batcher = Batcher(m, max_batch, max_wait_ms) if batching else None
+    disable_created_metrics()  # no *_created samples: counters and the histogram only
+    reg = CollectorRegistry()
+    requests = Counter("labkit_requests", "HTTP requests by path and status", ["path", "status"], registry=reg)
+    latency = Histogram("labkit_predict_seconds", "time to answer POST /predict", registry=reg,
+                        buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+    by_label = Counter("labkit_predictions", "texts predicted, by label", ["label"], registry=reg)
+    n_texts = Counter("labkit_input_texts", "texts received", registry=reg)
+    n_chars = Counter("labkit_input_chars", "characters received", registry=reg)
+    n_tokens = Counter("labkit_input_tokens", "word pieces seen by the model", registry=reg)
+    n_unk = Counter("labkit_input_unknown_tokens", "word pieces that were [UNK]", registry=reg)
+    for label in m.labels:
+        by_label.labels(label)
+
+    class PredictIn(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        text: StrictStr | list[StrictStr]
+
+    app = FastAPI(title="labkit sentiment service", version="0.1.0")
+
+    @app.middleware("http")
+    async def count(request: Request, call_next):
+        start = time.perf_counter()
+        size = request.headers.get("content-length")
+        if size and size.isdigit() and int(size) > MAX_BODY:
+            response = JSONResponse({"detail": f"request body of {int(size):,} bytes is over the limit of "
+                                               f"{MAX_BODY:,} bytes"}, status_code=413)
+        else:
+            response = await call_next(request)
+        requests.labels(request.url.path, str(response.status_code)).inc()
+        if request.url.path == "/predict":
+            latency.observe(time.perf_counter() - start)
+        return response
+
+    def check(body: PredictIn) -> list[str]:
+        texts = [body.text] if isinstance(body.text, str) else body.text
+        if not texts:
+            raise HTTPException(422, "text is an empty list: send one text or a list of 1 to "
+                                     f"{max_batch} non-empty texts")
+        if len(texts) > max_batch:
+            raise HTTPException(413, f"a batch of {len(texts)} texts is over the limit of {max_batch} a request")
+        for i, t in enumerate(texts):
+            if not t.strip():
+                raise HTTPException(422, f"text {i} is empty: every text needs at least one non-space character")
+            if len(t) > max_chars:
+                raise HTTPException(413, f"text {i} has {len(t):,} characters, over the limit of {max_chars:,}")
+        return texts
+
+    def answer(texts, out) -> dict:
+        probs, tokens, unknown = out
+        pred = probs.argmax(-1)
+        n_texts.inc(len(texts))
+        n_chars.inc(sum(len(t) for t in texts))
+        n_tokens.inc(int(tokens.sum()))
+        n_unk.inc(int(unknown.sum()))
+        for p in pred:
+            by_label.labels(m.labels[p]).inc()
+        return {"labels": [m.labels[p] for p in pred], "probabilities": np.round(probs.astype(float), 4).tolist()}
+
+    if batcher is None:
+        @app.post("/predict")
+        def predict(body: PredictIn):  # plain def: FastAPI runs it in its thread pool
+            texts = check(body)
+            return answer(texts, m.predict(texts))
+    else:
+        @app.post("/predict")
+        async def predict(body: PredictIn):  # waits without blocking; the batcher thread computes
+            texts = check(body)
+            loop = asyncio.get_running_loop()
+            fut = loop.create_future()
+
+            def done(out, err):
+                loop.call_soon_threadsafe(lambda: fut.done() or (fut.set_exception(err) if err else fut.set_result(out)))
+            batcher.queue.put((texts, done))
+            return answer(texts, await fut)
+
+    @app.get("/health")
+    def health():
+        return {"status": "ok", "model": model, "folder": str(folder), "labels": m.labels,
+                "threads": torch.get_num_threads(), "batching": batching, "temperature": m.temperature,
+                "mean_batch": float(np.mean(batcher.batches[-1000:])) if batcher and batcher.batches else None,
+                "limits": {"max_chars": max_chars, "max_batch": max_batch, "max_body_bytes": MAX_BODY}}
+
+    @app.get("/metrics")
+    def metrics_endpoint():
+        return Response(generate_latest(reg), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def serve(model: str = "minilm", host: str = "127.0.0.1", port: int = 8000, parent: int | None = None, **options):
+    """Run `build_app` under uvicorn until interrupted (``labkit serve``). ``parent``: exit
+    when that process is gone (how `Server` makes sure no service outlives its notebook)."""
+    import uvicorn
+    app = build_app(model, **options)
+    if parent:
+        def watch():  # orphaned (the parent died and we were re-parented): stop like on Ctrl-C
+            while os.getppid() == parent:
+                time.sleep(0.5)
+            os.kill(os.getpid(), signal.SIGTERM)
+        threading.Thread(target=watch, daemon=True).start()
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+# ---------------------------------------------------------------- the service as a child process
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+_RUNNING: set = set()
+
+
+class Server:
+    """``labkit serve`` in a child process on a free port of 127.0.0.1: ``with Server("student")
+    as s: httpx.post(s.url + "/predict", ...)``, or ``s = Server(...).start()`` ... ``s.stop()``."""
+
+    def __init__(self, model: str = "minilm", threads: int | None = None, batching: bool = False,
+                 max_wait_ms: float = 5.0, start_timeout: float = 120.0):
+        self.model, self.start_timeout = model, start_timeout
+        self.args = ["serve", "--model", model, "--threads", str(threads or measure.threads()),
+                     "--max-wait-ms", str(max_wait_ms)] + (["--batching"] if batching else [])
+        self.proc, self.url = None, None
+
+    def start(self, wait: bool = True) -> "Server":
+        """Launch the service; with ``wait``, return once it answers ``/health`` (else call `wait`)."""
+        model_folder(self.model)  # a missing model: the clear error here, not a timeout
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = tempfile.NamedTemporaryFile("w+", prefix="labkit-serve-", suffix=".log", delete=False)
+        code = "import sys; from labkit.course.cli import main; sys.exit(main(sys.argv[1:]))"
+        self.proc = subprocess.Popen([sys.executable, "-c", code, *self.args, "--port", str(port),
+                                      "--parent", str(os.getpid())], stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        _RUNNING.add(self)
+        return self.wait() if wait else self
+
+    def wait(self) -> "Server":
+        import httpx
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                out = self.output()
+                self.stop()
+                raise RuntimeError(f"the service exited with code {self.proc.returncode} while starting:\n{out}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        out = self.output()
+        self.stop()
+        raise TimeoutError(f"the service did not answer /health within {self.start_timeout:.0f} s:\n{out}")
+
+    def output(self) -> str:
+        """The last lines the service wrote (its log)."""
+        log = Path(self.log.name) if getattr(self, "log", None) else None
+        return log.read_text()[-3000:] if log and log.exists() else ""
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        """SIGTERM (uvicorn shuts down cleanly), then SIGKILL after 10 s; idempotent."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if getattr(self, "log", None):
+            self.log.close()
+            Path(self.log.name).unlink(missing_ok=True)
+        _RUNNING.discard(self)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def stop_all() -> None:
+    """Stop every service this process started."""
+    for s in list(_RUNNING):
+        s.stop()
+
+
+atexit.register(stop_all)
+
+
+# ---------------------------------------------------------------- drift
+
+def metrics(url: str) -> dict:
+    """``/metrics`` as {"name{label=value}": number} (Prometheus text, parsed)."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+    out = {}
+    for fam in text_string_to_metric_families(httpx.get(local_url(url) + "/metrics", timeout=10).text):
+        for s in fam.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+            out[s.name + (f"{{{labels}}}" if labels else "")] = s.value
+    return out
