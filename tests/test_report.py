@@ -153,7 +153,7 @@ def test_over_budget_names_each_lab_and_the_course_over_issue_30s_budgets():
 
 def test_readme_sections_come_from_the_reference(tmp_path, monkeypatch):
     fake_reference(tmp_path / "ref")
-    sections = docs.readme(tmp_path / "ref")
+    sections = docs.sections(tmp_path / "ref")
     # times normalised to 60 GFLOP/s (these runs measured 70: x 7/6), the wall time beside
     assert ("| `01_b` | 23 s (20 s wall), 1.46 GB | 3.9 min (3.3 min wall), 1.46 GB | 1.6 min (80 s wall), 1.46 GB |"
             in sections["labs"])
@@ -169,25 +169,26 @@ def test_readme_sections_come_from_the_reference(tmp_path, monkeypatch):
         "provenance": {"command": "LABKIT_SCALE=cpu labkit study lab09", "seconds": 600, "labkit_commit": "abc",
                        "date": "2026-12-06 10:00 UTC", "cpu": "AMD EPYC", "matmul_gflops": 120},
         "settings": {"seeds": 5}, "results": {}}))
-    assert docs.readme(tmp_path / "ref")["studies"].splitlines()[-1] == (  # 600 s at 120 GFLOP/s: 20 min at 60
+    assert docs.sections(tmp_path / "ref")["studies"].splitlines()[-1] == (  # 600 s at 120 GFLOP/s: 20 min at 60
         "| `LABKIT_SCALE=cpu labkit study lab09` | 5 (0-4) | 10.0 min | 20.0 min | abc, 2026-12-06, AMD EPYC, 120 GFLOP/s |")
-    readme = tmp_path / "README.md"
-    begin, end = docs._markers("labs")
-    rbegin, rend = docs._markers("results")
-    cbegin, cend = docs._markers("claims")
-    sbegin, send = docs._markers("studies")
-    readme.write_text(f"intro\n{begin}\nold\n{end}\nmiddle\n{rbegin}\n{rend}\n{cbegin}\n{cend}\n{sbegin}\n{send}\nend\n")
-    monkeypatch.setattr(report, "REFERENCE", tmp_path / "ref")
-    monkeypatch.setattr(docs.readme, "__defaults__", (tmp_path / "ref",))
-    assert docs.update_readme(readme, write=False) == ["labs", "results", "claims", "studies"]
-    assert "old" in readme.read_text()  # a check writes nothing
-    assert docs.update_readme(readme) == ["labs", "results", "claims", "studies"]
-    assert docs.update_readme(readme, write=False) == []
-    text = readme.read_text()
+    # the README's summary: one normalised time per lab and scale, with the notebook's title
+    assert "| `01_b` |  | 3.9 min | 1.6 min | 23 s |" in sections["summary"]  # no such notebook: no title
+    assert docs.titles()["05_distillation"].startswith("Knowledge distillation")
+    assert sections["summary"].splitlines()[-1] == "| all labs | | 5.8 min | 2.3 min | 35 s |"
+    page = tmp_path / "results.md"
+    marks = {name: docs._markers(name) for name in ("labs", "results", "claims", "studies")}
+    page.write_text("intro\n{0}\nold\n{1}\nmiddle\n".format(*marks["labs"])
+                    + "".join(f"{b}\n{e}\n" for b, e in list(marks.values())[1:]) + "end\n")
+    bodies = {name: sections[name] for name in marks}
+    assert docs.update_page(page, bodies, write=False) == ["labs", "results", "claims", "studies"]
+    assert "old" in page.read_text()  # a check writes nothing
+    assert docs.update_page(page, bodies) == ["labs", "results", "claims", "studies"]
+    assert docs.update_page(page, bodies, write=False) == []
+    text = page.read_text()
     assert text.startswith("intro\n") and "\nmiddle\n" in text and text.endswith("end\n")
-    readme.write_text("no markers")
+    page.write_text("no markers")
     with pytest.raises(ValueError, match="no markers"):
-        docs.update_readme(readme)
+        docs.update_page(page, bodies)
 
 
 def test_binder_sized_runs_get_their_own_columns(tmp_path):
@@ -197,13 +198,13 @@ def test_binder_sized_runs_get_their_own_columns(tmp_path):
     smoke["notebooks"][1].update(status="failed", peak_mb=2100,
                                  failed={"cell": 3, "error": "over the memory cap of 2048 MB (peak 2100 MB): ..."})
     (tmp_path / "ref" / "binder-smoke.json").write_text(json.dumps(smoke))
-    labs = docs.readme(tmp_path / "ref")["labs"]
+    labs = docs.sections(tmp_path / "ref")["labs"]
     assert "| lab | `smoke` | `cpu`, cold cache | `cpu`, second run | `smoke`, 1 core, 2 GB |" in labs
     assert "| stopped above 2.05 GB |" in labs  # a lab that does not fit says so
     assert "1 core and a 2.00 GB cap" in labs
     smoke["notebooks"] = smoke["notebooks"][:1]  # measured for one lab so far: no total pretends otherwise
     (tmp_path / "ref" / "binder-cpu.json").write_text(json.dumps(smoke))
-    labs = docs.readme(tmp_path / "ref")["labs"]
+    labs = docs.sections(tmp_path / "ref")["labs"]
     assert labs.count("| not measured |") == 1 and "| 1 of 2 labs measured |" in labs
 
 
@@ -221,7 +222,7 @@ def test_merge_brings_a_lab_measured_later_into_the_reference(tmp_path):
     assert merged["notebooks"][2]["measured"] == {"labkit_commit": "def", "date": "2026-02-02 00:00 UTC",
                                                   "matmul_gflops": 60}
     assert merged["meta"]["labkit_commit"] == "abc"  # the reference's own run is unchanged
-    labs = docs.readme(tmp_path / "ref")["labs"]
+    labs = docs.sections(tmp_path / "ref")["labs"]
     assert "`02_c` at `cpu` (labkit def, 2026-02-02 00:00 UTC, 60 GFLOP/s)" in labs
     warm = tmp_path / "ref" / "cpu-warm.json"  # a second run is not a cold one
     with pytest.raises(ValueError, match="was not measured like"):
@@ -232,7 +233,37 @@ def test_merge_brings_a_lab_measured_later_into_the_reference(tmp_path):
 def test_the_readme_is_generated_from_the_committed_reference():
     """Every figure in the README's lab tables comes from labkit/reference: regenerate it
     with `labkit report --readme` after a new reference run."""
-    assert docs.update_readme(ROOT / "README.md", write=False) == []
+    assert docs.update(ROOT, write=False) == []
+
+
+def test_the_readme_is_a_front_door():
+    """At most 150 lines, prose lines of at most 100 characters, and every table in it
+    generated (the lab summary, the launch links)."""
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 150
+    inside, fenced, tables = None, False, []
+    for n, line in enumerate(lines, 1):
+        if line.startswith("```"):
+            fenced = not fenced
+        elif line.startswith("<!-- generated by") or line.startswith("<!-- launch:start"):
+            inside = line
+        elif line.startswith("<!-- end of generated") or line.startswith("<!-- launch:end"):
+            inside = None
+        elif line.startswith("|") and inside is None:
+            tables.append(n)
+        elif not fenced and not line.startswith("|") and inside is None:
+            assert len(line) <= 100, f"README.md line {n} is {len(line)} characters"
+    assert tables == [], f"README.md lines {tables}: a table typed by hand"
+
+
+def test_the_package_map_names_every_module():
+    text = docs.package_map()
+    modules = [p for p in (ROOT / "labkit").rglob("*.py")]
+    assert len(modules) > 40
+    for p in modules:
+        parts = list(p.relative_to(ROOT).with_suffix("").parts)
+        assert f"### `{'.'.join(parts[:-1] if parts[-1] == '__init__' else parts)}`" in text
+    assert "Public: `kd_loss()`" in text or "`kd_loss()`" in text
 
 
 def test_record_problems_hold_labs_06_and_09_to_their_records():

@@ -38,7 +38,8 @@ def record(key: str, value):
 
 def table(key: str, title: str, header: list, rows: list):
     """Record a result table (cells already formatted as text) and return it as Markdown
-    for the notebook to show. `readme` puts the reference run's tables in the README.
+    for the notebook to show. `labkit.course.docs` puts the reference run's tables in
+    docs/results.md.
 
     Example: ``table("students", "Students", ["kind", "accuracy"], [["distilled", "0.72"]])``.
     """

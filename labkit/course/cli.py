@@ -7,7 +7,7 @@
                                          execute notebooks headless, write DIR/report.json
     labkit report --check FILE           fail unless every notebook passed, recorded results and
                                          evaluated its registered claims, and no committed study fails one
-    labkit report --readme [--check]     regenerate (or check) the README's tables from
+    labkit report --readme [--check]     regenerate (or check) the README's and docs/'s tables from
                                          labkit/reference/
     labkit report --merge NEW --into REF put NEW's notebooks into the reference report REF
     labkit study NAME [--seeds N] [--out DIR]
@@ -64,9 +64,9 @@ def main(argv=None) -> int:
     p = sub.add_parser("report", help="check a report, or regenerate the README's tables")
     p.add_argument("--check", metavar="REPORT_JSON", nargs="?", const="",
                    help="exit 1 unless every notebook in REPORT_JSON passed and recorded results; "
-                        "with --readme: exit 1 if README.md's tables are out of date")
+                        "with --readme: exit 1 if README.md's or docs/'s generated parts are out of date")
     p.add_argument("--readme", action="store_true",
-                   help="write the tables of labkit/reference/*.json into README.md")
+                   help="write the tables of labkit/reference/*.json into README.md and docs/, and docs/package.md")
     p.add_argument("--merge", metavar="NEW_JSON", help="a report of some labs, measured alone ...")
     p.add_argument("--into", metavar="REFERENCE_JSON", help="... whose rows replace (or join) this reference's")
     st = sub.add_parser("study", help="run a reference study and write its results with provenance")
@@ -164,18 +164,17 @@ def _report(args) -> int:
         print(f"{args.into}: {', '.join(names)} from {args.merge}")
         return 0
     if args.readme:
-        readme = Path("README.md")
-        if not readme.exists():
-            print("labkit report --readme: run it from the repository root (no README.md here)",
+        root = Path(".")
+        if not (root / "README.md").exists() or not (root / "docs").is_dir():
+            print("labkit report --readme: run it from the repository root (no README.md and docs/ here)",
                   file=sys.stderr)
             return 2
-        stale = docs.update_readme(readme, write=args.check is None)
+        stale = docs.update(root, write=args.check is None)
         if args.check is not None:
             if stale:
-                print(f"README.md is out of date in {', '.join(stale)}: run `labkit report --readme`",
-                      file=sys.stderr)
+                print(f"out of date: {'; '.join(stale)}: run `labkit report --readme`", file=sys.stderr)
             return 1 if stale else 0
-        print(f"README.md: {'updated ' + ', '.join(stale) if stale else 'already up to date'}")
+        print(f"README.md and docs/: {'updated ' + '; '.join(stale) if stale else 'already up to date'}")
         return 0
     if not args.check:
         print("labkit report: give --check REPORT_JSON or --readme", file=sys.stderr)

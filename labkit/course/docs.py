@@ -1,21 +1,23 @@
-"""Tools: the README's generated sections, rendered from the committed reference reports.
+"""Tools: the generated pages, rendered from the committed reference reports and the package.
 
-`readme` renders the time and memory of every lab at each scale (``labs``), every table the
-reference `cpu` run recorded (``results``) and the claims registry beside what was measured
-(``claims``) and each committed study's command, seeds and time (``studies``) from
-``labkit/reference/``, so no figure in the README is typed by hand;
-`update_readme` writes them between their markers (``labkit report --readme``), or says which
-are stale (``--check``).
+`sections` renders, from ``labkit/reference/``: one time per lab and scale for the README
+(``summary``), the time and memory of every lab at each scale (``labs``), every table the
+reference `cpu` run recorded (``results``), the claims registry beside what was measured
+(``claims``) and each committed study's command, seeds and time (``studies``), so no figure
+is typed by hand; `package_map` renders ``docs/package.md`` from the modules' docstrings.
+`update` writes them all (``labkit report --readme``), or says which are stale (``--check``):
+the ``summary`` into README.md, the rest into ``docs/results.md``, between their markers.
 Leaves out: running the notebooks and the reports themselves (`labkit.course.report`).
 """
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
 from labkit.core import claims, env
 from labkit.core.results import markdown_table
-from labkit.course import report
+from labkit.course import launch, report
 
 
 def _duration(seconds) -> str:
@@ -45,10 +47,15 @@ def _machine(m: dict) -> str:
             f"{m['transformers']}; labkit {m['labkit_commit']}, {m['date']}")
 
 
-def readme(ref: Path = report.REFERENCE) -> dict[str, str]:
-    """The README's generated sections, from the committed reference reports: ``labs``
-    (time, `normalised` and wall, and peak memory of every lab at each scale, the install)
-    and ``results`` (every table the reference `cpu` run recorded)."""
+# Which generated sections each page holds (between its markers); docs/package.md is generated whole.
+PAGES = {"README.md": ("summary",), "docs/results.md": ("labs", "results", "claims", "studies")}
+
+
+def sections(ref: Path = report.REFERENCE) -> dict[str, str]:
+    """The generated sections, from the committed reference reports: ``summary`` (one
+    normalised time per lab at each scale), ``labs`` (time, `normalised` and wall, and peak
+    memory of every lab at each scale, the install), ``results`` (every table the reference
+    `cpu` run recorded), ``claims`` and ``studies``."""
     reports = {name: json.loads((Path(ref) / f"{name}.json").read_text())
                for name in ("smoke", "cpu", "cpu-warm", *report.BINDER_RUNS) if (Path(ref) / f"{name}.json").exists()}
     if "cpu" not in reports:
@@ -86,8 +93,37 @@ def readme(ref: Path = report.REFERENCE) -> dict[str, str]:
     for r in reports["cpu"]["notebooks"]:
         for t in r["results"].get("tables", {}).values():
             results += [f"**{Path(r['notebook']).stem[:2]} · {t['title']}**", "", markdown_table(t), ""]
-    return {"labs": "\n".join(out), "results": "\n".join(results).strip(),
+    return {"summary": summary(reports, labs), "labs": "\n".join(out), "results": "\n".join(results).strip(),
             "claims": claims_table(reports["cpu"], Path(ref) / "studies"), "studies": studies_table(Path(ref) / "studies")}
+
+
+def titles(folder: Path = launch.ROOT / "notebooks") -> dict[str, str]:
+    """{notebook stem: its title}: the first ``# `` heading, less its "Lab NN · " prefix."""
+    out = {}
+    for path in sorted(Path(folder).glob("[0-9][0-9]_*.ipynb")):
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        heads = [line[2:] for c in cells if c["cell_type"] == "markdown"
+                 for line in "".join(c["source"]).splitlines() if line.startswith("# ")]
+        out[path.stem] = heads[0].split(" · ", 1)[-1] if heads else ""
+    return out
+
+
+def summary(reports: dict, labs: list) -> str:
+    """One line per lab: its title, its normalised time cold, on a second run and at smoke."""
+    titles_ = titles()
+    cols = [(k, t) for k, t in (("cpu", "`cpu`, cold"), ("cpu-warm", "`cpu`, second run"), ("smoke", "`smoke`"))
+            if k in reports]
+    rows = {k: {Path(r["notebook"]).stem: r for r in reports[k]["notebooks"]} for k, _ in cols}
+
+    def cell(k, lab):
+        r = rows[k].get(lab)
+        return "not measured" if r is None or not r["wall_s"] else _duration(env.normalised(r, reports[k]["meta"]))
+    out = ["| lab | subject | " + " | ".join(t for _, t in cols) + " |", "|---|---|" + "---|" * len(cols)]
+    out += [f"| `{lab}` | {titles_.get(lab, '')} | " + " | ".join(cell(k, lab) for k, _ in cols) + " |" for lab in labs]
+    out.append("| all labs | | " + " | ".join(
+        _duration(sum(env.normalised(r, reports[k]["meta"]) for r in rows[k].values() if r["wall_s"]))
+        for k, _ in cols) + " |")
+    return "\n".join(out)
 
 
 def studies_table(studies: Path) -> str:
@@ -141,13 +177,13 @@ def _markers(name: str) -> tuple[str, str]:
             f"<!-- end of generated {name} -->")
 
 
-def update_readme(path: Path, write: bool = True) -> list[str]:
-    """Put `readme`'s sections between their markers in ``path``; returns the names of the
-    sections that were out of date (with ``write=False`` nothing is written: a check)."""
+def update_page(path: Path, bodies: dict[str, str], write: bool = True) -> list[str]:
+    """Put each of ``bodies`` ({section: text}) between its markers in ``path``; returns the
+    names of the sections that were out of date (with ``write=False`` nothing is written)."""
     path = Path(path)
     text = path.read_text(encoding="utf-8")
     stale = []
-    for name, body in readme().items():
+    for name, body in bodies.items():
         begin, end = _markers(name)
         if begin not in text or end not in text:
             raise ValueError(f"{path} has no markers for the {name!r} section; put\n{begin}\n{end}\n"
@@ -159,4 +195,47 @@ def update_readme(path: Path, write: bool = True) -> list[str]:
         text = f"{head}{begin}\n{body}\n{end}{tail}"
     if write and stale:
         path.write_text(text, encoding="utf-8")
+    return stale
+
+
+def package_map(package: Path | None = None) -> str:
+    """docs/package.md: every module of the package, room by room, with the first paragraph
+    of its docstring and its public names."""
+    package = Path(package or Path(__file__).resolve().parents[1])
+    rooms = [("labkit", "The top-level package"), ("labkit.core", "Core"), ("labkit.labs", "Labs"),
+             ("labkit.course", "Course tools"), ("labkit.exercises", "Exercises")]
+    out = ["# The labkit package", "", "<!-- generated by `labkit report --readme` from the modules' docstrings -->", "",
+           "Generated from each module's docstring (its first paragraph) and its public names; the",
+           "layers are checked by `tests/test_layers.py`: the core imports no lab and no course tool, a lab",
+           "imports only the core.", ""]
+    for room, title in rooms:
+        out += [f"## {title}", ""]
+        paths = ([package / "__init__.py"] if room == "labkit" else
+                 sorted((package / room.split(".")[1]).rglob("*.py")))
+        for path in paths:
+            parts = list(path.relative_to(package.parent).with_suffix("").parts)
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            first = (ast.get_docstring(tree) or "").split("\n\n")[0].replace("\n", " ")
+            public = [n.name + ("()" if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) else "")
+                      for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                      and not n.name.startswith("_")]
+            out += [f"### `{name}`", "", first, ""]
+            if public:
+                out += ["Public: " + ", ".join(f"`{p}`" for p in public) + ".", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def update(root: Path, write: bool = True) -> list[str]:
+    """Regenerate every generated page under ``root`` (the repository): `PAGES`' sections and
+    docs/package.md. Returns what was stale ("README.md: summary", "docs/package.md"); with
+    ``write=False`` writes nothing (a check)."""
+    root, bodies, stale = Path(root), sections(), []
+    for page, names in PAGES.items():
+        stale += [f"{page}: {n}" for n in update_page(root / page, {n: bodies[n] for n in names}, write)]
+    pkg, text = root / "docs" / "package.md", package_map()
+    if not pkg.exists() or pkg.read_text(encoding="utf-8") != text:
+        stale.append("docs/package.md")
+        if write:
+            pkg.write_text(text, encoding="utf-8")
     return stale
