@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
+from labkit.core.config import ScaledConfig
 from labkit.core.curves import budget_curve
-from labkit.core.env import scale as current_scale
 from labkit.core.lexicon import NEGATION_RE, Thesaurus, protected_positions, split_token, stop_words
 from labkit.core.text import check_texts
 
@@ -35,7 +36,7 @@ OPS = ("replace", "insert", "swap", "delete")
 
 
 @dataclass
-class AugmentConfig:
+class AugmentConfig(ScaledConfig):
     """Lab 04's own settings. Budgets, split caps and the small BERT's training come from lab
     03's `labkit.labs.finetune.FinetuneConfig.for_scale()`, so both labs run the same experiment
     with and without augmentation. ``AugmentConfig.for_scale()`` picks the live seeds."""
@@ -43,14 +44,11 @@ class AugmentConfig:
     strength: float = 0.1          # share of a review's words each operation changes
     seeds: tuple = (10,)           # the lab's live seeds: at cpu one the lab04 study (seeds 0-9) never drew
 
-    @classmethod
-    def for_scale(cls, scale: str | None = None) -> "AugmentConfig":
-        scale = scale or current_scale()
-        if scale == "smoke":
-            return cls(seeds=(10, 11))
-        if scale == "gpu":  # the study's size, live
-            return cls(seeds=tuple(range(10, 20)))
-        return cls()
+    SCALES: ClassVar[dict] = {  # what differs from the cpu defaults above
+        "smoke": dict(seeds=(10, 11)),
+        # gpu: the study's size, live
+        "gpu": dict(seeds=tuple(range(10, 20))),
+    }
 
 
 # ---------------------------------------------------------------- synonyms

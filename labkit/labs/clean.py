@@ -14,19 +14,20 @@ import random
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from labkit.core import cache
+from labkit.core.config import ScaledConfig
 from labkit.core.curves import FROZEN_C, C, baseline, baseline_accuracy
 from labkit.core.data import DataError, dedup_key
 from labkit.core.env import REFERENCE
-from labkit.core.env import scale as current_scale
 from labkit.core.text import check_texts
 
 
 @dataclass
-class DataConfig:
+class DataConfig(ScaledConfig):
     """Settings of lab 01. ``DataConfig.for_scale()`` picks them for LABKIT_SCALE."""
     n_reviews: int | None = None  # English reviews used; None = all 12,752
     pii_rate: float = 0.05        # share of reviews that get one synthetic PII string
@@ -39,14 +40,11 @@ class DataConfig:
     curve_seeds: int = 3          # repeats per learning-curve point
     seed: int = 0
 
-    @classmethod
-    def for_scale(cls, scale: str | None = None) -> "DataConfig":
-        scale = scale or current_scale()
-        if scale == "smoke":
-            return cls(n_reviews=2500, folds=3, embeddings=False, curve_sizes=(100, 500, None), curve_seeds=1)
-        if scale == "gpu":  # the study's size, live
-            return cls(noise_seeds=tuple(range(10, 20)))
-        return cls()
+    SCALES: ClassVar[dict] = {  # what differs from the cpu defaults above
+        "smoke": dict(n_reviews=2500, folds=3, embeddings=False, curve_sizes=(100, 500, None), curve_seeds=1),
+        # gpu: the study's size, live
+        "gpu": dict(noise_seeds=tuple(range(10, 20))),
+    }
 
 
 # ---------------------------------------------------------------- duplicates

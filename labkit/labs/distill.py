@@ -16,16 +16,17 @@ distillation during pretraining (DistilBERT).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from labkit.core.classifier import cached_logits
-from labkit.core.env import scale as current_scale
+from labkit.core.config import ScaledConfig
 from labkit.core.kd import KINDS, student_run
 
 
 @dataclass
-class DistillConfig:
+class DistillConfig(ScaledConfig):
     """Settings of lab 05. ``DistillConfig.for_scale()`` picks them for LABKIT_SCALE.
 
     The students learn from the teacher's labelled rows (the sample lab 03 trained it on) or
@@ -48,15 +49,11 @@ class DistillConfig:
     test_size: int | None = None
     seed: int = 0
 
-    @classmethod
-    def for_scale(cls, scale: str | None = None) -> "DistillConfig":
-        scale = scale or current_scale()
-        if scale == "smoke":
-            return cls(steps=15, max_len=32, study_steps=(10, 15), study_temperatures=(1.0, 2.0),
-                       study_alphas=(0.5,), study_grid_seeds=1, repeats=3, train_size=1000, test_size=300)
-        if scale == "gpu":
-            return cls(seeds=5, steps=1200, max_len=128, study_steps=(600, 1200, 1800))
-        return cls()
+    SCALES: ClassVar[dict] = {  # what differs from the cpu defaults above
+        "smoke": dict(steps=15, max_len=32, study_steps=(10, 15), study_temperatures=(1.0, 2.0),
+                      study_alphas=(0.5,), study_grid_seeds=1, repeats=3, train_size=1000, test_size=300),
+        "gpu": dict(seeds=5, steps=1200, max_len=128, study_steps=(600, 1200, 1800)),
+    }
 
 
 # what lab 05 compares, paired by seed: (arm, against, budget); and how the claims' ids spell them

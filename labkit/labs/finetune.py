@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from labkit.core.classifier import Run, cached_fine_tune, check_inputs, minilm_classifier, small_classifier
-from labkit.core.env import scale as current_scale
+from labkit.core.config import ScaledConfig
 
 
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(ScaledConfig):
     """Settings of lab 03. ``FinetuneConfig.for_scale()`` picks them for LABKIT_SCALE."""
     budgets: tuple = (100, 500, 2000, None)  # labels per run; None = the whole train split
     seeds: int = 3                 # label samples (and inits) per budget for the cheap models
@@ -40,17 +41,13 @@ class FinetuneConfig:
     test_size: int | None = None   # cap on test reviews (None = the fixed test split)
     seed: int = 0
 
-    @classmethod
-    def for_scale(cls, scale: str | None = None) -> "FinetuneConfig":
-        scale = scale or current_scale()
-        if scale == "smoke":
-            return cls(budgets=(50, 200), seeds=2, max_len=32, small_budgets=(50, 200),
-                       small_steps=15, minilm_budgets=(64,), adapt_budgets=(64,), minilm_epochs=1,
-                       train_size=1000, test_size=300)
-        if scale == "gpu":
-            return cls(seeds=5, curve_seeds=tuple(range(5, 10)), max_len=128, small_budgets=(100, 500, 2000, None),
-                       small_steps=600, minilm_budgets=(100, 500, 2000, None), minilm_epochs=3)
-        return cls()
+    SCALES: ClassVar[dict] = {  # what differs from the cpu defaults above
+        "smoke": dict(budgets=(50, 200), seeds=2, max_len=32, small_budgets=(50, 200),
+                      small_steps=15, minilm_budgets=(64,), adapt_budgets=(64,), minilm_epochs=1,
+                      train_size=1000, test_size=300),
+        "gpu": dict(seeds=5, curve_seeds=tuple(range(5, 10)), max_len=128, small_budgets=(100, 500, 2000, None),
+                    small_steps=600, minilm_budgets=(100, 500, 2000, None), minilm_epochs=3),
+    }
 
 
 def small_run(mlm, tokenizer, texts, labels, seed: int, cfg: FinetuneConfig,

@@ -18,10 +18,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from labkit.core import cache, data, fetch
+from labkit.core.config import ScaledConfig
 from labkit.core.curves import budget_curve, frozen_accuracy
 from labkit.core.env import scale as current_scale
 from labkit.core.env import seed_everything
@@ -44,7 +46,7 @@ DOMAIN_PROBES = {
 
 
 @dataclass
-class PretrainConfig:
+class PretrainConfig(ScaledConfig):
     """Settings of lab 02. ``PretrainConfig.for_scale()`` picks them for LABKIT_SCALE."""
     vocab_size: int = 8000     # WordPiece vocabulary
     hidden: int = 128          # model width
@@ -61,16 +63,12 @@ class PretrainConfig:
     max_texts: int | None = None  # cap on pretraining passages (None = all)
     seed: int = 0
 
-    @classmethod
-    def for_scale(cls, scale: str | None = None) -> "PretrainConfig":
-        scale = scale or current_scale()
-        if scale == "smoke":
-            return cls(vocab_size=2000, hidden=64, layers=1, heads=2, steps=40, warmup=5,
-                       heldout=64, eval_every=20, max_texts=3000, lr=1e-3)
-        if scale == "gpu":
-            return cls(vocab_size=16000, hidden=256, layers=4, heads=4, max_len=128,
-                       batch_size=64, steps=6000, lr=5e-4, warmup=300, eval_every=500)
-        return cls()
+    SCALES: ClassVar[dict] = {  # what differs from the cpu defaults above
+        "smoke": dict(vocab_size=2000, hidden=64, layers=1, heads=2, steps=40, warmup=5,
+                      heldout=64, eval_every=20, max_texts=3000, lr=1e-3),
+        "gpu": dict(vocab_size=16000, hidden=256, layers=4, heads=4, max_len=128,
+                    batch_size=64, steps=6000, lr=5e-4, warmup=300, eval_every=500),
+    }
 
 
 def mask_tokens(input_ids, special_mask, mask_id: int, vocab_size: int, prob: float = 0.15,
@@ -282,7 +280,7 @@ def probe_ranks(model, tokenizer, probes: dict | None = None) -> dict:
 # ---------------------------------------------------------------- domain-adaptive MiniLM
 
 @dataclass
-class AdaptConfig:
+class AdaptConfig(ScaledConfig):
     """Settings of lab 02's domain adaptation of MiniLM. ``AdaptConfig.for_scale()``."""
     steps: int = 80            # ~0.8 s a step for the whole model, ~0.35 s for the head alone
     batch_size: int = 16
@@ -295,14 +293,10 @@ class AdaptConfig:
     eval_every: int = 80       # held-out loss before and after only: each costs ~4 s
     seed: int = 0
 
-    @classmethod
-    def for_scale(cls, scale: str | None = None) -> "AdaptConfig":
-        scale = scale or current_scale()
-        if scale == "smoke":
-            return cls(steps=4, batch_size=8, warmup=1, heldout=32, eval_every=4)
-        if scale == "gpu":
-            return cls(steps=2000, batch_size=64, max_len=64, warmup=100, heldout=1000, eval_every=250)
-        return cls()
+    SCALES: ClassVar[dict] = {  # what differs from the cpu defaults above
+        "smoke": dict(steps=4, batch_size=8, warmup=1, heldout=32, eval_every=4),
+        "gpu": dict(steps=2000, batch_size=64, max_len=64, warmup=100, heldout=1000, eval_every=250),
+    }
 
 
 def domain_corpus() -> list:

@@ -19,11 +19,12 @@ import functools
 import json
 import random
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from labkit.core import cache
-from labkit.core.env import scale as current_scale
+from labkit.core.config import ScaledConfig
 from labkit.core.lexicon import (
     Thesaurus,
     frequent_words,
@@ -38,7 +39,7 @@ from labkit.core.text import check_texts
 
 
 @dataclass
-class AdversarialConfig:
+class AdversarialConfig(ScaledConfig):
     """Settings of lab 06 (``AdversarialConfig.for_scale()`` for LABKIT_SCALE). Each model
     is offered a fixed sample of test reviews and attacked on those it gets right."""
     pool: int = 440               # test reviews offered to the student and TF-IDF attacks
@@ -58,16 +59,12 @@ class AdversarialConfig:
     live_defences: tuple = ("none", "FGM", "A2T")  # trained and re-attacked live; the study has all five
     seed: int = 0
 
-    @classmethod
-    def for_scale(cls, scale: str | None = None) -> "AdversarialConfig":
-        scale = scale or current_scale()
-        if scale == "smoke":
-            return cls(pool=12, minilm_pool=3, defence_pool=8, pgd_steps=2, a2t_attacked=8, aug_rows=4, a2t_rows=4,
-                       study_epsilons=(0.05, 0.1), study_rows=(4, 8), study_grid_seeds=1)
-        if scale == "gpu":
-            return cls(pool=1000, minilm_pool=1000, defence_pool=1000, a2t_attacked=3000,
-                       live_defences=("none", "FGM", "PGD", "adversarial augmentation", "A2T"))
-        return cls()
+    SCALES: ClassVar[dict] = {  # what differs from the cpu defaults above
+        "smoke": dict(pool=12, minilm_pool=3, defence_pool=8, pgd_steps=2, a2t_attacked=8, aug_rows=4, a2t_rows=4,
+                      study_epsilons=(0.05, 0.1), study_rows=(4, 8), study_grid_seeds=1),
+        "gpu": dict(pool=1000, minilm_pool=1000, defence_pool=1000, a2t_attacked=3000,
+                    live_defences=("none", "FGM", "PGD", "adversarial augmentation", "A2T")),
+    }
 
 
 SOURCES = ("embedding", "thesaurus", "char")

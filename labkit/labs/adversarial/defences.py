@@ -85,7 +85,6 @@ def adversarial_mix_loss_fn(base_loss_fn, tokenizer, pools: dict, rows: int, max
     being (texts, labels, teacher logits) of adversarial reviews; a callable is called with
     the model being trained at that step (A2T: the adversarial reviews are regenerated against
     the current model). One loss_fn trains one run: it counts its own steps."""
-    import torch
 
     from labkit.core.classifier import loader
     if rows < 1:

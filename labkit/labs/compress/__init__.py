@@ -29,19 +29,20 @@ import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from labkit.core import cache, measure
 from labkit.core.classifier import check_inputs, fine_tune, loader
-from labkit.core.env import scale as current_scale
+from labkit.core.config import ScaledConfig
 from labkit.core.env import seed_everything
 from labkit.core.train import RECIPE
 
 
 @dataclass
-class CompressConfig:
+class CompressConfig(ScaledConfig):
     """Settings of lab 08. ``CompressConfig.for_scale()`` picks them for LABKIT_SCALE."""
     test_size: int | None = None       # test reviews every variant is scored on (None: all)
     val_size: int | None = None        # validation reviews for the choices (None: all)
@@ -61,16 +62,12 @@ class CompressConfig:
     live_seed: int = 5                 # the lab's structured recovery: a seed the lab08 study (0-4) never drew
     seed: int = 0
 
-    @classmethod
-    def for_scale(cls, scale: str | None = None) -> "CompressConfig":
-        scale = scale or current_scale()
-        if scale == "smoke":
-            return cls(test_size=100, val_size=200, sparsities=(0.5, 0.9), recovery_steps=(5, 10),
-                       importance_reviews=32, structured_steps=5, max_len=32, repeats=1, timing_seconds=0.1,
-                       study_structures=((6, 512), (4, 384)))
-        if scale == "gpu":
-            return cls(test_size=None, val_size=None, structured_steps=600, repeats=20)
-        return cls()
+    SCALES: ClassVar[dict] = {  # what differs from the cpu defaults above
+        "smoke": dict(test_size=100, val_size=200, sparsities=(0.5, 0.9), recovery_steps=(5, 10),
+                      importance_reviews=32, structured_steps=5, max_len=32, repeats=1, timing_seconds=0.1,
+                      study_structures=((6, 512), (4, 384))),
+        "gpu": dict(test_size=None, val_size=None, structured_steps=600, repeats=20),
+    }
 
 
 # ---------------------------------------------------------------- unstructured pruning

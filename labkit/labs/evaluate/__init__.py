@@ -22,17 +22,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from labkit.core import cache, env, text
+from labkit.core.config import ScaledConfig
 from labkit.core.lexicon import split_word, typos
 
 BINS = 15  # ECE over 15 equal-width confidence bins (Guo et al. 2017)
 
 
 @dataclass(frozen=True)
-class DeployConfig:
+class DeployConfig(ScaledConfig):
     """Settings of lab 09. ``DeployConfig.for_scale()`` picks them for LABKIT_SCALE."""
     test_size: int | None = None    # test reviews (None: the whole fixed test split)
     val_size: int | None = None     # validation reviews: the choice of model, the temperature
@@ -48,14 +50,11 @@ class DeployConfig:
     max_len: int = 64
     seed: int = 0
 
-    @classmethod
-    def for_scale(cls, scale: str | None = None) -> "DeployConfig":
-        scale = scale or env.scale()
-        if scale == "smoke":
-            return cls(test_size=100, val_size=200, typo_size=50, zh_size=50, resamples=500,
-                       student_load=((1, .5), (8, .5), (32, 1), (100, 1)), teacher_load=((1, .5), (8, .5), (32, .5)),
-                       drift_texts=40, open_requests=20)
-        return cls()
+    SCALES: ClassVar[dict] = {  # what differs from the cpu defaults above
+        "smoke": dict(test_size=100, val_size=200, typo_size=50, zh_size=50, resamples=500,
+                      student_load=((1, .5), (8, .5), (32, 1), (100, 1)), teacher_load=((1, .5), (8, .5), (32, .5)),
+                      drift_texts=40, open_requests=20),
+    }
 
 
 def _check(logits, labels, what: str = "logits") -> tuple[np.ndarray, np.ndarray]:

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from labkit.core import cache
-from labkit.core.env import scale as current_scale
+from labkit.core.config import ScaledConfig
 from labkit.core.env import seed_everything
 from labkit.core.train import adamw, cross_entropy_loss, train
 
@@ -31,7 +32,7 @@ PARTITIONS = ("iid", "dirichlet 0.5", "dirichlet 0.1", "by movie")
 
 
 @dataclass
-class FederatedConfig:
+class FederatedConfig(ScaledConfig):
     """Settings of lab 07. ``FederatedConfig.for_scale()`` picks them for LABKIT_SCALE."""
     clients: int = 10              # clients the training reviews are shared out to
     per_round: int = 5             # clients sampled each round
@@ -76,19 +77,15 @@ class FederatedConfig:
     test_size: int | None = None
     seed: int = 0
 
-    @classmethod
-    def for_scale(cls, scale: str | None = None) -> "FederatedConfig":
-        scale = scale or current_scale()
-        if scale == "smoke":
-            return cls(clients=4, per_round=2, rounds=3, seeds=2, mus=(0.1,), lrs=(1e-2,),
-                       dp_clients=20, dp_per_round=(5, 20), flower_nodes=2, flower_rounds=1, flower_one_at_a_time=False,
-                       epsilons=(1.0, 8.0), head_epochs=2, head_lrs=(1e-2, 3e-2), head_seeds=(5, 6), bert_batch=32,
-                       bert_dp_batch=32, bert_grid=((2e-3, 32), (1e-2, 32)), bert_max_len=16, bert_rows=256,
-                       mia_rows=100, mia_others=200, mia_epochs=10, train_size=1000, test_size=300)
-        if scale == "gpu":
-            return cls(rounds=50, seeds=5, head_seeds=(5, 6, 7, 8, 9), bert_epsilons=(0.5, 1.0, 3.0, 8.0), bert_epochs=3,
-                       bert_max_len=64, bert_seeds=(5, 6, 7, 8, 9))
-        return cls()
+    SCALES: ClassVar[dict] = {  # what differs from the cpu defaults above
+        "smoke": dict(clients=4, per_round=2, rounds=3, seeds=2, mus=(0.1,), lrs=(1e-2,),
+                      dp_clients=20, dp_per_round=(5, 20), flower_nodes=2, flower_rounds=1, flower_one_at_a_time=False,
+                      epsilons=(1.0, 8.0), head_epochs=2, head_lrs=(1e-2, 3e-2), head_seeds=(5, 6), bert_batch=32,
+                      bert_dp_batch=32, bert_grid=((2e-3, 32), (1e-2, 32)), bert_max_len=16, bert_rows=256,
+                      mia_rows=100, mia_others=200, mia_epochs=10, train_size=1000, test_size=300),
+        "gpu": dict(rounds=50, seeds=5, head_seeds=(5, 6, 7, 8, 9), bert_epsilons=(0.5, 1.0, 3.0, 8.0), bert_epochs=3,
+                    bert_max_len=64, bert_seeds=(5, 6, 7, 8, 9)),
+    }
 
 
 # ---------------------------------------------------------------- clients
