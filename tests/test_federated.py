@@ -192,8 +192,3 @@ def test_a_flower_federation_on_two_nodes_completes_and_matches_in_process(tmp_p
     alive = [p for p in psutil.Process().children(recursive=True) if p.pid not in before and p.status() != "zombie"]
     assert not alive, alive  # every process it started is stopped
     assert (fl["folder"] / "superlink.log").exists()
-
-
-def test_free_ports_are_distinct_so_supernodes_never_race_for_one():
-    ports = flower._free_ports(8)
-    assert len(set(ports)) == 8 and all(1024 < p < 65536 for p in ports)

@@ -19,8 +19,6 @@ import json
 import os
 import queue
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -29,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from labkit.core import cache, data, measure
+from labkit.core import cache, data, measure, procs
 from labkit.labs.evaluate.loadtest import local_url
 
 MAX_CHARS, MAX_BATCH, MAX_BODY = 2000, 64, 1_000_000  # per text, texts per request, bytes per request
@@ -264,12 +262,6 @@ def serve(model: str = "minilm", host: str = "127.0.0.1", port: int = 8000, pare
 
 # ---------------------------------------------------------------- the service as a child process
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 _RUNNING: set = set()
 
 
@@ -282,58 +274,49 @@ class Server:
         self.model, self.start_timeout = model, start_timeout
         self.args = ["serve", "--model", model, "--threads", str(threads or measure.threads()),
                      "--max-wait-ms", str(max_wait_ms)] + (["--batching"] if batching else [])
-        self.proc, self.url = None, None
+        self.proc, self.url, self.log = None, None, None
 
     def start(self, wait: bool = True) -> "Server":
         """Launch the service; with ``wait``, return once it answers ``/health`` (else call `wait`)."""
         model_folder(self.model)  # a missing model: the clear error here, not a timeout
-        port = free_port()
+        (port,) = procs.free_ports(1)
         self.url = f"http://127.0.0.1:{port}"
-        self.log = tempfile.NamedTemporaryFile("w+", prefix="labkit-serve-", suffix=".log", delete=False)
+        fd, name = tempfile.mkstemp(prefix="labkit-serve-", suffix=".log")
+        os.close(fd)
+        self.log = Path(name)
         code = "import sys; from labkit.course.cli import main; sys.exit(main(sys.argv[1:]))"
-        self.proc = subprocess.Popen([sys.executable, "-c", code, *self.args, "--port", str(port),
-                                      "--parent", str(os.getpid())], stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = procs.spawn([sys.executable, "-c", code, *self.args, "--port", str(port),
+                                 "--parent", str(os.getpid())], self.log)
         _RUNNING.add(self)
         return self.wait() if wait else self
 
     def wait(self) -> "Server":
         import httpx
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                out = self.output()
-                self.stop()
-                raise RuntimeError(f"the service exited with code {self.proc.returncode} while starting:\n{out}")
+
+        def healthy() -> bool:
             try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return self
+                return httpx.get(self.url + "/health", timeout=1).status_code == 200
             except httpx.HTTPError:
-                time.sleep(0.1)
-        out = self.output()
-        self.stop()
-        raise TimeoutError(f"the service did not answer /health within {self.start_timeout:.0f} s:\n{out}")
+                return False
+        try:
+            procs.wait_until(healthy, self.proc, self.start_timeout, self.log, "the service (GET /health)", every=0.1)
+        except (RuntimeError, TimeoutError):
+            self.stop()
+            raise
+        return self
 
     def output(self) -> str:
         """The last lines the service wrote (its log)."""
-        log = Path(self.log.name) if getattr(self, "log", None) else None
-        return log.read_text()[-3000:] if log and log.exists() else ""
+        return procs.tail(self.log, 40) if self.log else ""
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self) -> None:
         """SIGTERM (uvicorn shuts down cleanly), then SIGKILL after 10 s; idempotent."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        if getattr(self, "log", None):
-            self.log.close()
-            Path(self.log.name).unlink(missing_ok=True)
+        procs.stop([self.proc], grace=10)
+        if self.log:
+            self.log.unlink(missing_ok=True)
         _RUNNING.discard(self)
 
     def __enter__(self):

@@ -18,8 +18,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,23 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from labkit.core import cache
+from labkit.core import cache, procs
 from labkit.core.env import release_memory
 
 APP = "labkit_flower_app"  # the module `flwr run` loads; it only asks labkit for the two apps
-
-
-def _free_ports(n: int) -> list[int]:
-    """``n`` distinct free ports on 127.0.0.1: every socket stays bound until all are drawn (one
-    drawn, closed and drawn again can come back the same, and two SuperNodes then race for it)."""
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def _command(name: str) -> str:
@@ -56,41 +41,10 @@ def _command(name: str) -> str:
     return found
 
 
-def _wait_for_port(port: int, proc, seconds: float, log: Path) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the Flower process stopped at start (exit {proc.returncode}):\n{_tail(log)}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"nothing answered on 127.0.0.1:{port} within {seconds:.0f} s:\n{_tail(log)}")
-
-
-def _tail(log: Path, n: int = 15) -> str:
-    return "\n".join(log.read_text(errors="replace").splitlines()[-n:]) if log.exists() else "(no log)"
-
-
-def _stop(procs, ports=()) -> None:
-    """SIGTERM each process group, then SIGKILL what is left after 5 s, then any process
-    still naming one of our ``ports`` (the SuperExecs, which Flower starts detached)."""
-    for p in procs:
-        if p.poll() is None:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-    end = time.monotonic() + 5
-    for p in procs:
-        try:
-            p.wait(max(0.1, end - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(p.pid, signal.SIGKILL)  # the group: app processes too
-        except ProcessLookupError:
-            pass
+def _stop(running, ports=()) -> None:
+    """Stop every process group (`procs.stop`), then any process still naming one of our
+    ``ports`` (the SuperExecs, which Flower starts detached, outside the groups)."""
+    procs.stop(running, grace=5)
     try:
         import psutil
     except ImportError:  # the SuperExecs stop by themselves when their parent has gone
@@ -150,7 +104,7 @@ def run(x, y, parts, x_test, y_test, rounds: int, lr: float, local_epochs: int =
         cache.save_arrays(work / f"client{k}.safetensors", {"x": x[rows], "y": y[rows]})
     cache.save_arrays(work / "test.safetensors", {"x": np.asarray(x_test, np.float32), "y": np.asarray(y_test)})
     _write_app(work / "app", {**settings, "folder": str(work)})
-    ports = _free_ports(1 + len(parts))  # the SuperLink's, then each SuperNode's runtime API
+    ports = procs.free_ports(1 + len(parts))  # the SuperLink's, then each SuperNode's runtime API
     port = ports[0]
     home = work / "flwr-home"
     home.mkdir()
@@ -168,25 +122,24 @@ def run(x, y, parts, x_test, y_test, rounds: int, lr: float, local_epochs: int =
                          "--host", "127.0.0.1", "--port", str(ports[k + 1]), "--max-retries", "10",
                          "--node-config", f'partition-id={k} data="{work / f"client{k}.safetensors"}"'])
     release_memory()  # hand the notebook's freed heap back before the processes start
-    procs, start = [], time.monotonic()
+    running, start = [], time.monotonic()
     try:
         for i, cmd in enumerate(commands):
             log = work / ("superlink.log" if i == 0 else f"supernode{i - 1}.log")
-            procs.append(subprocess.Popen(cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                                          start_new_session=True, cwd=work))
+            running.append(procs.spawn(cmd, log, env=env, cwd=work))
             if i == 0:
-                _wait_for_port(port, procs[0], 60, log)
+                procs.wait_until(lambda: procs.port_open(port), running[0], 60, log, "the Flower SuperLink")
         left = timeout - (time.monotonic() - start)
         with (work / "flwr-run.log").open("w") as out:
             done = subprocess.run([_command("flwr"), "run", str(work / "app"), "labkit", "--stream"], env=env,
                                   stdout=out, stderr=subprocess.STDOUT, timeout=max(1.0, left), cwd=work)
         if not (work / "result.json").exists():
             raise RuntimeError(f"`flwr run` ended (exit {done.returncode}) without a result:\n"
-                               f"{_tail(work / 'flwr-run.log')}\n-- superlink:\n{_tail(work / 'superlink.log')}")
+                               f"{procs.tail(work / 'flwr-run.log')}\n-- superlink:\n{procs.tail(work / 'superlink.log')}")
     except subprocess.TimeoutExpired:
         raise TimeoutError(f"the Flower federation did not finish within {timeout:.0f} s; logs in {work}") from None
     finally:
-        _stop(procs, ports)
+        _stop(running, ports)
     result = json.loads((work / "result.json").read_text())
     result.update(wall_s=round(time.monotonic() - start, 1),  # the commands as they read once in place
                   commands=[" ".join(c).replace(str(work), str(folder)) for c in commands])
