@@ -6,7 +6,7 @@ import pytest
 import torch
 from datasets import Dataset
 
-from labkit.core import classifier, curves, data, kd, measure, models, stats, text, train
+from labkit.core import classifier, curves, data, kd, measure, metrics, models, stats, text, train
 from labkit.labs import adversarial, augment, clean, compress, evaluate, federated
 from labkit.labs.evaluate import loadtest, serve
 
@@ -41,8 +41,8 @@ CASES = {
     "check_inputs: empty": (lambda: classifier.check_inputs([], []), ValueError, "texts is empty"),
     "baseline: empty test": (lambda: curves.baseline_accuracy(T, Y, [], []), ValueError, "test_texts is empty"),
     "sample_per_class: empty": (lambda: data.sample_per_class([], 2), DataErrorOrValue, "labels must be a non-empty"),
-    "bootstrap: empty": (lambda: evaluate.bootstrap([], []), ValueError, "labels and pred"),
-    "ece: empty": (lambda: evaluate.ece(np.zeros((0, 2)), np.zeros(0, int)), ValueError, "no reviews"),
+    "bootstrap: empty": (lambda: metrics.bootstrap([], []), ValueError, "labels and pred"),
+    "ece: empty": (lambda: metrics.ece(np.zeros((0, 2)), np.zeros(0, int)), ValueError, "no reviews"),
     "paired: empty": (lambda: stats.paired([], []), ValueError, "non-empty"),
     "benchmark: empty": (lambda: measure.benchmark(lambda x: x, [], 2), ValueError, "texts is empty"),
     "find_duplicates: empty": (lambda: clean.find_duplicates([]), ValueError, "texts is empty"),
@@ -58,7 +58,7 @@ CASES = {
     # misaligned lengths
     "check_inputs: misaligned": (lambda: classifier.check_inputs(T, [1, 0]), ValueError, "texts and labels must align"),
     "baseline: misaligned": (lambda: curves.baseline_accuracy(T, [1, 0], T, Y), ValueError, "train_texts has 4 texts but train_labels has 2"),
-    "bootstrap: misaligned": (lambda: evaluate.bootstrap([1, 0], [1]), ValueError, "equally long"),
+    "bootstrap: misaligned": (lambda: metrics.bootstrap([1, 0], [1]), ValueError, "equally long"),
     "final: misaligned": (lambda: evaluate.final("m", LOGITS, [1, 0], LOGITS, Y), ValueError, "one label per row"),
     "paired: misaligned": (lambda: stats.paired([0.1, 0.2], [0.1]), ValueError, "equally long"),
     "find_contradictions: misaligned": (lambda: clean.find_contradictions(T, [1]), ValueError, "4 texts but 1 labels"),
@@ -75,7 +75,7 @@ CASES = {
     "validate: label 2 of 2 classes": (lambda: data.validate(ds(T, [0, 1, 2, 0])), ValueError, r"column 'label' must hold ints in 0..1"),
     "check_inputs: label -2": (lambda: classifier.check_inputs(T, [0, 1, -2, 0]), ValueError, "labels must be class numbers"),
     "baseline: negative label": (lambda: curves.baseline_accuracy(T, [0, -1, 1, 0], T, Y), ValueError, "train_labels must be class ids"),
-    "ece: label 2 of 2 classes": (lambda: evaluate.ece(np.full((2, 2), 0.5), [0, 2]), ValueError, "labels must be integers in 0..1"),
+    "ece: label 2 of 2 classes": (lambda: metrics.ece(np.full((2, 2), 0.5), [0, 2]), ValueError, "labels must be integers in 0..1"),
     "cross entropy: label 3 of 3 classes": (lambda: train.check_logits(torch.zeros(2, 3), torch.tensor([0, 3])), ValueError, "labels hold class 3"),
     "inject_label_noise: bad rate": (lambda: clean.inject_label_noise(Y, rate=2), ValueError, "rate"),
 }

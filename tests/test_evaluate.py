@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from labkit.core import results
+from labkit.core import metrics, results
 from labkit.course import report
 from labkit.labs import evaluate as E
 
@@ -14,19 +14,19 @@ def overconfident(n=4000, seed=0, t=2.0):
     """Logits whose labels are drawn from softmax(logits / t): calibrated at temperature t."""
     rng = np.random.default_rng(seed)
     z = rng.normal(0, 3, (n, 2))
-    p = E.softmax(z, t)
+    p = metrics.softmax(z, t)
     y = (rng.random(n) < p[:, 1]).astype(int)
     return z, y
 
 
 def test_ece_by_its_definition():
-    assert E.ece(np.array([[0.1, 0.9]] * 10), np.array([1] * 7 + [0] * 3)) == pytest.approx(0.2)
-    assert E.ece(np.array([[0.2, 0.8]] * 5), np.array([1, 1, 1, 1, 0])) == pytest.approx(0.0)
+    assert metrics.ece(np.array([[0.1, 0.9]] * 10), np.array([1] * 7 + [0] * 3)) == pytest.approx(0.2)
+    assert metrics.ece(np.array([[0.2, 0.8]] * 5), np.array([1, 1, 1, 1, 0])) == pytest.approx(0.0)
     # two bins: 0.95 confident, 2 of 4 right (gap .45); 0.6 confident, 3 of 4 right (gap .15)
     probs = np.array([[0.05, 0.95]] * 4 + [[0.6, 0.4]] * 4)
     labels = np.array([1, 1, 0, 0, 0, 0, 0, 1])
-    assert E.ece(probs, labels) == pytest.approx(0.5 * 0.45 + 0.5 * 0.15)
-    r = E.reliability(probs, labels)
+    assert metrics.ece(probs, labels) == pytest.approx(0.5 * 0.45 + 0.5 * 0.15)
+    r = metrics.reliability(probs, labels)
     assert r["n"].sum() == 8 and r["n"][14] == 4 and r["n"][8] == 4
 
 
@@ -34,12 +34,12 @@ def test_temperature_recovers_the_true_one_and_never_changes_a_prediction():
     z, y = overconfident(t=2.0)
     t = E.fit_temperature(z, y)
     assert 1.8 < t < 2.2
-    assert E.nll(z, y, t) < E.nll(z, y)
+    assert metrics.nll(z, y, t) < metrics.nll(z, y)
     zt, yt = overconfident(seed=1, t=2.0)
     out = E.final("m", zt, yt, z, y)
     assert out["accuracy_after"] == out["accuracy"]
     for temperature in (0.1, t, 10.0):  # dividing by T > 0 keeps each row's order: the same predictions
-        assert (E.softmax(zt, temperature).argmax(-1) == zt.argmax(-1)).all()
+        assert (metrics.softmax(zt, temperature).argmax(-1) == zt.argmax(-1)).all()
     assert out["ece_after"] < 0.5 * out["ece_before"] and out["nll_after"] < out["nll_before"]
     assert sum(map(sum, out["confusion"])) == len(yt)
 
@@ -48,22 +48,22 @@ def test_bootstrap_interval_and_macro_f1():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, 2000)
     pred = np.where(rng.random(2000) < 0.7, y, rng.integers(0, 3, 2000))
-    b = E.bootstrap(y, pred, classes=3, resamples=500)
+    b = metrics.bootstrap(y, pred, classes=3, resamples=500)
     assert b["ci"][0] < b["accuracy"] < b["ci"][1] and b["ci"][1] - b["ci"][0] < 0.06
     assert b["macro_f1"] == pytest.approx(f1_score(y, pred, average="macro"))
-    small = E.bootstrap(y[:100], pred[:100], classes=3, resamples=500)
+    small = metrics.bootstrap(y[:100], pred[:100], classes=3, resamples=500)
     assert small["ci"][1] - small["ci"][0] > b["ci"][1] - b["ci"][0]  # fewer reviews, wider
     with pytest.raises(ValueError, match="equally long"):
-        E.bootstrap(y, pred[:-1])
+        metrics.bootstrap(y, pred[:-1])
 
 
 def test_bad_logits_and_labels_are_refused_with_the_argument_named():
     with pytest.raises(ValueError, match="2-D"):
-        E.nll(np.zeros(3), np.zeros(3, int))
+        metrics.nll(np.zeros(3), np.zeros(3, int))
     with pytest.raises(ValueError, match="one label per row"):
-        E.nll(np.zeros((3, 2)), np.zeros(2, int))
+        metrics.nll(np.zeros((3, 2)), np.zeros(2, int))
     with pytest.raises(ValueError, match="integers in 0..1"):
-        E.ece(np.full((2, 2), 0.5), np.array([0, 2]))
+        metrics.ece(np.full((2, 2), 0.5), np.array([0, 2]))
     with pytest.raises(ValueError, match="no reviews"):
         E.fit_temperature(np.zeros((0, 2)), np.zeros(0, int))
 
@@ -94,15 +94,15 @@ def test_paired_difference_resamples_reviews_with_both_predictions():
     y = rng.integers(0, 2, 600)
     clean = np.where(rng.random(600) < 0.8, y, 1 - y)
     typo = np.where(rng.random(600) < 0.15, 1 - clean, clean)  # typos flip 15% of the predictions
-    d = E.paired_difference(y, clean, typo, seed=0)
+    d = metrics.paired_difference(y, clean, typo, seed=0)
     assert d["difference"] == pytest.approx((clean == y).mean() - (typo == y).mean())
     assert d["ci"][0] < d["difference"] < d["ci"][1] and d["ci"][0] > 0 and d["n"] == 600
-    same = E.paired_difference(y, clean, clean)
+    same = metrics.paired_difference(y, clean, clean)
     assert same["difference"] == 0 and same["ci"] == [0, 0]  # paired: no noise where nothing changed
-    unpaired = [E.bootstrap(y, p, seed=0)["ci"] for p in (clean, typo)]  # two separate intervals overlap more
+    unpaired = [metrics.bootstrap(y, p, seed=0)["ci"] for p in (clean, typo)]  # two separate intervals overlap more
     assert d["ci"][1] - d["ci"][0] < (unpaired[0][1] - unpaired[0][0]) + (unpaired[1][1] - unpaired[1][0])
     with pytest.raises(ValueError, match="equally long"):
-        E.paired_difference(y, clean, typo[:5])
+        metrics.paired_difference(y, clean, typo[:5])
 
 
 def test_typos_keep_the_words_and_their_ends():

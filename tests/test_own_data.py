@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labkit.core import classifier, curves, data, kd, train
+from labkit.core import classifier, curves, data, kd, metrics
 from labkit.labs import evaluate
 
 NAMES = ["negative", "positive", "not a review"]
@@ -70,11 +70,11 @@ def test_a_messy_multiclass_csv_loads_splits_trains_and_scores(messy_csv, capsys
     classifier.fine_tune(model, tok, tr["text"], tr["label"], lr=1e-4, epochs=2, batch_size=16, max_len=48,
                          progress=False)
     logits = classifier.predict_logits(model.eval(), tok, te["text"], max_len=48)
-    m = train.metrics(np.array(te["label"]), logits.argmax(-1), num_labels=3)
+    m = metrics.summary(np.array(te["label"]), logits.argmax(-1), num_labels=3)
     assert m["accuracy"] > majority + 0.2, (m, majority)
-    b = evaluate.bootstrap(np.array(te["label"]), logits.argmax(-1), classes=3, resamples=200)
+    b = metrics.bootstrap(np.array(te["label"]), logits.argmax(-1), classes=3, resamples=200)
     assert b["ci"][0] <= m["accuracy"] <= b["ci"][1]
-    assert evaluate.confusion(te["label"], logits.argmax(-1), 3).sum() == te.num_rows
+    assert metrics.confusion(te["label"], logits.argmax(-1), 3).sum() == te.num_rows
     va = parts["validation"]
     val_logits = classifier.predict_logits(model, tok, va["text"], max_len=48)
     ev = evaluate.final("MiniLM, 3 classes", logits, te["label"], val_logits, va["label"])  # calibration, k classes

@@ -3,6 +3,7 @@ import pytest
 import torch
 from torch import nn
 
+from labkit.core import metrics
 from labkit.core import train as T
 
 
@@ -72,11 +73,11 @@ def test_bad_inputs_raise_clear_errors():
 
 
 def test_metrics_hand_case():
-    m = T.metrics([0, 1, 1, 1], [0, 1, 0, 1])
+    m = metrics.summary([0, 1, 1, 1], [0, 1, 0, 1])
     assert m["accuracy"] == 0.75 and m["confusion"] == [[1, 0], [1, 2]] and m["n"] == 4
     assert m["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
     with pytest.raises(ValueError, match="as many predictions"):
-        T.metrics([0, 1], [0])
+        metrics.summary([0, 1], [0])
 
 
 def test_evaluate_needs_labels():

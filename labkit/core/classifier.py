@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from labkit.core import cache
+from labkit.core import cache, metrics
 from labkit.core.env import release_memory, scale, seed_everything
 from labkit.core.models import check_vocab, load_minilm, mean_pool
 from labkit.core.text import check_texts, pad
@@ -170,7 +170,7 @@ def predict_proba(model, tokenizer, texts, max_len: int = 64) -> np.ndarray:
 def accuracy(model, tokenizer, texts, labels, max_len: int = 64) -> float:
     """Share of ``texts`` whose most likely class is the label."""
     texts, labels = check_inputs(texts, labels)
-    return float((predict_logits(model, tokenizer, texts, max_len).argmax(-1) == labels).mean())
+    return metrics.accuracy(predict_logits(model, tokenizer, texts, max_len), labels)
 
 
 def features(encoder, tokenizer, texts, max_len: int = 64) -> np.ndarray:
@@ -374,7 +374,7 @@ class Run:
     def accuracy(self, texts, labels, max_len: int = 64) -> float:
         """Share of ``texts`` whose most likely class (from `logits`) is the label."""
         texts, labels = check_inputs(texts, labels)
-        return float((self.logits(texts, max_len).argmax(-1) == labels).mean())
+        return metrics.accuracy(self.logits(texts, max_len), labels)
 
 
 def cached_fine_tune(make_model, texts, labels, *, name: str, lr: float, steps: int | None = None,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from labkit.core.env import device as default_device
+from labkit.core.metrics import summary
 
 # Cached training runs are keyed by this: change it whenever `train`, `adamw` or
 # `warmup_linear` change in a way that changes what a run learns.
@@ -176,27 +177,9 @@ def predict(model, loader, device=None) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(all_logits), np.concatenate(all_labels)
 
 
-def metrics(y_true, y_pred, num_labels: int | None = None) -> dict:
-    """Accuracy, macro-F1 and the confusion matrix (rows = truth, columns = prediction).
-
-    Example: ``metrics([0, 1, 1], [0, 1, 0])["accuracy"]`` -> 0.667.
-    """
-    from sklearn.metrics import confusion_matrix, f1_score
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    if len(y_true) == 0 or len(y_true) != len(y_pred):
-        raise ValueError(f"need as many predictions as labels (>0); got {len(y_pred)} "
-                         f"predictions for {len(y_true)} labels")
-    k = num_labels or int(max(y_true.max(), y_pred.max())) + 1
-    return {"accuracy": float((y_true == y_pred).mean()),
-            "macro_f1": float(f1_score(y_true, y_pred, average="macro", labels=list(range(k)),
-                                       zero_division=0)),
-            "confusion": confusion_matrix(y_true, y_pred, labels=list(range(k))).tolist(),
-            "n": int(len(y_true))}
-
-
 def evaluate(model, loader, device=None) -> dict:
-    """`metrics` of a model's argmax predictions over a labelled loader."""
+    """`labkit.core.metrics.summary` of a model's argmax predictions over a labelled loader."""
     logits, labels = predict(model, loader, device)
     if (labels < 0).any():
         raise ValueError("evaluate() needs a 'labels' tensor in every batch")
-    return metrics(labels, logits.argmax(-1), num_labels=logits.shape[-1])
+    return summary(labels, logits.argmax(-1), num_labels=logits.shape[-1])

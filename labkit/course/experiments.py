@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from labkit.core import cache, claims, curves, data, env, models
+from labkit.core import cache, claims, curves, data, env, metrics, models
 from labkit.core.classifier import load_best, predictor, small_classifier
 from labkit.core.kd import student_run
 from labkit.core.measure import benchmark
@@ -363,7 +363,7 @@ def lab07(seeds: int) -> tuple[dict, dict]:
     x_val, y_val = data.validation_arrays(cfg.test_size, cfg.seed)
     movies = data.review_sources(cfg.train_size, cfg.seed)
     e_train, e_val, e_test = models.embed(list(x_train)), models.embed(x_val), models.embed(x_test)
-    acc, seed_list = privacy.accuracy, range(seeds)
+    acc, seed_list = metrics.accuracy, range(seeds)
     spent = lambda runs: None if np.isnan(runs[0]["epsilon"][0]) else [float(r["epsilon"][0]) for r in runs]  # noqa: E731
     passes = max(1, round(cfg.rounds * cfg.per_round / cfg.clients * cfg.local_epochs))
     val_by_lr = {lr: centralised(e_train, y_train, e_val, y_val, passes, lr, cfg.batch_size, cfg.hidden) for lr in cfg.lrs}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from labkit.core import metrics
 from labkit.labs import evaluate
 
 from .grading import Exercise, check_cases, near, number
@@ -17,7 +18,7 @@ def _bin_accuracy(value):
 
 def _mce(fn):
     def truth(probs, labels, bins):
-        r = evaluate.reliability(probs, labels, bins)
+        r = metrics.reliability(probs, labels, bins)
         return float(np.max(np.abs(r["accuracy"] - r["confidence"])[r["n"] > 0]))
     check_cases(fn, "mce", [(c, truth(*c)) for c in evaluate.ece_cases()], "the largest |accuracy - mean "
                 "confidence| over the bins that hold at least one review, not weighted; bins are (low, high]",

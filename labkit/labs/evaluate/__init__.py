@@ -29,8 +29,7 @@ import numpy as np
 from labkit.core import cache, env, text
 from labkit.core.config import ScaledConfig
 from labkit.core.lexicon import split_word, typos
-
-BINS = 15  # ECE over 15 equal-width confidence bins (Guo et al. 2017)
+from labkit.core.metrics import BINS, bootstrap, check_scores, confusion, ece, nll, softmax
 
 
 @dataclass(frozen=True)
@@ -57,57 +56,6 @@ class DeployConfig(ScaledConfig):
     }
 
 
-def _check(logits, labels, what: str = "logits") -> tuple[np.ndarray, np.ndarray]:
-    logits, labels = np.asarray(logits, dtype=np.float64), np.asarray(labels)
-    if logits.ndim != 2 or logits.shape[1] < 2:
-        raise ValueError(f"{what} must be a 2-D array (reviews, classes) with at least 2 classes; "
-                         f"got shape {logits.shape}")
-    if labels.shape != (len(logits),):
-        raise ValueError(f"labels must be 1-D with one label per row of {what}: got {labels.shape} "
-                         f"for {len(logits)} rows")
-    if len(labels) == 0:
-        raise ValueError(f"no reviews: {what} and labels are empty")
-    if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= logits.shape[1]:
-        raise ValueError(f"labels must be integers in 0..{logits.shape[1] - 1} (one per class of {what})")
-    return logits, labels
-
-
-def softmax(logits, temperature: float = 1.0) -> np.ndarray:
-    """Class probabilities of ``logits / temperature`` (rows sum to 1)."""
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    z = np.exp(z - z.max(-1, keepdims=True))
-    return z / z.sum(-1, keepdims=True)
-
-
-def nll(logits, labels, temperature: float = 1.0) -> float:
-    """Mean negative log-likelihood of the labels (nats) under ``softmax(logits / T)``."""
-    logits, labels = _check(logits, labels)
-    z = logits / temperature
-    m = z.max(-1, keepdims=True)
-    logp = z - m - np.log(np.exp(z - m).sum(-1, keepdims=True))
-    return float(-logp[np.arange(len(labels)), labels].mean())
-
-
-def reliability(probs, labels, bins: int = BINS) -> dict:
-    """Per confidence bin (equal width on (0, 1]): reviews, mean confidence, accuracy.
-    The confidence of a review is its top class probability."""
-    probs, labels = _check(probs, labels, "probs")
-    conf, right = probs.max(-1), probs.argmax(-1) == labels
-    which = np.clip(np.ceil(conf * bins).astype(int) - 1, 0, bins - 1)
-    n = np.bincount(which, minlength=bins)
-    safe = np.maximum(n, 1)
-    return {"edges": np.linspace(0, 1, bins + 1), "n": n,
-            "confidence": np.bincount(which, conf, bins) / safe,
-            "accuracy": np.bincount(which, right.astype(float), bins) / safe}
-
-
-def ece(probs, labels, bins: int = BINS) -> float:
-    """Expected calibration error: sum over bins of (share of reviews) x |accuracy -
-    confidence|. Example: 10 reviews at confidence 0.9 of which 7 are right -> 0.2."""
-    r = reliability(probs, labels, bins)
-    return float((r["n"] / r["n"].sum() * np.abs(r["accuracy"] - r["confidence"])).sum())
-
-
 def ece_cases() -> list:
     """(probs, labels, bins) on which exercise 09.3 checks a learner's MCE: a perfectly
     calibrated bin, an over-confident one, and 300 random reviews in 15 and in 5 bins."""
@@ -123,60 +71,10 @@ def fit_temperature(logits, labels) -> float:
     """The temperature T > 0 minimising `nll` of ``labels`` under ``softmax(logits / T)``:
     fit it on validation logits, then apply it to test logits."""
     from scipy.optimize import minimize_scalar
-    logits, labels = _check(logits, labels)
+    logits, labels = check_scores(logits, labels)
     res = minimize_scalar(lambda s: nll(logits, labels, float(np.exp(s))), bounds=(-3, 3),
                           method="bounded", options={"xatol": 1e-5})
     return float(np.exp(res.x))
-
-
-def macro_f1(labels, pred, classes: int) -> np.ndarray:
-    """Macro-F1 of each row of ``pred`` against the same row of ``labels`` (2-D arrays of
-    resampled reviews, or 1-D for one score); a class never predicted nor present scores 0."""
-    labels, pred = np.atleast_2d(labels), np.atleast_2d(pred)
-    f1 = []
-    for c in range(classes):
-        tp = ((pred == c) & (labels == c)).sum(-1)
-        fp_fn = ((pred == c) != (labels == c)).sum(-1)
-        f1.append(2 * tp / np.maximum(2 * tp + fp_fn, 1))
-    return np.mean(f1, axis=0)
-
-
-def bootstrap(labels, pred, classes: int = 2, resamples: int = 2000, seed: int = 0,
-              confidence: float = 0.95) -> dict:
-    """Accuracy and macro-F1 with percentile intervals over ``resamples`` resamples of the
-    reviews (with replacement). Returns {"accuracy", "ci", "macro_f1", "f1_ci", "n"}."""
-    labels, pred = np.asarray(labels), np.asarray(pred)
-    if labels.shape != pred.shape or labels.ndim != 1 or len(labels) == 0:
-        raise ValueError(f"labels and pred must be equally long, non-empty 1-D arrays; got shapes "
-                         f"{labels.shape} and {pred.shape}")
-    idx = np.random.default_rng(seed).integers(0, len(labels), (resamples, len(labels)))
-    acc = (labels[idx] == pred[idx]).mean(-1)
-    f1 = macro_f1(labels[idx], pred[idx], classes)
-    q = [(1 - confidence) / 2 * 100, (1 + confidence) / 2 * 100]
-    return {"accuracy": float((labels == pred).mean()), "ci": [float(x) for x in np.percentile(acc, q)],
-            "macro_f1": float(macro_f1(labels, pred, classes)[0]),
-            "f1_ci": [float(x) for x in np.percentile(f1, q)], "n": int(len(labels))}
-
-
-def paired_difference(labels, pred_a, pred_b, resamples: int = 2000, seed: int = 0, confidence: float = 0.95) -> dict:
-    """Accuracy of ``pred_a`` minus that of ``pred_b`` on the same reviews, with a percentile
-    interval over resampled reviews (each draw keeps a review's two predictions together:
-    a paired bootstrap). Returns {"difference", "ci", "n"}. Example: the same reviews clean
-    (a) and with typos (b): the interval of what the typos cost."""
-    labels, a, b = np.asarray(labels), np.asarray(pred_a), np.asarray(pred_b)
-    if not labels.shape == a.shape == b.shape or labels.ndim != 1 or len(labels) == 0:
-        raise ValueError(f"labels and both predictions must be equally long, non-empty 1-D arrays; got shapes "
-                         f"{labels.shape}, {a.shape} and {b.shape}")
-    per_review = (a == labels).astype(float) - (b == labels)
-    idx = np.random.default_rng(seed).integers(0, len(labels), (resamples, len(labels)))
-    q = [(1 - confidence) / 2 * 100, (1 + confidence) / 2 * 100]
-    return {"difference": float(per_review.mean()), "ci": [float(x) for x in np.percentile(per_review[idx].mean(-1), q)],
-            "n": int(len(labels))}
-
-
-def confusion(labels, pred, classes: int = 2) -> np.ndarray:
-    """Counts: rows are the true class, columns the predicted one."""
-    return np.bincount(np.asarray(labels) * classes + np.asarray(pred), minlength=classes ** 2).reshape(classes, classes)
 
 
 def final(name: str, test_logits, test_labels, val_logits, val_labels) -> dict:
@@ -184,7 +82,7 @@ def final(name: str, test_logits, test_labels, val_logits, val_labels) -> dict:
     calibration before and after a temperature fitted on validation only. The record key
     ``evaluation`` takes {name, accuracy, ci, macro_f1, ece_before, ece_after, nll_before,
     nll_after} from it; ``temperature``, ``f1_ci``, ``confusion`` are there too."""
-    test_logits, test_labels = _check(test_logits, test_labels, "test_logits")
+    test_logits, test_labels = check_scores(test_logits, test_labels, "test_logits")
     k = test_logits.shape[1]
     t = fit_temperature(val_logits, val_labels)
     pred, pred_t = test_logits.argmax(-1), softmax(test_logits, t).argmax(-1)

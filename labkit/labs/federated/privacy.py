@@ -26,6 +26,7 @@ import torch
 from labkit.core import cache
 from labkit.core.classifier import loader, predict_logits, small_classifier
 from labkit.core.env import seed_everything
+from labkit.core.metrics import accuracy
 from labkit.core.train import RECIPE, adamw, train
 from labkit.labs.federated import Head, feature_loader, one_thread
 
@@ -166,10 +167,6 @@ def bert_run(mlm, tokenizer, texts, labels, evals: dict, epsilon: float | None, 
     return cache.arrays("dp-bert", run_key, compute)
 
 
-def accuracy(logits, labels) -> float:
-    return float((np.asarray(logits).argmax(-1) == np.asarray(labels)).mean())
-
-
 def per_example_loss(logits, labels) -> np.ndarray:
     """Cross entropy of each row, what the membership-inference attacker looks at:
     log(1 + sum over the other classes of exp(z_j - z_label)), in float64 and through
@@ -195,7 +192,6 @@ def membership_auc(member_loss, other_loss) -> float:
         raise ValueError("membership_auc needs losses of both training and held-out rows")
     truth = np.r_[np.ones(len(member_loss)), np.zeros(len(other_loss))]
     return float(roc_auc_score(truth, -np.r_[member_loss, other_loss]))
-
 
 
 def tpr_at_fpr(member_loss, other_loss, fpr: float = 0.01) -> float:
