@@ -199,6 +199,109 @@ def arrays(name: str, run_key: str, compute) -> dict:
     return out
 
 
+# ---------------------------------------------------------------- cached functions
+
+# One version per kind of cached result: raise it when a function's result changes for the
+# same arguments (a new recipe, a fixed bug), and every old entry of that kind is recomputed.
+VERSIONS = {"tfidf": 1, "minilm-embeddings": 1, "review-splits": 1, "label-issues": 1, "teacher-logits": 1,
+            "variant-logits": 1, "fedavg": 1, "centralised": 1, "dp-head": 1, "dp-bert": 1}
+
+
+def keyable(value, name: str = "value"):
+    """What stands for ``value`` in a key: a torch model's `fingerprint`, a tokenizer's
+    vocabulary, a function's ``.spec`` (its name and settings), a dataclass's fields; plain
+    values, lists, dicts and numpy arrays as they are. Anything else is refused (TypeError
+    naming the argument): a key that silently ignored it could read back a wrong result."""
+    if hasattr(value, "state_dict") and hasattr(value, "parameters"):
+        return {"weights": fingerprint(value)}
+    if hasattr(value, "get_vocab") and hasattr(value, "convert_tokens_to_ids"):
+        return {"vocab": value.get_vocab()}
+    if callable(value) and not isinstance(value, type):
+        if not hasattr(value, "spec"):
+            raise TypeError(f"cannot key {name}={value!r}: a function needs a .spec dict naming it and "
+                            "its settings (as loss_fn.spec), or leave the argument out of the key (exclude=)")
+        return {"spec": value.spec}
+    if isinstance(value, (list, tuple)):
+        return [keyable(v, name) for v in value]
+    if isinstance(value, dict):
+        return {str(k): keyable(v, name) for k, v in value.items()}
+    try:
+        json.dumps(value, default=_plain)
+    except TypeError as e:
+        raise TypeError(f"cannot key {name}: {e}") from None
+    return value
+
+
+def keyed(kind: str, *, exclude=(), depends=None, kind_arg: str | None = None, arrays_only: bool = False):
+    """Decorator: the function's run folder, from a key made of every bound argument
+    (defaults included, through `keyable`), the kind's `VERSIONS` entry and ``depends()``
+    (inputs that are not arguments, such as a fetched archive's hash or a module's recipe).
+    The function gets it as its keyword argument ``folder`` (``runs/<kind>-<key>``) and reads
+    or writes its result there (`artifact`). ``exclude`` names the arguments that cannot
+    change the result (``progress``); ``kind_arg`` an argument that names the kind instead (it
+    chooses the folder, not the result). ``fn.key(*args, **kwargs)`` gives the key alone.
+    """
+    import functools
+    import inspect
+
+    def wrap(fn):
+        sig = inspect.signature(fn)
+        params = [p for p in sig.parameters if p != "folder"]
+        if not arrays_only and "folder" not in sig.parameters:
+            raise TypeError(f"{fn.__qualname__} must take a keyword argument `folder` (its run folder)")
+        outer = sig.replace(parameters=[p for n, p in sig.parameters.items() if n != "folder"])
+        skip = set(exclude) | ({kind_arg} if kind_arg else set())
+        unknown = skip - set(params)
+        if unknown:
+            raise TypeError(f"{fn.__qualname__} has no argument {sorted(unknown)} to exclude from its key")
+
+        def where(*args, **kwargs) -> tuple[str, str]:
+            bound = outer.bind(*args, **kwargs)
+            bound.apply_defaults()
+            name = bound.arguments[kind_arg] if kind_arg else kind
+            parts = {k: keyable(v, k) for k, v in bound.arguments.items() if k not in skip}
+            parts["_version"] = VERSIONS.get(name, 1)
+            if depends:
+                parts["_depends"] = depends()
+            return name, key(**parts)
+
+        if arrays_only:
+            @functools.wraps(fn)
+            def run(*args, **kwargs):
+                return arrays(*where(*args, **kwargs), lambda: fn(*args, **kwargs))
+        else:
+            @functools.wraps(fn)
+            def run(*args, **kwargs):
+                return fn(*args, **kwargs, folder=run_dir(*where(*args, **kwargs)))
+
+        run.key = lambda *args, **kwargs: where(*args, **kwargs)[1]
+        run.keyed = [k for k in params if k not in skip]
+        run.kind = kind
+        CACHED[f"{fn.__module__}.{fn.__qualname__}"] = run
+        return run
+    return wrap
+
+
+def cached(kind: str, *, exclude=(), depends=None, kind_arg: str | None = None):
+    """Decorator: ``fn(...) -> {name: numpy array}`` computed once per key (as `keyed`
+    makes it), kept in the run cache as safetensors and read back after."""
+    return keyed(kind, exclude=exclude, depends=depends, kind_arg=kind_arg, arrays_only=True)
+
+
+@contextmanager
+def artifact(folder: Path):
+    """The one way a keyed function writes its run folder: yield (a temporary folder, a dict
+    of info); when the block succeeds, the info is written as ``done.json`` and the folder
+    renamed into place; when it fails nothing is left. `is_done` tells whether to read back."""
+    with atomic_folder(folder) as tmp:
+        info: dict = {}
+        yield tmp, info
+        mark_done(tmp, info)
+
+
+CACHED: dict = {}  # every function `cached` wraps, by its module and name (the key tests read it)
+
+
 def current_lab() -> str | None:
     """The lab running now ('05_distillation'): ``LABKIT_LAB`` (set by `labkit run`), else the
     notebook Jupyter names in ``JPY_SESSION_NAME``; None outside a lab."""

@@ -151,15 +151,16 @@ def cached_logits(model, tokenizer, texts, max_len: int = 64, kind: str = "teach
     --fresh --keep teacher-logits` of lab 08 still scores them afresh). The model is left on the
     device it was on (`predict_logits` computes on the default one)."""
     texts, _ = check_inputs(texts)
-    run_key = cache.key(weights=cache.fingerprint(model), vocab=tokenizer.get_vocab(), texts=texts, max_len=max_len)
+    return _logits(model, tokenizer, texts, max_len, kind)["logits"]
 
-    def compute():
-        device = next(model.parameters()).device
-        try:
-            return {"logits": predict_logits(model.eval(), tokenizer, texts, max_len)}
-        finally:
-            model.to(device)
-    return cache.arrays(kind, run_key, compute)["logits"]
+
+@cache.cached("teacher-logits", kind_arg="kind")
+def _logits(model, tokenizer, texts, max_len, kind) -> dict:
+    device = next(model.parameters()).device
+    try:
+        return {"logits": predict_logits(model.eval(), tokenizer, texts, max_len)}
+    finally:
+        model.to(device)
 
 
 def predict_proba(model, tokenizer, texts, max_len: int = 64) -> np.ndarray:

@@ -51,13 +51,14 @@ def baseline_accuracy(train_texts, train_labels, test_texts, test_labels, lang: 
     if len(set(np.asarray(train_labels).tolist())) < 2:
         raise DataError("train_labels hold one class only: a classifier needs at least two")
 
-    def fit_and_score():
-        model = baseline(lang, C, int(np.max(train_labels)) + 1).fit(train_texts, list(train_labels))
-        return {"accuracy": np.array([np.mean(model.predict(test_texts) == np.asarray(test_labels))])}
+    return float(_fit_and_score(train_texts, np.asarray(train_labels), test_texts, np.asarray(test_labels),
+                                lang, C)["accuracy"][0])
 
-    run_key = cache.key(train=train_texts, train_labels=np.asarray(train_labels), test=test_texts,
-                        test_labels=np.asarray(test_labels), lang=lang, C=C)
-    return float(cache.arrays("tfidf", run_key, fit_and_score)["accuracy"][0])
+
+@cache.cached("tfidf")
+def _fit_and_score(train_texts, train_labels, test_texts, test_labels, lang, C) -> dict:
+    model = baseline(lang, C, int(np.max(train_labels)) + 1).fit(train_texts, list(train_labels))
+    return {"accuracy": np.array([np.mean(model.predict(test_texts) == test_labels)])}
 
 
 def frozen_accuracy(train_x, train_y, test_x, test_y, C: float = FROZEN_C,

@@ -358,11 +358,14 @@ def review_splits(lang: str = "en", seed: int = 0):
     are made once per process (Datasets are never changed in place)."""
     from datasets import DatasetDict
     ds = load_reviews(lang)
-    run_key = cache.key(archive=fetch.REGISTRY[f"reviews-{lang}"].archive.sha256, lang=lang, seed=seed,
-                        test=0.15, validation=0.1, rows=len(ds), v=1)
-    rows = cache.arrays("review-splits", run_key, lambda: {k: np.array(v, dtype=np.int64) for k, v in
-                                                           split_rows(ds, 0.15, 0.1, seed).items()})
+    rows = _split_rows(lang, seed, 0.15, 0.1)
     return DatasetDict({k: ds.select(rows[k].tolist()) for k in ("train", "validation", "test")})
+
+
+@cache.cached("review-splits", depends=lambda: {f"reviews-{lang}": fetch.REGISTRY[f"reviews-{lang}"].archive.sha256
+                                                for lang in ("en", "zh")})
+def _split_rows(lang, seed, test, validation) -> dict:
+    return {k: np.array(v, dtype=np.int64) for k, v in split_rows(load_reviews(lang), test, validation, seed).items()}
 
 
 def review_arrays(train_size: int | None = None, test_size: int | None = None, seed: int = 0):

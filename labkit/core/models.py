@@ -50,29 +50,29 @@ def embed(texts, max_length: int = 64, batch_size: int = 64, progress: bool = Tr
     Cached in the run cache by a hash of the texts, so a second call (or the next lab) is
     instant. Texts are sorted by length before batching, which halves padding on CPU.
     """
+    texts = check_texts(texts, "embed() got no texts")
+    return _embeddings(texts, max_length, batch_size, progress)["embeddings"]
+
+
+@cache.cached("minilm-embeddings", exclude=("batch_size", "progress"),
+              depends=lambda: {"minilm": fetch.REGISTRY["minilm"].archive.sha256})
+def _embeddings(texts, max_length, batch_size, progress) -> dict:
     import torch
     from tqdm.auto import tqdm
-    texts = check_texts(texts, "embed() got no texts")
-
-    def compute():
-        tok, model = load_minilm()
-        model.eval()
-        order = np.argsort([len(t) for t in texts])
-        out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
-        with torch.inference_mode():
-            for start in tqdm(range(0, len(texts), batch_size), desc="MiniLM embeddings",
-                              disable=not progress, leave=False):
-                idx = order[start:start + batch_size]
-                batch = tok([texts[i] for i in idx], padding=True, truncation=True,
-                            max_length=max_length, return_tensors="pt")
-                hidden = model(**batch).last_hidden_state           # (batch, seq, 384)
-                pooled = mean_pool(hidden, batch["attention_mask"])  # (batch, 384)
-                out[idx] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
-        return {"embeddings": out}
-
-    run_key = cache.key(model=fetch.REGISTRY["minilm"].archive.sha256, max_length=max_length,
-                        texts=texts)
-    return cache.arrays("minilm-embeddings", run_key, compute)["embeddings"]
+    tok, model = load_minilm()
+    model.eval()
+    order = np.argsort([len(t) for t in texts])
+    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+    with torch.inference_mode():
+        for start in tqdm(range(0, len(texts), batch_size), desc="MiniLM embeddings",
+                          disable=not progress, leave=False):
+            idx = order[start:start + batch_size]
+            batch = tok([texts[i] for i in idx], padding=True, truncation=True,
+                        max_length=max_length, return_tensors="pt")
+            hidden = model(**batch).last_hidden_state           # (batch, seq, 384)
+            pooled = mean_pool(hidden, batch["attention_mask"])  # (batch, 384)
+            out[idx] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+    return {"embeddings": out}
 
 
 # ---------------------------------------------------------------- small BERTs (lab 02 on)

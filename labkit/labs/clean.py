@@ -291,29 +291,30 @@ def find_label_issues(texts, labels, folds: int = 5, seed: int = 0, embeddings=N
     run cache: the same call a second time reads them back.
     """
     from cleanlab.filter import find_label_issues as cl_find
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold
     texts, labels = list(texts), np.asarray(labels)
     if len(texts) != len(labels):
         raise DataError(f"{len(texts)} texts but {len(labels)} labels")
     if embeddings is not None and len(embeddings) != len(texts):
         raise DataError(f"{len(embeddings)} embeddings for {len(texts)} texts")
 
-    def out_of_fold():
-        x = np.asarray(texts, dtype=object)
-        probs = np.zeros((len(labels), int(labels.max()) + 1))
-        for fit, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, labels):
-            p = baseline().fit(list(x[fit]), labels[fit]).predict_proba(list(x[held]))
-            if embeddings is not None:
-                lr = LogisticRegression(C=FROZEN_C, max_iter=3000).fit(embeddings[fit], labels[fit])
-                p = (p + lr.predict_proba(embeddings[held])) / 2
-            probs[held] = p
-        return {"probs": probs}
-
-    run_key = cache.key(texts=texts, labels=labels, folds=folds, seed=seed, C=C, frozen_C=FROZEN_C,
-                        embeddings=None if embeddings is None else np.asarray(embeddings))
-    probs = cache.arrays("label-issues", run_key, out_of_fold)["probs"]
+    probs = _out_of_fold(texts, labels, folds, seed, None if embeddings is None else np.asarray(embeddings))["probs"]
     return cl_find(labels, probs, filter_by="confident_learning"), probs
+
+
+@cache.cached("label-issues", depends=lambda: {"C": C, "frozen_C": FROZEN_C})
+def _out_of_fold(texts, labels, folds, seed, embeddings) -> dict:
+    """Each row's class probabilities from the fold that did not train on it (cached)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    x = np.asarray(texts, dtype=object)
+    probs = np.zeros((len(labels), int(labels.max()) + 1))
+    for fit, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, labels):
+        p = baseline().fit(list(x[fit]), labels[fit]).predict_proba(list(x[held]))
+        if embeddings is not None:
+            lr = LogisticRegression(C=FROZEN_C, max_iter=3000).fit(embeddings[fit], labels[fit])
+            p = (p + lr.predict_proba(embeddings[held])) / 2
+        probs[held] = p
+    return {"probs": probs}
 
 
 def label_noise_draw(train_texts, y_clean, test_texts, y_test, rate: float, folds: int, seed: int,

@@ -280,20 +280,13 @@ def fedavg(x, y, parts, x_test, y_test, rounds: int, per_round: int, lr: float,
     clip / per_round is added. Cached in the run cache."""
     if not 1 <= per_round <= len(parts):
         raise ValueError(f"per_round={per_round} with {len(parts)} clients")
-    x, y = np.asarray(x, np.float32), np.asarray(y)
-    run_key = cache.key(x=x, y=y, parts=[np.asarray(p) for p in parts], x_test=np.asarray(x_test, np.float32),
-                        y_test=np.asarray(y_test), rounds=rounds, per_round=per_round, lr=lr,
-                        local_epochs=local_epochs, batch_size=batch_size, hidden=hidden,
-                        seed=seed, mu=mu, dp_clip=dp_clip, dp_noise=dp_noise, v=1,
-                        **({"dp_sampling": "poisson"} if dp_clip is not None else {}))
-
-    def compute():
-        with one_thread():
-            return _fedavg(x, y, parts, x_test, y_test, rounds, per_round, lr, local_epochs,
-                           batch_size, hidden, seed, mu, dp_clip, dp_noise, progress)
-    return cache.arrays("fedavg", run_key, compute)
+    with one_thread():
+        return _fedavg(np.asarray(x, np.float32), np.asarray(y), [np.asarray(p) for p in parts],
+                       np.asarray(x_test, np.float32), np.asarray(y_test), rounds, per_round, lr, local_epochs,
+                       batch_size, hidden, seed, mu, dp_clip, dp_noise, progress)
 
 
+@cache.cached("fedavg", exclude=("progress",))
 def _fedavg(x, y, parts, x_test, y_test, rounds, per_round, lr, local_epochs, batch_size, hidden,
             seed, mu, dp_clip, dp_noise, progress) -> dict:
     from tqdm.auto import tqdm
@@ -339,15 +332,15 @@ def centralised(x, y, x_test, y_test, epochs: int, lr: float, batch_size: int = 
     if len(x) != len(y) or len(x_test) != len(y_test) or not len(y) or not len(y_test):
         raise ValueError(f"x and y ({len(x)}, {len(y)} rows), x_test and y_test ({len(x_test)}, {len(y_test)}) "
                          "must be non-empty and align row for row")
-    run_key = cache.key(x=np.asarray(x, np.float32), y=np.asarray(y), x_test=np.asarray(x_test, np.float32),
-                        y_test=np.asarray(y_test), epochs=epochs, lr=lr, batch_size=batch_size,
-                        hidden=hidden, seed=seed, v=1)
+    return float(_centralised(np.asarray(x, np.float32), np.asarray(y), np.asarray(x_test, np.float32),
+                              np.asarray(y_test), epochs, lr, batch_size, hidden, seed)["accuracy"][0])
 
-    def compute():
-        with one_thread():
-            seed_everything(seed)
-            model = Head(np.shape(x)[1], hidden, int(np.max(y)) + 1)
-            train(model, feature_loader(x, y, batch_size, shuffle=True, seed=seed), adamw(model, lr),
-                  epochs=epochs, progress=False)
-        return {"accuracy": np.array([head_accuracy(model, x_test, y_test)])}
-    return float(cache.arrays("centralised", run_key, compute)["accuracy"][0])
+
+@cache.cached("centralised")
+def _centralised(x, y, x_test, y_test, epochs, lr, batch_size, hidden, seed) -> dict:
+    with one_thread():
+        seed_everything(seed)
+        model = Head(np.shape(x)[1], hidden, int(np.max(y)) + 1)
+        train(model, feature_loader(x, y, batch_size, shuffle=True, seed=seed), adamw(model, lr),
+              epochs=epochs, progress=False)
+    return {"accuracy": np.array([head_accuracy(model, x_test, y_test)])}

@@ -120,23 +120,22 @@ def head_run(x, y, evals: dict, epsilon: float | None, epochs: int, lr: float,
              seed: int = 0) -> dict:
     """A `Head` on feature rows ``x`` (labels ``y``) trained by `dp_fit`; returns (cached)
     {"epsilon": spent (nan when non-private), name: logits for each ``evals[name]``}."""
-    x, y = np.asarray(x, np.float32), np.asarray(y)
     check_epsilon(epsilon)
-    run_key = cache.key(x=x, y=y, evals={k: np.asarray(v, np.float32) for k, v in evals.items()},
-                        epsilon=epsilon, epochs=epochs, lr=lr, batch_size=batch_size, hidden=hidden,
-                        clip=clip, delta=delta, seed=seed, recipe=RECIPE)
+    return _head_run(np.asarray(x, np.float32), np.asarray(y), {k: np.asarray(v, np.float32) for k, v in evals.items()},
+                     epsilon, epochs, lr, batch_size, hidden, clip, delta, seed)
 
-    def compute():
-        with one_thread():
-            seed_everything(seed)
-            model = Head(x.shape[1], hidden, int(y.max()) + 1)
-            model, spent, _ = dp_fit(model, feature_loader(x, y, batch_size, True, seed), epochs, lr,
-                                     epsilon, delta, clip, seed)
-            model.eval()
-            with torch.no_grad():
-                out = {k: model(torch.as_tensor(np.asarray(v, np.float32))).numpy() for k, v in evals.items()}
-        return {"epsilon": np.array([np.nan if spent is None else spent]), **out}
-    return cache.arrays("dp-head", run_key, compute)
+
+@cache.cached("dp-head", depends=lambda: {"recipe": RECIPE})
+def _head_run(x, y, evals, epsilon, epochs, lr, batch_size, hidden, clip, delta, seed) -> dict:
+    with one_thread():
+        seed_everything(seed)
+        model = Head(x.shape[1], hidden, int(y.max()) + 1)
+        model, spent, _ = dp_fit(model, feature_loader(x, y, batch_size, True, seed), epochs, lr,
+                                 epsilon, delta, clip, seed)
+        model.eval()
+        with torch.no_grad():
+            out = {k: model(torch.as_tensor(v)).numpy() for k, v in evals.items()}
+    return {"epsilon": np.array([np.nan if spent is None else spent]), **out}
 
 
 def bert_run(mlm, tokenizer, texts, labels, evals: dict, epsilon: float | None, epochs: int,
@@ -149,22 +148,22 @@ def bert_run(mlm, tokenizer, texts, labels, evals: dict, epsilon: float | None, 
     per-example gradients (BERT shares one row of position ids across the batch), and they
     carry no review's content."""
     check_epsilon(epsilon)
-    k = max(2, int(np.max(labels)) + 1)  # as many outputs as classes (the reviews have 2)
-    run_key = cache.key(init=cache.fingerprint(small_classifier(mlm, pretrained=False, seed=seed, num_labels=k)),
-                        vocab=tokenizer.get_vocab(), texts=list(texts), labels=np.asarray(labels),
-                        evals=evals, epsilon=epsilon, epochs=epochs, lr=lr, batch_size=batch_size,
-                        max_len=max_len, clip=clip, delta=delta, seed=seed, recipe=RECIPE)
+    return _bert_run(mlm, tokenizer, list(texts), np.asarray(labels), evals, epsilon, epochs, lr, batch_size,
+                     max_len, clip, delta, seed, progress)
 
-    def compute():
-        model = small_classifier(mlm, pretrained=False, seed=seed, num_labels=k)
-        emb = model.encoder.embeddings
-        for module in (emb.position_embeddings, emb.token_type_embeddings):
-            module.weight.requires_grad_(False)
-        data = loader(tokenizer, list(texts), np.asarray(labels), max_len, batch_size, shuffle=True, seed=seed)
-        model, spent, _ = dp_fit(model, data, epochs, lr, epsilon, delta, clip, seed, progress=progress)
-        out = {k: predict_logits(model.eval(), tokenizer, v, max_len) for k, v in evals.items()}
-        return {"epsilon": np.array([np.nan if spent is None else spent]), **out}
-    return cache.arrays("dp-bert", run_key, compute)
+
+@cache.cached("dp-bert", exclude=("progress",), depends=lambda: {"recipe": RECIPE})
+def _bert_run(mlm, tokenizer, texts, labels, evals, epsilon, epochs, lr, batch_size, max_len, clip, delta, seed,
+              progress) -> dict:
+    k = max(2, int(np.max(labels)) + 1)  # as many outputs as classes (the reviews have 2)
+    model = small_classifier(mlm, pretrained=False, seed=seed, num_labels=k)
+    emb = model.encoder.embeddings
+    for module in (emb.position_embeddings, emb.token_type_embeddings):
+        module.weight.requires_grad_(False)
+    data = loader(tokenizer, texts, labels, max_len, batch_size, shuffle=True, seed=seed)
+    model, spent, _ = dp_fit(model, data, epochs, lr, epsilon, delta, clip, seed, progress=progress)
+    out = {k: predict_logits(model.eval(), tokenizer, v, max_len) for k, v in evals.items()}
+    return {"epsilon": np.array([np.nan if spent is None else spent]), **out}
 
 
 def per_example_loss(logits, labels) -> np.ndarray:
