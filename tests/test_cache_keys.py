@@ -32,6 +32,10 @@ def tokenizer():
 
 # name -> (arguments, {argument: a different value})
 def samples():
+    from labkit.core.kd import kd_loss_fn
+    from labkit.core.train import cross_entropy_loss
+    from labkit.labs.adversarial import constraints
+    from labkit.labs.pretrain import AdaptConfig, PretrainConfig
     labels = np.array([1, 0, 1, 0])
     emb = np.zeros((4, 3), np.float32)
     tok = tokenizer()
@@ -71,6 +75,42 @@ def samples():
                  epochs=1, lr=0.1, batch_size=2, max_len=16, clip=1.0, delta=1e-5, seed=0, progress=True),
             dict(mlm=tiny_model(1), tokenizer=other_tok, texts=TEXTS[::-1], labels=1 - labels, evals={"test": TEXTS[:1]},
                  epsilon=1.0, epochs=2, lr=0.2, batch_size=4, max_len=32, clip=2.0, delta=1e-6, seed=1)),
+        "labkit.core.text._vocabulary": (
+            dict(texts=TEXTS, vocab_size=60, min_frequency=1), dict(texts=TEXTS[:3], vocab_size=70, min_frequency=2)),
+        "labkit.labs.pretrain._pretrain_run": (
+            dict(cfg=PretrainConfig.for_scale("smoke"), texts=TEXTS, tokenizer=tok, model=tiny_model(0), progress=True),
+            dict(cfg=PretrainConfig.for_scale("cpu"), texts=TEXTS[:3], tokenizer=other_tok, model=tiny_model(1))),
+        "labkit.labs.pretrain._adapt_run": (
+            dict(cfg=AdaptConfig.for_scale("smoke"), texts=TEXTS, body=True, progress=True),
+            dict(cfg=AdaptConfig.for_scale("cpu"), texts=TEXTS[:3], body=False)),
+        "labkit.core.classifier._fine_tune_run": (
+            dict(model=tiny_model(0), tokenizer=tok, texts=TEXTS, labels=labels, name="student", lr=1e-3, steps=5,
+                 epochs=None, batch_size=2, max_len=16, seed=0, loss_fn=cross_entropy_loss, targets=None,
+                 progress=False),
+            dict(model=tiny_model(1), tokenizer=other_tok, texts=TEXTS[::-1], labels=1 - labels, lr=2e-3, steps=6,
+                 epochs=1, batch_size=4, max_len=32, seed=1, loss_fn=kd_loss_fn(2.0, 0.5), targets=emb[:, :2])),
+        "labkit.labs.adversarial._cached_attacks": (
+            dict(model_key="abc", texts=TEXTS, labels=labels, c=constraints("lax"), seed=0, proba_fn=print,
+                 progress=True),
+            dict(model_key="def", texts=TEXTS[::-1], labels=1 - labels, c=constraints("strict"), seed=1)),
+        "labkit.labs.compress.runtime._export": (
+            dict(model=tiny_model(0), tokenizer=tok, max_len=16), dict(model=tiny_model(1), tokenizer=other_tok, max_len=32)),
+        "labkit.labs.compress._recovered": (
+            dict(model=tiny_model(0), tokenizer=tok, texts=TEXTS, targets=emb[:, :2], steps=5, lr=1e-3, batch_size=2,
+                 max_len=16, seed=0),
+            dict(model=tiny_model(1), tokenizer=other_tok, texts=TEXTS[:3], targets=emb[:, :2] + 1, steps=6, lr=2e-3,
+                 batch_size=4, max_len=32, seed=1)),
+        "labkit.labs.compress._structured": (
+            dict(teacher=tiny_model(0), tokenizer=tok, texts=TEXTS, labels=labels, targets=emb[:, :2], heads_keep=1,
+                 ffn_keep=8, importance_reviews=2, steps=5, lr=1e-3, batch_size=2, max_len=16, seed=0),
+            dict(teacher=tiny_model(1), tokenizer=other_tok, texts=TEXTS[:3], labels=1 - labels, targets=emb[:, :2] + 1,
+                 heads_keep=2, ffn_keep=16, importance_reviews=3, steps=6, lr=2e-3, batch_size=4, max_len=32, seed=1)),
+        "labkit.labs.federated.flower._federation": (
+            dict(x=emb, y=labels, parts=[np.array([0, 1]), np.array([2, 3])], x_test=emb, y_test=labels, rounds=2,
+                 lr=0.1, local_epochs=1, batch_size=2, hidden=0, seed=0, timeout=60.0, one_at_a_time=False,
+                 force=False),
+            dict(x=emb + 1, y=1 - labels, parts=[np.array([0, 2]), np.array([1, 3])], x_test=emb[:2], y_test=labels[:2],
+                 rounds=3, lr=0.2, local_epochs=2, batch_size=4, hidden=8, seed=1, timeout=90.0, one_at_a_time=True)),
         "labkit.core.classifier._logits": (
             dict(model=tiny_model(0), tokenizer=tok, texts=TEXTS, max_len=16, kind="teacher-logits"),
             dict(model=tiny_model(1), tokenizer=other_tok, texts=TEXTS[:2], max_len=32)),
@@ -92,7 +132,8 @@ def test_each_keyed_argument_changes_the_key_and_no_other_does(name):
     for arg, value in changed.items():
         assert fn.key(**{**base, arg: value}) != key, f"{name}: {arg} does not change the key"
     for arg in set(base) - set(fn.keyed):
-        other = {"batch_size": 7, "progress": False, "kind": "variant-logits"}[arg]
+        other = {"batch_size": 7, "progress": False, "kind": "variant-logits", "name": "defence", "proba_fn": len,
+                 "force": True}[arg]
         assert fn.key(**{**base, arg: other}) == key, f"{name}: {arg} is excluded but changes the key"
 
 

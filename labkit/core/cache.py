@@ -53,9 +53,11 @@ def run_dir(name: str, run_key: str) -> Path:
 # ---------------------------------------------------------------- atomic writes
 
 @contextmanager
-def atomic_folder(final: Path):
+def atomic_folder(final: Path, keep_failed: bool = False):
     """Yield a temporary folder beside ``final``; when the block succeeds it replaces
-    ``final`` in one rename, when it fails it is deleted. Nothing half-written is left."""
+    ``final`` in one rename, when it fails it is deleted (with ``keep_failed``, renamed to
+    ``<final>.failed`` for its logs: never read back as a result). Nothing half-written is
+    left under ``final``."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
@@ -64,6 +66,12 @@ def atomic_folder(final: Path):
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
+    except BaseException:
+        if keep_failed and tmp.exists():
+            failed = final.with_name(final.name + ".failed")
+            shutil.rmtree(failed, ignore_errors=True)
+            os.replace(tmp, failed)
+        raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -204,7 +212,9 @@ def arrays(name: str, run_key: str, compute) -> dict:
 # One version per kind of cached result: raise it when a function's result changes for the
 # same arguments (a new recipe, a fixed bug), and every old entry of that kind is recomputed.
 VERSIONS = {"tfidf": 1, "minilm-embeddings": 1, "review-splits": 1, "label-issues": 1, "teacher-logits": 1,
-            "variant-logits": 1, "fedavg": 1, "centralised": 1, "dp-head": 1, "dp-bert": 1}
+            "variant-logits": 1, "fedavg": 1, "centralised": 1, "dp-head": 1, "dp-bert": 1, "wordpiece": 1,
+            "pretrain": 1, "adapt-minilm": 1, "fine-tune": 1, "attack": 1, "onnx": 1, "recovered": 1,
+            "structured": 1, "flower": 1}
 
 
 def keyable(value, name: str = "value"):
@@ -289,11 +299,12 @@ def cached(kind: str, *, exclude=(), depends=None, kind_arg: str | None = None):
 
 
 @contextmanager
-def artifact(folder: Path):
+def artifact(folder: Path, keep_failed: bool = False):
     """The one way a keyed function writes its run folder: yield (a temporary folder, a dict
     of info); when the block succeeds, the info is written as ``done.json`` and the folder
-    renamed into place; when it fails nothing is left. `is_done` tells whether to read back."""
-    with atomic_folder(folder) as tmp:
+    renamed into place; when it fails nothing is left (``keep_failed``: see `atomic_folder`).
+    `is_done` tells whether to read back."""
+    with atomic_folder(folder, keep_failed) as tmp:
         info: dict = {}
         yield tmp, info
         mark_done(tmp, info)

@@ -392,19 +392,20 @@ def cached_fine_tune(make_model, texts, labels, *, name: str, lr: float, steps: 
     if not isinstance(getattr(loss_fn, "spec", None), dict):
         raise TypeError("a cached run's loss_fn needs a .spec dict naming it and its settings "
                         "(e.g. {'loss': 'kd', 'temperature': 2.0}) so the cache can tell runs apart")
-    run_key = cache.key(recipe=RECIPE, init=cache.fingerprint(model),
-                        vocab=tokenizer.get_vocab(), texts=texts, labels=labels,
-                        targets=None if targets is None else np.asarray(targets, np.float32),
-                        loss=loss_fn.spec, lr=lr, steps=steps, epochs=epochs,
-                        batch_size=batch_size, max_len=max_len, seed=seed)
-    folder = cache.run_dir(name, run_key)
+    return _fine_tune_run(model, tokenizer, texts, labels, name, lr, steps, epochs, batch_size, max_len, seed,
+                          loss_fn, None if targets is None else np.asarray(targets, np.float32), progress)
+
+
+@cache.keyed("fine-tune", kind_arg="name", exclude=("progress",), depends=lambda: {"recipe": RECIPE})
+def _fine_tune_run(model, tokenizer, texts, labels, name, lr, steps, epochs, batch_size, max_len, seed, loss_fn,
+                   targets, progress, *, folder) -> Run:
+    """`fine_tune` from ``model``'s initial weights, kept in the run ``folder`` as a `Run`."""
     if cache.is_done(folder):
         return Run(folder, cache.done_info(folder), tokenizer, hit=True)
     hist = fine_tune(model, tokenizer, texts, labels, lr, steps, epochs, batch_size, max_len,
                      seed, progress, loss_fn, targets)
-    info = {"seconds": round(hist.seconds, 1), "steps": len(hist.step), "examples": len(texts),
-            "loss": [round(x, 4) for x in hist.loss]}
-    with cache.atomic_folder(folder) as tmp:
+    with cache.artifact(folder) as (tmp, info):
         _write(model, tokenizer, tmp)
-        cache.mark_done(tmp, info)
-    return Run(folder, info, tokenizer, hit=False, trained=model.eval())
+        info.update(seconds=round(hist.seconds, 1), steps=len(hist.step), examples=len(texts),
+                    loss=[round(x, 4) for x in hist.loss])
+    return Run(folder, dict(info), tokenizer, hit=False, trained=model.eval())

@@ -55,40 +55,48 @@ def train_wordpiece(texts, vocab_size: int = 8000, min_frequency: int = 2):
     Example: trained on the English text, ``tok.tokenize("unforgettable")`` ->
     ``['unfor', '##get', '##table']``.
     """
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import processors
     from transformers import PreTrainedTokenizerFast
     texts = check_texts(texts, "the corpus is empty: give at least one text to train a tokenizer on")
     if vocab_size <= len(SPECIAL):
         raise ValueError(f"vocab_size={vocab_size} leaves no room beyond the special tokens")
 
-    def bare(vocab=None):
-        tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]") if vocab else models.WordPiece(unk_token="[UNK]"))
-        tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        return tok
-
-    folder = cache.run_dir("wordpiece", cache.key(texts=texts, vocab_size=vocab_size, min_frequency=min_frequency,
-                                                    special=SPECIAL, continuations="sorted"))
-    if cache.is_done(folder):
-        vocab = json.loads((folder / "vocab.json").read_text())
-    else:
-        trained = bare()
-        trained.train_from_iterator(texts, trainers.WordPieceTrainer(
-            vocab_size=vocab_size, min_frequency=min_frequency, show_progress=False,
-            special_tokens=SPECIAL + _continuations(trained, texts)))
-        # The trainer registers what it was given as special tokens, which a tokenizer never
-        # splits words into: only the five real ones stay special; the rest are plain tokens.
-        vocab = _canonical_ids(bare(trained.get_vocab()), texts)
-        with cache.atomic_folder(folder) as tmp:
-            cache.write_json(tmp / "vocab.json", vocab)
-            cache.mark_done(tmp)
-    tok = bare(vocab)
+    vocab = _vocabulary(texts, vocab_size, min_frequency)
+    tok = _bare(vocab)
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
         special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
     return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
                                    cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+
+
+@cache.keyed("wordpiece", depends=lambda: {"special": SPECIAL})
+def _vocabulary(texts, vocab_size, min_frequency, *, folder) -> dict:
+    """{token: id} learned from ``texts``, or read back from the run ``folder``."""
+    from tokenizers import trainers
+    if cache.is_done(folder):
+        return json.loads((folder / "vocab.json").read_text())
+    trained = _bare()
+    trained.train_from_iterator(texts, trainers.WordPieceTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, show_progress=False,
+        special_tokens=SPECIAL + _continuations(trained, texts)))
+    # The trainer registers what it was given as special tokens, which a tokenizer never
+    # splits words into: only the five real ones stay special; the rest are plain tokens.
+    vocab = _canonical_ids(_bare(trained.get_vocab()), texts)
+    with cache.artifact(folder) as (tmp, _):
+        cache.write_json(tmp / "vocab.json", vocab)
+    return vocab
+
+
+def _bare(vocab=None):
+    """An untrained (or ``vocab``'s) WordPiece tokenizer, BERT's lower-casing normaliser and
+    pre-tokenizer."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]") if vocab else models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    return tok
 
 
 def _continuations(tok, texts) -> list:

@@ -193,17 +193,19 @@ def pretrain(cfg: PretrainConfig, texts, tokenizer, model=None, progress: bool =
     model's held-out loss (step 0)."""
     model = model if model is not None else new_model(cfg, tokenizer)
     check_vocab(model, tokenizer)
-    texts = list(texts)
-    folder = cache.run_dir("pretrain", cache.key(
-        recipe=RECIPE, init=cache.fingerprint(model), vocab=tokenizer.get_vocab(), texts=texts,
-        cfg=cfg))
+    return _pretrain_run(cfg, list(texts), tokenizer, model, progress)
+
+
+@cache.keyed("pretrain", exclude=("progress",), depends=lambda: {"recipe": RECIPE})
+def _pretrain_run(cfg, texts, tokenizer, model, progress, *, folder):
     return cached_mlm(model, tokenizer, texts, cfg, folder, progress)
 
 
 def cached_mlm(model, tokenizer, texts, cfg, folder, progress: bool = True, lr_by_prefix=None):
     """Train ``model`` with MLM on ``texts`` (``cfg``: steps, learning rate, warm-up, masks)
-    and keep it in the run-cache ``folder``, or read it back from there: (model, History),
-    the history's first evaluation the held-out loss before training (step 0)."""
+    and keep it in the run folder ``folder`` (from a `cache.keyed` function: `pretrain`,
+    `adapt`), or read it back from there: (model, History), the history's first evaluation
+    the held-out loss before training (step 0)."""
     from safetensors.torch import load_model, save_model
     if cache.is_done(folder):
         load_model(model, str(folder / "model.safetensors"))
@@ -217,9 +219,9 @@ def cached_mlm(model, tokenizer, texts, cfg, folder, progress: bool = True, lr_b
                  progress=progress)
     hist.eval_step.insert(0, 0)
     hist.eval.insert(0, start)
-    with cache.atomic_folder(folder) as tmp:
+    with cache.artifact(folder) as (tmp, info):
         save_model(model, str(tmp / "model.safetensors"))
-        cache.mark_done(tmp, {"history": dataclasses.asdict(hist)})
+        info["history"] = dataclasses.asdict(hist)
     return model, hist
 
 
@@ -322,12 +324,15 @@ def adapt(cfg: AdaptConfig, texts, body: bool = True, progress: bool = True):
     weight (domain-adaptive pretraining); without, the head alone on the frozen model (what
     MiniLM already knows). Same data, masks, seed and steps either way. Cached like
     `pretrain`; returns (tokenizer, model, History with the held-out loss at step 0)."""
+    return _adapt_run(cfg, list(texts), body, progress)
+
+
+@cache.keyed("adapt-minilm", exclude=("progress",),
+             depends=lambda: {"recipe": RECIPE, "minilm": fetch.REGISTRY["minilm"].archive.sha256})
+def _adapt_run(cfg, texts, body, progress, *, folder):
     tokenizer, model = minilm_mlm(cfg.seed)
     for p in model.bert.parameters():
         p.requires_grad_(body)
-    texts = list(texts)
-    folder = cache.run_dir("adapt-minilm", cache.key(recipe=RECIPE, minilm=fetch.REGISTRY["minilm"].archive.sha256,
-                                                     body=body, texts=texts, cfg=cfg))
     model, hist = cached_mlm(model, tokenizer, texts, cfg, folder, progress, lr_by_prefix={"cls.": cfg.head_lr})
     return tokenizer, model, hist
 

@@ -245,26 +245,29 @@ def attack_many(proba_fn, texts, labels, preset="lax", seed: int = 0, model_key:
     """`attack` each review; with ``model_key`` (e.g. ``cache.fingerprint(model)``) the
     results are kept in the run cache: the same model, reviews, constraints and seed are
     never attacked twice."""
-    from tqdm.auto import tqdm
     texts = check_texts(texts, "no reviews to attack")
     labels = np.asarray(labels)
     if len(labels) != len(texts):
         raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
     c = constraints(preset)
-
-    def compute():
-        return [asdict(attack(proba_fn, t, int(y), c, seed))
-                for t, y in tqdm(list(zip(texts, labels)), desc=f"attack ({c.source})",
-                                 disable=not progress, leave=False)]
     if model_key is None:
-        return [AttackResult(**r) for r in compute()]
-    folder = cache.run_dir("attack", cache.key(model=model_key, texts=texts, labels=labels,
-                                               constraints=asdict(c), seed=seed, version=VERSION))
+        return [AttackResult(**r) for r in _attacks(proba_fn, texts, labels, c, seed, progress)]
+    return [AttackResult(**r) for r in _cached_attacks(model_key, texts, labels, c, seed, proba_fn, progress)]
+
+
+def _attacks(proba_fn, texts, labels, c, seed, progress) -> list[dict]:
+    from tqdm.auto import tqdm
+    return [asdict(attack(proba_fn, t, int(y), c, seed))
+            for t, y in tqdm(list(zip(texts, labels)), desc=f"attack ({c.source})", disable=not progress, leave=False)]
+
+
+@cache.keyed("attack", exclude=("proba_fn", "progress"), depends=lambda: {"version": VERSION})
+def _cached_attacks(model_key, texts, labels, c, seed, proba_fn, progress, *, folder) -> list[dict]:
+    """`_attacks`, kept in the run ``folder``: ``model_key`` stands for ``proba_fn``."""
     if not cache.is_done(folder):
-        with cache.atomic_folder(folder) as tmp:
-            cache.write_json(tmp / "results.json", compute())
-            cache.mark_done(tmp)
-    return [AttackResult(**r) for r in json.loads((folder / "results.json").read_text())]
+        with cache.artifact(folder) as (tmp, _):
+            cache.write_json(tmp / "results.json", _attacks(proba_fn, texts, labels, c, seed, progress))
+    return json.loads((folder / "results.json").read_text())
 
 
 def attack_model(model, tokenizer, texts, labels, preset="lax", seed: int = 0, max_len: int = 64,

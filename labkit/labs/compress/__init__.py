@@ -37,6 +37,7 @@ import torch
 from labkit.core import cache, measure
 from labkit.core.classifier import check_inputs, fine_tune, loader
 from labkit.core.config import ScaledConfig
+from labkit.core.kd import kd_loss_fn
 from labkit.core.env import seed_everything
 from labkit.core.train import RECIPE
 
@@ -120,7 +121,6 @@ def recover(model, tokenizer, texts, targets, steps: int, lr: float, batch_size:
     them; their dense gradient would cost a third of each MiniLM step). Returns the History."""
     from torch.nn.utils import prune
 
-    from labkit.core.kd import kd_loss_fn
     layers = prunable(model).values()
     frozen = [p for p in model.encoder.embeddings.parameters() if p.requires_grad]
     for m in layers:
@@ -143,20 +143,20 @@ def recovered(model, tokenizer, texts, targets, steps: int, lr: float, batch_siz
     """A copy of the pruned ``model`` after `recover` (same arguments), kept in the run cache
     (kind ``recovered``: its weights as safetensors, keyed by the pruned weights and every
     setting), so that a second run of lab 08 reads it back instead of training again."""
-    from labkit.core.kd import kd_loss_fn
-    run_key = cache.key(recipe=RECIPE, loss=kd_loss_fn(1.0, 1.0).spec, model=cache.fingerprint(model),
-                        vocab=tokenizer.get_vocab(), texts=list(texts), targets=np.asarray(targets, np.float32),
-                        steps=steps, lr=lr, batch=batch_size, max_len=max_len, seed=seed)
-    folder = cache.run_dir("recovered", run_key)
+    return _recovered(model, tokenizer, list(texts), np.asarray(targets, np.float32), steps, lr, batch_size,
+                      max_len, seed)
+
+
+@cache.keyed("recovered", depends=lambda: {"recipe": RECIPE, "loss": kd_loss_fn(1.0, 1.0).spec})
+def _recovered(model, tokenizer, texts, targets, steps, lr, batch_size, max_len, seed, *, folder):
     out = copy.deepcopy(model)
     if cache.is_done(folder):
         from safetensors.torch import load_file
         out.load_state_dict(load_file(str(folder / "model.safetensors")))
         return out.eval()
-    recover(out, tokenizer, list(texts), targets, steps, lr, batch_size, max_len, seed)
-    with cache.atomic_folder(folder) as tmp:
+    recover(out, tokenizer, texts, targets, steps, lr, batch_size, max_len, seed)
+    with cache.artifact(folder) as (tmp, _):
         save_weights(out, tmp / "model.safetensors")
-        cache.mark_done(tmp)
     return out.eval()
 
 
@@ -242,12 +242,14 @@ def structured_run(teacher, tokenizer, texts, labels, targets, cfg: CompressConf
     ``cfg.ffn_keep`` neurons kept per layer (`importance` on the first
     ``cfg.importance_reviews`` of (texts, labels)), then recovered for ``cfg.structured_steps``
     by distillation on ``targets`` (the teacher's logits for ``texts``). Cached."""
-    run_key = cache.key(recipe=(2, RECIPE), teacher=cache.fingerprint(teacher), vocab=tokenizer.get_vocab(),
-                        texts=list(texts), labels=np.asarray(labels),
-                        targets=np.asarray(targets, np.float32), heads=cfg.heads_keep, ffn=cfg.ffn_keep,
-                        n=cfg.importance_reviews, steps=cfg.structured_steps, lr=cfg.structured_lr,
-                        batch=cfg.batch_size, max_len=cfg.max_len, seed=cfg.seed)
-    folder = cache.run_dir("structured", run_key)
+    return _structured(teacher, tokenizer, list(texts), np.asarray(labels), np.asarray(targets, np.float32),
+                       cfg.heads_keep, cfg.ffn_keep, cfg.importance_reviews, cfg.structured_steps, cfg.structured_lr,
+                       cfg.batch_size, cfg.max_len, cfg.seed)
+
+
+@cache.keyed("structured", depends=lambda: {"recipe": RECIPE})
+def _structured(teacher, tokenizer, texts, labels, targets, heads_keep, ffn_keep, importance_reviews, steps, lr,
+                batch_size, max_len, seed, *, folder) -> tuple:
     model = copy.deepcopy(teacher).eval()
     if cache.is_done(folder):
         from safetensors.torch import load_file
@@ -255,18 +257,16 @@ def structured_run(teacher, tokenizer, texts, labels, targets, cfg: CompressConf
         shrink(model, info["heads"], info["neurons"])
         model.load_state_dict(load_file(str(folder / "model.safetensors")))
         return model.eval(), info
-    n = cfg.importance_reviews
-    h, f = importance(model, tokenizer, list(texts[:n]), np.asarray(labels[:n]), cfg.max_len, cfg.batch_size)
-    heads, neurons = [top(x, cfg.heads_keep) for x in h], [top(x, cfg.ffn_keep) for x in f]
+    n = importance_reviews
+    h, f = importance(model, tokenizer, texts[:n], labels[:n], max_len, batch_size)
+    heads, neurons = [top(x, heads_keep) for x in h], [top(x, ffn_keep) for x in f]
     shrink(model, heads, neurons)
-    seed_everything(cfg.seed)
-    hist = recover(model, tokenizer, list(texts), targets, cfg.structured_steps, cfg.structured_lr,
-                   cfg.batch_size, cfg.max_len, cfg.seed)
-    info = {"heads": heads, "neurons": neurons, "seconds": round(hist.seconds, 1),
-            "head_importance": h.round(6).tolist()}
-    with cache.atomic_folder(folder) as tmp:
+    seed_everything(seed)
+    hist = recover(model, tokenizer, texts, targets, steps, lr, batch_size, max_len, seed)
+    with cache.artifact(folder) as (tmp, info):
         save_weights(model, tmp / "model.safetensors")
-        cache.mark_done(tmp, info)
+        info.update(heads=heads, neurons=neurons, seconds=round(hist.seconds, 1),
+                    head_importance=h.round(6).tolist())
     return model.eval(), info
 
 

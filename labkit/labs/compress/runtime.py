@@ -122,10 +122,13 @@ class _quiet:
 def cached_export(model, tokenizer, max_len: int = 64) -> tuple[Path, Path]:
     """(fp32 file, int8 file): `export_onnx` and `onnx_int8` of ``model``, kept in the run
     cache under a hash of its weights, so a second run opens them at once."""
-    folder = cache.run_dir("onnx", cache.key(recipe=2, weights=cache.fingerprint(model), max_len=max_len))
+    return _export(model, tokenizer, max_len)
+
+
+@cache.keyed("onnx")
+def _export(model, tokenizer, max_len, *, folder) -> tuple[Path, Path]:
     if not cache.is_done(folder):
-        with cache.atomic_folder(folder) as tmp:
+        with cache.artifact(folder) as (tmp, _):
             export_onnx(model, tokenizer, tmp / "model.onnx", max_len)
             onnx_int8(tmp / "model.onnx", tmp / "model-int8.onnx")
-            cache.mark_done(tmp)
     return folder / "model.onnx", folder / "model-int8.onnx"

@@ -87,65 +87,65 @@ def run(x, y, parts, x_test, y_test, rounds: int, lr: float, local_epochs: int =
     within ``timeout`` seconds; every process is stopped either way. Cached like every run
     (``force`` runs it again)."""
     x, y = np.asarray(x, np.float32), np.asarray(y)
+    return _federation(x, y, [np.asarray(p) for p in parts], np.asarray(x_test, np.float32), np.asarray(y_test),
+                       rounds, lr, local_epochs, batch_size, hidden, seed, float(timeout), one_at_a_time, force)
+
+
+@cache.keyed("flower", exclude=("force",))
+def _federation(x, y, parts, x_test, y_test, rounds, lr, local_epochs, batch_size, hidden, seed, timeout,
+                one_at_a_time, force, *, folder) -> dict:
+    """`run`'s federation, written into its run ``folder``."""
     settings = dict(rounds=rounds, lr=lr, local_epochs=local_epochs, batch_size=batch_size,
-                    hidden=hidden, seed=seed, nodes=len(parts), timeout=float(timeout),
+                    hidden=hidden, seed=seed, nodes=len(parts), timeout=timeout,
                     labels=int(y.max()) + 1, one_at_a_time=one_at_a_time)
-    folder = cache.run_dir("flower", cache.key(x=x, y=y, parts=[np.asarray(p) for p in parts],
-                                               x_test=np.asarray(x_test, np.float32),
-                                               y_test=np.asarray(y_test), v=2, **settings))
     if cache.is_done(folder) and not force:
         return {**json.loads((folder / "result.json").read_text()), "folder": folder}
-    if folder.exists():
-        shutil.rmtree(folder)
-    work = folder.with_name(folder.name + ".running")
-    shutil.rmtree(work, ignore_errors=True)
-    (work / "app").mkdir(parents=True)
-    for k, rows in enumerate(parts):
-        cache.save_arrays(work / f"client{k}.safetensors", {"x": x[rows], "y": y[rows]})
-    cache.save_arrays(work / "test.safetensors", {"x": np.asarray(x_test, np.float32), "y": np.asarray(y_test)})
-    _write_app(work / "app", {**settings, "folder": str(work)})
-    ports = procs.free_ports(1 + len(parts))  # the SuperLink's, then each SuperNode's runtime API
-    port = ports[0]
-    home = work / "flwr-home"
-    home.mkdir()
-    (home / "config.toml").write_text(f'[superlink]\ndefault = "labkit"\n\n[superlink.labkit]\n'
-                                      f'address = "127.0.0.1:{port}"\ninsecure = true\n')
-    bin_dir = str(Path(_command("flwr")).parent)  # the SuperLink and SuperNodes start more Flower commands
-    env = {**os.environ, "FLWR_HOME": str(home), "PYTHONUNBUFFERED": "1",
-           "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
-           "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": "0.2",  # start each app 0.8 s sooner (default 1 s)
-           "FLWR_TELEMETRY_ENABLED": "0"}  # Flower reports usage events by default: not from a course run
-    commands = [[_command("flower-superlink"), "--insecure", "--disable-runtime-dependency-installation",
-                 "--host", "127.0.0.1", "--port", str(port)]]
-    for k in range(len(parts)):
-        commands.append([_command("flower-supernode"), "--insecure", "--superlink", f"127.0.0.1:{port}",
-                         "--host", "127.0.0.1", "--port", str(ports[k + 1]), "--max-retries", "10",
-                         "--node-config", f'partition-id={k} data="{work / f"client{k}.safetensors"}"'])
-    release_memory()  # hand the notebook's freed heap back before the processes start
-    running, start = [], time.monotonic()
-    try:
-        for i, cmd in enumerate(commands):
-            log = work / ("superlink.log" if i == 0 else f"supernode{i - 1}.log")
-            running.append(procs.spawn(cmd, log, env=env, cwd=work))
-            if i == 0:
-                procs.wait_until(lambda: procs.port_open(port), running[0], 60, log, "the Flower SuperLink")
-        left = timeout - (time.monotonic() - start)
-        with (work / "flwr-run.log").open("w") as out:
-            done = subprocess.run([_command("flwr"), "run", str(work / "app"), "labkit", "--stream"], env=env,
-                                  stdout=out, stderr=subprocess.STDOUT, timeout=max(1.0, left), cwd=work)
-        if not (work / "result.json").exists():
-            raise RuntimeError(f"`flwr run` ended (exit {done.returncode}) without a result:\n"
-                               f"{procs.tail(work / 'flwr-run.log')}\n-- superlink:\n{procs.tail(work / 'superlink.log')}")
-    except subprocess.TimeoutExpired:
-        raise TimeoutError(f"the Flower federation did not finish within {timeout:.0f} s; logs in {work}") from None
-    finally:
-        _stop(running, ports)
-    result = json.loads((work / "result.json").read_text())
-    result.update(wall_s=round(time.monotonic() - start, 1),  # the commands as they read once in place
-                  commands=[" ".join(c).replace(str(work), str(folder)) for c in commands])
-    (work / "result.json").write_text(json.dumps(result, indent=1))
-    cache.mark_done(work)
-    os.replace(work, folder)
+    with cache.artifact(folder, keep_failed=True) as (work, _):  # a failed run's logs: <folder>.failed
+        (work / "app").mkdir(parents=True)
+        for k, rows in enumerate(parts):
+            cache.save_arrays(work / f"client{k}.safetensors", {"x": x[rows], "y": y[rows]})
+        cache.save_arrays(work / "test.safetensors", {"x": np.asarray(x_test, np.float32), "y": np.asarray(y_test)})
+        _write_app(work / "app", {**settings, "folder": str(work)})
+        ports = procs.free_ports(1 + len(parts))  # the SuperLink's, then each SuperNode's runtime API
+        port = ports[0]
+        home = work / "flwr-home"
+        home.mkdir()
+        (home / "config.toml").write_text(f'[superlink]\ndefault = "labkit"\n\n[superlink.labkit]\n'
+                                          f'address = "127.0.0.1:{port}"\ninsecure = true\n')
+        bin_dir = str(Path(_command("flwr")).parent)  # the SuperLink and SuperNodes start more Flower commands
+        env = {**os.environ, "FLWR_HOME": str(home), "PYTHONUNBUFFERED": "1",
+               "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+               "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": "0.2",  # start each app 0.8 s sooner (default 1 s)
+               "FLWR_TELEMETRY_ENABLED": "0"}  # Flower reports usage events by default: not from a course run
+        commands = [[_command("flower-superlink"), "--insecure", "--disable-runtime-dependency-installation",
+                     "--host", "127.0.0.1", "--port", str(port)]]
+        for k in range(len(parts)):
+            commands.append([_command("flower-supernode"), "--insecure", "--superlink", f"127.0.0.1:{port}",
+                             "--host", "127.0.0.1", "--port", str(ports[k + 1]), "--max-retries", "10",
+                             "--node-config", f'partition-id={k} data="{work / f"client{k}.safetensors"}"'])
+        release_memory()  # hand the notebook's freed heap back before the processes start
+        running, start = [], time.monotonic()
+        try:
+            for i, cmd in enumerate(commands):
+                log = work / ("superlink.log" if i == 0 else f"supernode{i - 1}.log")
+                running.append(procs.spawn(cmd, log, env=env, cwd=work))
+                if i == 0:
+                    procs.wait_until(lambda: procs.port_open(port), running[0], 60, log, "the Flower SuperLink")
+            left = timeout - (time.monotonic() - start)
+            with (work / "flwr-run.log").open("w") as out:
+                done = subprocess.run([_command("flwr"), "run", str(work / "app"), "labkit", "--stream"], env=env,
+                                      stdout=out, stderr=subprocess.STDOUT, timeout=max(1.0, left), cwd=work)
+            if not (work / "result.json").exists():
+                raise RuntimeError(f"`flwr run` ended (exit {done.returncode}) without a result:\n"
+                                   f"{procs.tail(work / 'flwr-run.log')}\n-- superlink:\n{procs.tail(work / 'superlink.log')}")
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(f"the Flower federation did not finish within {timeout:.0f} s; logs in {folder}.failed") from None
+        finally:
+            _stop(running, ports)
+        result = json.loads((work / "result.json").read_text())
+        result.update(wall_s=round(time.monotonic() - start, 1),  # the commands as they read once in place
+                      commands=[" ".join(c).replace(str(work), str(folder)) for c in commands])
+        (work / "result.json").write_text(json.dumps(result, indent=1))
     return {**result, "folder": folder}
 
 
