@@ -28,7 +28,7 @@ def saved(tmp_path_factory):
     tok = text.train_wordpiece((POS + NEG) * 10, vocab_size=60, min_frequency=1)
     model = C.small_classifier(models.small_bert(len(tok), hidden=32, layers=1, heads=2, max_len=32), pretrained=False)
     C.fine_tune(model, tok, POS + NEG, [1] * 5 + [0] * 5, lr=3e-3, steps=30, batch_size=10, max_len=32)
-    folder = C.save_classifier(model.eval(), tok, tmp_path_factory.mktemp("m") / "clf")
+    folder = C.save_classifier(model.eval(), tok, tmp_path_factory.mktemp("m") / "clf", label_names=["negative", "positive"])
     return folder, tok, model
 
 
@@ -186,3 +186,33 @@ def test_each_model_serves_its_own_fitted_temperature_and_refuses_anothers(saved
 def torch_softmax(z):
     e = np.exp(z - z.max(-1, keepdims=True))
     return e / e.sum(-1, keepdims=True)
+
+
+def test_a_model_from_your_own_csv_is_served_with_its_class_names(tmp_path):
+    """The course's example CSV (three classes, Windows-1252, two bad rows): the names its
+    Dataset carries are saved with the model and are what the service answers."""
+    from pathlib import Path
+
+    from labkit.core import data
+    names = ["negative", "neutral", "positive"]
+    csv = Path(__file__).resolve().parents[1] / "data" / "examples" / "product_reviews.csv"
+    ds = data.from_csv(csv, "review", "sentiment", labels=names, encoding="cp1252", drop=["empty", "unknown"])
+    tok = text.train_wordpiece(list(ds["text"]) * 3, vocab_size=300, min_frequency=1)
+    model = C.small_classifier(models.small_bert(len(tok), hidden=32, layers=1, heads=2, max_len=32),
+                               pretrained=False, num_labels=3)
+    C.fine_tune(model, tok, list(ds["text"]), ds["label"], lr=3e-3, steps=20, batch_size=16, max_len=32)
+    folder = C.save_classifier(model.eval(), tok, tmp_path / "mine", label_names=ds.features["label"].names)
+    assert C.load_classifier(folder)[1].label_names == names
+    with serve.Server(str(folder), threads=1) as s:
+        assert httpx.get(s.url + "/health").json()["labels"] == names
+        out = httpx.post(s.url + "/predict", json={"text": ["Comfortable from the first wear.", "It broke."]}).json()
+    local = C.predict_proba(model, tok, ["Comfortable from the first wear.", "It broke."], max_len=64)
+    assert out["labels"] == [names[i] for i in local.argmax(1)] and np.allclose(out["probabilities"], local, atol=1e-3)
+
+
+def test_class_names_that_do_not_fit_the_model_are_refused(saved, tmp_path):
+    _, tok, model = saved
+    for names, why in ((["bad"], "give 2 distinct"), (["a", "a"], "distinct"), (["a", ""], "non-empty")):
+        with pytest.raises(ValueError, match=why):
+            C.save_classifier(model, tok, tmp_path / "x", label_names=names)
+    assert not (tmp_path / "x").exists()

@@ -32,13 +32,16 @@ class Classifier(torch.nn.Module):
     Example: ``Classifier(transformers.BertModel(cfg))(input_ids, attention_mask)`` ->
     logits of shape (batch, 2). ``inputs_embeds`` (batch, seq, hidden) replaces
     ``input_ids`` when the word embeddings are computed (and perturbed) outside.
+    ``label_names``: the name of each class in id order (saved with the model and served
+    as its answers; None: the ids as text).
     """
 
-    def __init__(self, encoder, num_labels: int = 2, dropout: float = 0.1):
+    def __init__(self, encoder, num_labels: int = 2, dropout: float = 0.1, label_names=None):
         super().__init__()
         self.encoder = encoder
         self.dropout = torch.nn.Dropout(dropout)
         self.head = torch.nn.Linear(encoder.config.hidden_size, num_labels)
+        self.label_names = check_label_names(label_names, num_labels)
 
     def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None):
         if attention_mask is None or (input_ids is None) == (inputs_embeds is None):
@@ -51,6 +54,17 @@ class Classifier(torch.nn.Module):
     def word_embeddings(self, input_ids):
         """The encoder's word embeddings of ``input_ids``: (batch, seq, hidden)."""
         return self.encoder.get_input_embeddings()(input_ids)
+
+
+def check_label_names(names, num_labels: int) -> list[str] | None:
+    """``names`` as a list of distinct strings, one per class (None stays None)."""
+    if names is None:
+        return None
+    names = list(names)
+    if len(names) != num_labels or not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+        raise ValueError(f"label_names={names!r}: give {num_labels} distinct, non-empty names, one per class in id "
+                         "order (a Dataset's ds.features['label'].names)")
+    return names
 
 
 def check_inputs(texts, labels=None) -> tuple[list, np.ndarray | None]:
@@ -270,12 +284,16 @@ def _write(model: Classifier, tokenizer, folder: Path, info: dict | None = None)
     save_file({k: v.contiguous() for k, v in model.head.state_dict().items()},
               str(folder / "head.safetensors"))
     (folder / "classifier.json").write_text(json.dumps(
-        {"num_labels": model.head.out_features, "info": info or {}}, indent=1))
+        {"num_labels": model.head.out_features, "label_names": getattr(model, "label_names", None),
+         "info": info or {}}, indent=1))
 
 
-def save_classifier(model: Classifier, tokenizer, folder, info: dict | None = None) -> Path:
-    """Encoder (safetensors, ``save_pretrained``), tokenizer, head and ``info`` into
-    ``folder``, atomically."""
+def save_classifier(model: Classifier, tokenizer, folder, info: dict | None = None, label_names=None) -> Path:
+    """Encoder (safetensors, ``save_pretrained``), tokenizer, head, the class names
+    (``label_names``, else the model's own) and ``info`` into ``folder``, atomically: what
+    `load_classifier` and ``labkit serve --model FOLDER`` read back."""
+    if label_names is not None:
+        model.label_names = check_label_names(label_names, model.head.out_features)
     with cache.atomic_folder(Path(folder)) as tmp:
         _write(model, tokenizer, tmp, info)
     return Path(folder)
@@ -303,7 +321,10 @@ def load_classifier(folder):
         raise CheckpointError(f"cannot read the saved classifier: {step} is damaged or truncated "
                               f"({type(e).__name__}: {str(e)[:200]}). Fix: {fix}") from e
     check_vocab(encoder, tokenizer)
-    model = Classifier(encoder, meta["num_labels"])
+    try:
+        model = Classifier(encoder, meta["num_labels"], label_names=meta.get("label_names"))
+    except ValueError as e:
+        raise CheckpointError(f"{folder / 'classifier.json'}: {e}. Fix: {fix}") from e
     model.head.load_state_dict(head)
     return tokenizer, model.eval(), meta["info"]
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from labkit.core import cache, data, measure, procs
+from labkit.core import cache, measure, procs
 from labkit.labs.evaluate.loadtest import local_url
 
 MAX_CHARS, MAX_BATCH, MAX_BODY = 2000, 64, 1_000_000  # per text, texts per request, bytes per request
@@ -91,7 +91,7 @@ class Model:
         from labkit.core import classifier
         self.tokenizer, self.model, self.info = classifier.load_classifier(folder)
         k = self.model.head.out_features
-        self.labels = self.info.get("label_names") or (data.LABEL_NAMES if k == 2 else [str(i) for i in range(k)])
+        self.labels = self.model.label_names or [str(i) for i in range(k)]
         self.temperature = read_calibration(folder, self.model)
         self.max_len, self.lock, self.torch = max_len, threading.Lock(), torch
 
