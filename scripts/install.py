@@ -61,7 +61,8 @@ COLAB_KEEPS = ("torch", "torchvision", "torchaudio", "triton", "nvidia-*", "nump
 UNLOCKED = ("pip", "setuptools", "wheel", "labkit")
 LOCK_HEADER = f"""\
 # The lock: every package the README's two commands install (labkit with its course and test
-# extras), exact versions, for CPython {LOCK_PYTHON[0]}.{LOCK_PYTHON[1]} on Linux {LOCK_MACHINE} with the CPU build of torch.
+# extras), exact versions, for CPython {LOCK_PYTHON[0]}.{LOCK_PYTHON[1]} on Linux {LOCK_MACHINE} \
+with the CPU build of torch.
 # scripts/install.py installs from it (as pip constraints, torch apart); Binder installs it as
 # its requirements; Colab's setup cell uses {COLAB_LOCK.name}, this less what Colab keeps.
 # Generated from pyproject.toml's ranges by `{UPGRADE}` (uv pip compile):

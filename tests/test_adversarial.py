@@ -181,7 +181,8 @@ def test_none_is_lab05_student_and_every_defence_replaces_it(small, tmp_cache):
     lab05 = kd.student_run(mlm, tok, "distilled + unlabelled", texts, labels, teacher, rows, 0, cfg)
     none, made = defences.defended_student(mlm, tok, texts, labels, teacher, rows, 0, cfg, "none", acfg)
     assert none.folder == lab05.folder and none.hit and made == 0  # the same cached run, not a copy
-    made = {d: defences.defended_student(mlm, tok, texts, labels, teacher, rows, 0, cfg, d, acfg) for d in defences.DEFENCES[1:]}
+    made = {d: defences.defended_student(mlm, tok, texts, labels, teacher, rows, 0, cfg, d, acfg)
+            for d in defences.DEFENCES[1:]}
     runs = {d: run for d, (run, _) in made.items()}
     assert len({r.folder for r in runs.values()} | {none.folder}) == len(defences.DEFENCES)
     for d, r in runs.items():  # the same recipe: steps, and every clean review in the same batches
@@ -216,7 +217,8 @@ def test_adversarial_mix_keeps_the_clean_batches_and_adds_rows_from_its_start(sm
         T.train(model, dl, T.adamw(model, 1e-3), loss_fn=loss_fn, steps=6, progress=False)
         return list(seen)
     plain = run(recording)
-    mixed = run(defences.adversarial_mix_loss_fn(recording, tok, {2: adv, 4: make}, rows=2, max_len=16, seed=0, spec={}))
+    mixed = run(defences.adversarial_mix_loss_fn(recording, tok, {2: adv, 4: make}, rows=2, max_len=16, seed=0,
+                                                 spec={}))
     clean = [s for s in mixed if s[0] == 4]
     assert clean == plain  # the loader's batches, untouched and in order
     assert [s[0] for s in mixed] == [4, 4, 4, 2, 4, 2, 4, 2, 4, 2]  # 2 adversarial rows from step 2 on

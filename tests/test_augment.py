@@ -149,7 +149,8 @@ def test_paired_gains_share_rows_and_seeds_between_arms():
     (n_p, s_p, _), (n_pa, s_pa, _), (n_a, s_a, first_a), (n_aa, s_aa, _) = seen
     assert (n_p, n_pa, n_a, n_aa) == (10, 60, 30, 180) and {s_p, s_pa, s_a, s_aa} == {10}
     rows = data.sample_per_class(np.asarray(labels), 10, 10)
-    assert first_a == tuple(sorted(A.augment([texts[i] for i in rows], np.asarray(labels)[rows], 2, 0.2, seed=10)[0])[:3])
+    assert first_a == tuple(sorted(A.augment([texts[i] for i in rows], np.asarray(labels)[rows], 2, 0.2,
+                                             seed=10)[0])[:3])
     assert len(out["augmented"][10]) == len(out["augmented"][60]) == 1
 
 

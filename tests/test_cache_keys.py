@@ -42,7 +42,8 @@ def samples():
     other_tok = text.train_wordpiece(TEXTS * 5 + ["zebra crossing"] * 5, vocab_size=60, min_frequency=1)
     return {
         "labkit.core.curves._fit_and_score": (
-            dict(train_texts=TEXTS, train_labels=labels, test_texts=TEXTS[:2], test_labels=labels[:2], lang="en", C=1.0),
+            dict(train_texts=TEXTS, train_labels=labels, test_texts=TEXTS[:2], test_labels=labels[:2],
+                 lang="en", C=1.0),
             dict(train_texts=TEXTS[::-1], train_labels=labels[::-1], test_texts=TEXTS[2:], test_labels=1 - labels[:2],
                  lang="zh", C=2.0)),
         "labkit.core.models._embeddings": (
@@ -68,13 +69,14 @@ def samples():
         "labkit.labs.federated.privacy._head_run": (
             dict(x=emb, y=labels, evals={"test": emb}, epsilon=None, epochs=1, lr=0.1, batch_size=2, hidden=0,
                  clip=1.0, delta=1e-5, seed=0),
-            dict(x=emb + 1, y=1 - labels, evals={"test": emb + 1}, epsilon=1.0, epochs=2, lr=0.2, batch_size=4, hidden=8,
-                 clip=2.0, delta=1e-6, seed=1)),
+            dict(x=emb + 1, y=1 - labels, evals={"test": emb + 1}, epsilon=1.0, epochs=2, lr=0.2, batch_size=4,
+                 hidden=8, clip=2.0, delta=1e-6, seed=1)),
         "labkit.labs.federated.privacy._bert_run": (
             dict(mlm=tiny_model(0), tokenizer=tok, texts=TEXTS, labels=labels, evals={"test": TEXTS}, epsilon=None,
                  epochs=1, lr=0.1, batch_size=2, max_len=16, clip=1.0, delta=1e-5, seed=0, progress=True),
-            dict(mlm=tiny_model(1), tokenizer=other_tok, texts=TEXTS[::-1], labels=1 - labels, evals={"test": TEXTS[:1]},
-                 epsilon=1.0, epochs=2, lr=0.2, batch_size=4, max_len=32, clip=2.0, delta=1e-6, seed=1)),
+            dict(mlm=tiny_model(1), tokenizer=other_tok, texts=TEXTS[::-1], labels=1 - labels,
+                 evals={"test": TEXTS[:1]}, epsilon=1.0, epochs=2, lr=0.2, batch_size=4, max_len=32,
+                 clip=2.0, delta=1e-6, seed=1)),
         "labkit.core.text._vocabulary": (
             dict(texts=TEXTS, vocab_size=60, min_frequency=1), dict(texts=TEXTS[:3], vocab_size=70, min_frequency=2)),
         "labkit.labs.pretrain._pretrain_run": (
@@ -94,7 +96,8 @@ def samples():
                  progress=True),
             dict(model_key="def", texts=TEXTS[::-1], labels=1 - labels, c=constraints("strict"), seed=1)),
         "labkit.labs.compress.runtime._export": (
-            dict(model=tiny_model(0), tokenizer=tok, max_len=16), dict(model=tiny_model(1), tokenizer=other_tok, max_len=32)),
+            dict(model=tiny_model(0), tokenizer=tok, max_len=16),
+            dict(model=tiny_model(1), tokenizer=other_tok, max_len=32)),
         "labkit.labs.compress._recovered": (
             dict(model=tiny_model(0), tokenizer=tok, texts=TEXTS, targets=emb[:, :2], steps=5, lr=1e-3, batch_size=2,
                  max_len=16, seed=0),

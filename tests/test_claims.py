@@ -56,7 +56,8 @@ def test_the_committed_registry_is_sound_and_its_moved_claims_have_their_tests()
 def test_a_claim_takes_its_bound_from_the_registry_and_records_its_margin(reg):
     claims.claim("05.speedup", 14.5)
     claims.claim("05.slice.contrast", 0.03)
-    with pytest.raises(claims.ClaimFailed, match=r"05.speedup: sentence of 05.speedup .*4.0 >= 5 fails; registered because a test"):
+    with pytest.raises(claims.ClaimFailed,
+                       match=r"05.speedup: sentence of 05.speedup .*4.0 >= 5 fails; registered because a test"):
         claims.claim("05.speedup", 4.0)
     made = reg()
     assert made["05.speedup"] == {"kind": "claim", "value": 4.0, "op": ">=", "bound": 5, "margin": -1.0, "holds": False,
@@ -162,7 +163,8 @@ def test_a_failed_claim_raises_under_python_O_too(tmp_path):
 def test_report_check_refuses_a_run_that_skipped_or_invented_a_claim(reg):
     def run(made, scale="cpu"):
         return {"meta": {"scale": scale}, "notebooks": [
-            {"notebook": "05_distillation.ipynb", "status": "passed", "failed": None, "results": {"x": 1, "claims": made}}]}
+            {"notebook": "05_distillation.ipynb", "status": "passed", "failed": None,
+             "results": {"x": 1, "claims": made}}]}
     row = {"status": "holds"}
     full = {"05.speedup": row, "05.big_only": row, "05.ambition": {"status": "missed"}, "05.slice.negation": row,
             "05.slice.contrast": row}
@@ -238,7 +240,8 @@ def _notebook_calls():
         nb = json.loads(path.read_text())
         for i, cell in enumerate(nb["cells"]):
             if cell["cell_type"] == "code":
-                src = "\n".join(line for line in "".join(cell["source"]).splitlines() if not line.lstrip().startswith(("%", "!")))
+                src = "\n".join(line for line in "".join(cell["source"]).splitlines()
+                                if not line.lstrip().startswith(("%", "!")))
                 for call in _calls(ast.parse(src)):
                     yield path.name, i, call
 
@@ -308,7 +311,8 @@ def test_lab07_runs_several_seeds_at_cpu():
     """Lab 07's comparisons need seeds to compare over (was `assert cfg.seeds >= 3` in the lab), and its
     live DP-SGD runs and membership attack are draws the committed lab07 study never made."""
     from labkit.labs.federated import FederatedConfig
-    drawn = json.loads((ROOT / "labkit/reference/studies/lab07.json").read_text())["settings"]["seeds"]  # 0 .. drawn - 1
+    # 0 .. drawn - 1
+    drawn = json.loads((ROOT / "labkit/reference/studies/lab07.json").read_text())["settings"]["seeds"]
     for scale in ("cpu", "gpu"):
         cfg = FederatedConfig.for_scale(scale)
         assert cfg.seeds >= 3 and len(set(cfg.head_seeds)) >= 3, scale

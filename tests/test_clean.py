@@ -117,7 +117,8 @@ def test_config_per_scale_draws_live_seeds_the_study_never_drew():
 
 
 def test_label_noise_draw_scores_each_fix_against_the_flipped_labels(tmp_cache):
-    train = [f"great wonderful superb film {i}" for i in range(60)] + [f"awful terrible boring film {i}" for i in range(60)]
+    train = ([f"great wonderful superb film {i}" for i in range(60)]
+             + [f"awful terrible boring film {i}" for i in range(60)])
     test = ["a great superb film", "a wonderful film", "an awful boring film", "terrible film"]
     y, y_test = np.array([1] * 60 + [0] * 60), np.array([1, 1, 0, 0])
     d = clean.label_noise_draw(train, y, test, y_test, 0.1, 3, seed=1)

@@ -158,7 +158,8 @@ def test_int8_logits_stay_close_and_the_size_is_as_predicted(tok, tmp_path):
 def test_zipped_bytes_shrink_with_sparsity(tok, tmp_path):
     model = tiny(tok, hidden=64)
     dense = compress.zipped_bytes(compress.save_weights(model, tmp_path / "d.safetensors"))
-    sparse = compress.zipped_bytes(compress.save_weights(compress.magnitude_prune(model, 0.9), tmp_path / "s.safetensors"))
+    sparse = compress.zipped_bytes(compress.save_weights(compress.magnitude_prune(model, 0.9),
+                                                         tmp_path / "s.safetensors"))
     assert sparse < 0.8 * dense
 
 
@@ -193,7 +194,8 @@ def test_onnx_export_agrees_and_benchmark_times_torch_and_onnx(tok, tmp_path):
         assert r["batch_size"] == 4 and r["per_second"] > 0
     labels = [1] * 5 + [0] * 6
     row = compress.variant(runtime.onnx_predictor(runtime.session(path), tok, 16), texts, labels,
-                           texts, measure.parameters(model), path.stat().st_size, repeats=1, val=(texts[:4], labels[:4]))
+                           texts, measure.parameters(model), path.stat().st_size, repeats=1,
+                           val=(texts[:4], labels[:4]))
     assert set(row) == {"accuracy", "val_accuracy", "params", "disk_mb", "latency_ms", "per_second", "spread",
                         "threads", "vs_reference", "logits", "pred"} and row["vs_reference"] == 1.0
     assert 0 <= row["accuracy"] <= 1 and len(row["pred"]) == 11 and row["logits"].shape == (11, 2)

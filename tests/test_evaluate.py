@@ -135,7 +135,8 @@ def test_model_card_has_every_section_and_the_recorded_numbers():
     slices = E.slice_table(ev["chosen"]["accuracy"], {"negation": (y[:300], z[:300].argmax(-1))})
     details = {"name": "test model", "architecture": "BertModel", "parameters": 22.6e6, "disk_mb": 90.3,
                "trained_on": "the training split", "candidates": ["a", "b"], "version": "0.1.0"}
-    mia = {"non-private": {"auc": 0.7313, "tpr_at_1pct_fpr": 0.046, "test_accuracy": 0.7, "seeds": 5, "source": "study"}}
+    mia = {"non-private": {"auc": 0.7313, "tpr_at_1pct_fpr": 0.046, "test_accuracy": 0.7, "seeds": 5,
+                           "source": "study"}}
     for labs in ({}, {"07_federated": ({"membership": mia}, "this machine")}):
         card = E.model_card(ev, slices, labs, details)
         assert all(f"## {s}" in card for s in E.SECTIONS)
@@ -145,7 +146,8 @@ def test_model_card_has_every_section_and_the_recorded_numbers():
         assert f"{slices['negation']['accuracy']:.3f}" in card
     assert "AUC 0.73 and caught 4.6%" in card and "5 seeds" in card and "07_federated: this machine" in card
     variants = {k: {"accuracy": 0.8, "disk_mb": 90} for k in ("teacher fp32", "teacher int8 torch", "student fp32")}
-    for pareto in (["teacher fp32", "teacher int8 torch", "student fp32"], {"front": ["teacher int8 torch", "teacher fp32"]}):
+    for pareto in (["teacher fp32", "teacher int8 torch", "student fp32"],
+                   {"front": ["teacher int8 torch", "teacher fp32"]}):
         card = E.model_card(ev, slices, {"08_compression": ({"variants": variants, "pareto": pareto}, "x")}, details)
         line = next(x for x in card.splitlines() if "Compressed variants" in x)
         assert "teacher int8 torch" in line and "fp32" not in line  # an uncompressed model is no variant
@@ -155,7 +157,8 @@ def test_drift_flags_a_shift_and_not_ordinary_traffic():
     before = {"labkit_input_texts_total": 10, "labkit_input_chars_total": 1000, "labkit_input_tokens_total": 200,
               "labkit_input_unknown_tokens_total": 0, "labkit_predictions_total{label=negative}": 4,
               "labkit_predictions_total{label=positive}": 6}
-    ordinary = dict(before, labkit_input_texts_total=110, labkit_input_chars_total=12000, labkit_input_tokens_total=2600,
+    ordinary = dict(before, labkit_input_texts_total=110, labkit_input_chars_total=12000,
+                    labkit_input_tokens_total=2600,
                     **{"labkit_predictions_total{label=negative}": 44, "labkit_predictions_total{label=positive}": 66})
     w = E.window(before, ordinary)
     assert w["texts"] == 100 and w["mean_chars"] == 110 and w["label_share"] == {"negative": 0.4, "positive": 0.6}

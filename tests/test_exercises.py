@@ -284,7 +284,8 @@ def test_the_checks_use_no_assert_statement():
     exercise under -O."""
     import ast
     files = list(Path(check.__file__).parent.glob("*.py"))  # check.py and every lab's file
-    found = [f"{f.name}:{n.lineno}" for f in files for n in ast.walk(ast.parse(f.read_text())) if isinstance(n, ast.Assert)]
+    found = [f"{f.name}:{n.lineno}" for f in files for n in ast.walk(ast.parse(f.read_text()))
+             if isinstance(n, ast.Assert)]
     assert len(files) > 5 and found == [], f"assert statements vanish under python -O: {found}"
 
 

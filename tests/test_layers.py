@@ -64,7 +64,8 @@ def violations(root: Path = PACKAGE) -> list[str]:
             dst = owner(mod)
             if src == "top" and dst != "top" and path.name == "__init__.py" and path.parent == root:
                 if dst != "core":  # the top-level package re-exports core helpers only
-                    bad.append(f"{path.relative_to(root.parent)}:{line} imports {mod} (labkit/__init__ takes only core helpers)")
+                    bad.append(f"{path.relative_to(root.parent)}:{line} imports {mod} "
+                               "(labkit/__init__ takes only core helpers)")
             elif not allowed(src, dst):
                 bad.append(f"{path.relative_to(root.parent)}:{line}: {src} imports {mod} ({dst})")
     return bad

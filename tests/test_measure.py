@@ -100,7 +100,8 @@ def test_interleaved_times_functions_in_turn_on_the_same_batches():
 
     texts = [f"review {i}" for i in range(10)]
     out = measure.interleaved({"slow": slow, "fast": fast}, texts, batch_size=3, repeats=4, warmup=1)
-    assert [c[0] for c in calls] == ["slow", "fast", "fast", "slow"] * 2 + ["slow", "fast"]  # in turn, order alternating
+    # in turn, order alternating
+    assert [c[0] for c in calls] == ["slow", "fast", "fast", "slow"] * 2 + ["slow", "fast"]
     assert all(calls[i][1] == calls[i + 1][1] for i in range(0, len(calls), 2))  # the same batch each round
     assert 1.5 < out["slow"]["seconds"] / out["fast"]["seconds"] < 5 and out["fast"]["repeats"] == 4
     from labkit.labs import compress

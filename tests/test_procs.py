@@ -8,7 +8,8 @@ import pytest
 
 from labkit.core import procs
 
-SLEEPER = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); print('up', flush=True); time.sleep(60)"
+SLEEPER = ("import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+           "print('up', flush=True); time.sleep(60)")
 
 
 def test_free_ports_are_distinct_so_servers_never_race_for_one():

@@ -60,7 +60,8 @@ def test_run_reports_status_time_tree_memory_results_and_meta(tmp_path):
     assert m["matmul_gflops"] == max(m["matmul_gflops_before"], m["matmul_gflops_after"]) > 0
     # where the time went: the cell whose child slept 1.5 s, by its index in the notebook
     (slow,) = [c for c in rows[0]["cells"] if c[1] >= 1.5]
-    assert "bytearray(300" in "".join(json.loads((tmp_path / "report" / "good.ipynb").read_text())["cells"][slow[0]]["source"])
+    assert "bytearray(300" in "".join(json.loads((tmp_path / "report" / "good.ipynb").read_text())
+                                      ["cells"][slow[0]]["source"])
     assert m["torch"] and m["transformers"] and m["date"] and m["labkit_commit"]
     md = (tmp_path / "report" / "report.md").read_text()
     assert "| good.ipynb | passed |" in md and "a is not 2" in md
@@ -121,8 +122,8 @@ def test_cli_without_notebooks(tmp_path, monkeypatch):
 def fake_reference(folder: Path):
     row = lambda nb, s, mb, res: {"notebook": nb, "title": "t", "status": "passed",  # noqa: E731
                                   "failed": None, "wall_s": s, "peak_mb": mb, "results": res}
-    m = {"scale": "cpu", "fresh": True, "run_cache_mb_at_start": 0, "date": "2026-01-01 00:00 UTC", "labkit_commit": "abc",
-         "cpu": "CPU", "cores": 2, "usable_cores": 2, "ram_gb": 24.0, "memory_limit_gb": None,
+    m = {"scale": "cpu", "fresh": True, "run_cache_mb_at_start": 0, "date": "2026-01-01 00:00 UTC",
+         "labkit_commit": "abc", "cpu": "CPU", "cores": 2, "usable_cores": 2, "ram_gb": 24.0, "memory_limit_gb": None,
          "matmul_gflops": 70, "torch": "2.13.0+cpu", "transformers": "5.0",
          "install": {"seconds": 170, "venv_mb": 2048, "torch": "2.13.0+cpu"}}
     table = {"tables": {"a": {"title": "Scores", "header": ["x", "y"], "rows": [["1", "2"]]}}}
@@ -157,7 +158,8 @@ def test_readme_sections_come_from_the_reference(tmp_path, monkeypatch):
     # times normalised to 60 GFLOP/s (these runs measured 70: x 7/6), the wall time beside
     assert ("| `01_b` | 23 s (20 s wall), 1.46 GB | 3.9 min (3.3 min wall), 1.46 GB | 1.6 min (80 s wall), 1.46 GB |"
             in sections["labs"])
-    assert "| all labs, in order | 35 s (30 s wall) | 5.8 min (5.0 min wall) | 2.3 min (2.0 min wall) |" in sections["labs"]
+    assert ("| all labs, in order | 35 s (30 s wall) | 5.8 min (5.0 min wall) | 2.3 min (2.0 min wall) |"
+            in sections["labs"])
     assert "2.8 min, 2.0 GB on disk" in sections["labs"]
     assert sections["results"] == "**01 · Scores**\n\n| x | y |\n|---|---|\n| 1 | 2 |"
     # every registered claim gets a row, with what the reference run measured (here: nothing)
@@ -170,7 +172,8 @@ def test_readme_sections_come_from_the_reference(tmp_path, monkeypatch):
                        "date": "2026-12-06 10:00 UTC", "cpu": "AMD EPYC", "matmul_gflops": 120},
         "settings": {"seeds": 5}, "results": {}}))
     assert docs.sections(tmp_path / "ref")["studies"].splitlines()[-1] == (  # 600 s at 120 GFLOP/s: 20 min at 60
-        "| `LABKIT_SCALE=cpu labkit study lab09` | 5 (0-4) | 10.0 min | 20.0 min | abc, 2026-12-06, AMD EPYC, 120 GFLOP/s |")
+        "| `LABKIT_SCALE=cpu labkit study lab09` | 5 (0-4) | 10.0 min | 20.0 min | "
+        "abc, 2026-12-06, AMD EPYC, 120 GFLOP/s |")
     # the README's summary: one normalised time per lab and scale, with the notebook's title
     assert "| `01_b` |  | 3.9 min | 1.6 min | 23 s |" in sections["summary"]  # no such notebook: no title
     assert docs.titles()["05_distillation"].startswith("Knowledge distillation")
@@ -286,7 +289,8 @@ def test_record_problems_hold_labs_06_and_09_to_their_records():
     bad = {**good06, "defence_live": {**good06["defence_live"], "FGM": {**arm, "source": "study"}, "TRADES": {}}}
     assert report.record_problems("06", bad) == ["defence_live['FGM'] incomplete or not an arm of the study",
                                                  "defence_live['TRADES'] incomplete or not an arm of the study"]
-    good09 = {"evaluation": {"chosen": {"name": "MiniLM", "temperature": 1.4}, "student": {"name": "student", "temperature": 0.9}},
+    good09 = {"evaluation": {"chosen": {"name": "MiniLM", "temperature": 1.4},
+                             "student": {"name": "student", "temperature": 0.9}},
               "served_temperature": {"MiniLM": 1.4, "student": 0.9},
               "load": {"open_loop": {"student": {"100.0": {}}, "teacher": {"15.0": {}}}}}
     assert report.record_problems("09", good09) == []
@@ -294,7 +298,8 @@ def test_record_problems_hold_labs_06_and_09_to_their_records():
     assert "not each model's fitted temperature" in report.record_problems("09", unfitted)[0]
     assert "open_loop" in report.record_problems("09", {**good09, "load": {}})[0]
     good08 = {"variants": {"teacher fp32": {}, "teacher int8 torch": {}},
-              "pareto": {"chosen_on": "validation", "front": ["teacher int8 torch"], "test": {"teacher int8 torch": 0.8}},
+              "pareto": {"chosen_on": "validation", "front": ["teacher int8 torch"],
+                         "test": {"teacher int8 torch": 0.8}},
               "best_single_review": "teacher int8 torch"}
     assert report.record_problems("08", good08) == []
     on_test = {**good08, "pareto": ["teacher int8 torch"]}  # the old record: a list, chosen on test accuracy
@@ -311,7 +316,8 @@ def test_record_problems_hold_lab_07_to_its_membership_and_small_bert_records():
     assert report.record_problems("07", good) == []
     few = {**good, "membership": {b: {**mia, "seeds": 3, "source": "study"} for b in ("non-private", "1")}}
     assert "membership" in report.record_problems("07", few)[0]  # the evidence needs the study's 5 seeds
-    no_tpr = {**good, "membership_live": {"non-private": {"auc": 0.7, "test_accuracy": 0.7, "seeds": 1, "source": "run"}}}
+    no_tpr = {**good, "membership_live": {"non-private": {"auc": 0.7, "test_accuracy": 0.7, "seeds": 1,
+                                                          "source": "run"}}}
     assert "membership_live" in report.record_problems("07", no_tpr)[0]
     claims_to_train = {**good, "dp": {"small BERT": {"1": {"mean": 0.5776, "majority_share": 0.5776, "trains": True}}}}
     assert "above the majority" in report.record_problems("07", claims_to_train)[0]

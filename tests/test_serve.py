@@ -28,7 +28,8 @@ def saved(tmp_path_factory):
     tok = text.train_wordpiece((POS + NEG) * 10, vocab_size=60, min_frequency=1)
     model = C.small_classifier(models.small_bert(len(tok), hidden=32, layers=1, heads=2, max_len=32), pretrained=False)
     C.fine_tune(model, tok, POS + NEG, [1] * 5 + [0] * 5, lr=3e-3, steps=30, batch_size=10, max_len=32)
-    folder = C.save_classifier(model.eval(), tok, tmp_path_factory.mktemp("m") / "clf", label_names=["negative", "positive"])
+    folder = C.save_classifier(model.eval(), tok, tmp_path_factory.mktemp("m") / "clf",
+                               label_names=["negative", "positive"])
     return folder, tok, model
 
 
@@ -133,7 +134,8 @@ def test_micro_batching_joins_requests_and_routes_each_its_own_answer(saved):
     local = C.predict_proba(model, tok, texts, max_len=64)
     with serve.Server(str(saved[0]), threads=1, batching=True, max_wait_ms=50) as s:
         with ThreadPoolExecutor(16) as pool:
-            answers = list(pool.map(lambda t: httpx.post(s.url + "/predict", json={"text": t}, timeout=30).json(), texts))
+            answers = list(pool.map(lambda t: httpx.post(s.url + "/predict", json={"text": t}, timeout=30).json(),
+                                    texts))
         health = httpx.get(s.url + "/health").json()
     assert np.allclose([a["probabilities"][0] for a in answers], local, atol=1e-3)
     assert health["batching"] and health["mean_batch"] > 1
@@ -150,8 +152,8 @@ def test_start_without_a_model_fails_with_the_lab_to_run(tmp_cache, tmp_path):
 
 
 def test_a_service_stops_when_the_process_that_started_it_dies(saved):
-    code = ("import sys, time; from labkit.labs.evaluate import serve; s = serve.Server(sys.argv[1], threads=1).start(); "
-            "print(s.proc.pid, flush=True); time.sleep(60)")
+    code = ("import sys, time; from labkit.labs.evaluate import serve; "
+            "s = serve.Server(sys.argv[1], threads=1).start(); print(s.proc.pid, flush=True); time.sleep(60)")
     parent = subprocess.Popen([sys.executable, "-c", code, str(saved[0])], stdout=subprocess.PIPE, text=True)
     try:
         pid = int(parent.stdout.readline())

@@ -65,7 +65,8 @@ def test_prediction_interval_for_one_more_run_by_hand_and_corrected():
     # seeds that agree exactly: the sd is floored at a point, not zero
     flat = stats.prediction([0.5776] * 5)
     assert flat["high"] - flat["mean"] == pytest.approx(2.776 * 0.01 * math.sqrt(1.2), rel=1e-3)
-    assert stats.inside(0.72, p) == pytest.approx(half, rel=1e-3) and stats.inside(p["high"] + 0.01, p) == pytest.approx(-0.01)
+    assert (stats.inside(0.72, p) == pytest.approx(half, rel=1e-3)
+            and stats.inside(p["high"] + 0.01, p) == pytest.approx(-0.01))
     with pytest.raises(ValueError, match="at least 2"):
         stats.prediction([0.7])
     with pytest.raises(ValueError, match="comparisons"):

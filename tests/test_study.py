@@ -24,7 +24,8 @@ def test_committed_studies_have_provenance_and_what_the_labs_read():
     assert all(len(a) == curves03["settings"]["seeds"] for n, c in curves03["results"].items() if "small BERT" in n
                for a in c.values())
     seeds02 = study.load("lab02-seeds")  # lab 02's recipe on seeds the lab never runs
-    assert seeds02["settings"]["scale"] == "cpu" and seeds02["settings"]["live_seed"] not in seeds02["settings"]["study_seeds"]
+    assert (seeds02["settings"]["scale"] == "cpu"
+            and seeds02["settings"]["live_seed"] not in seeds02["settings"]["study_seeds"])
     assert len(seeds02["settings"]["study_seeds"]) >= 5 and all(len(v) == len(seeds02["settings"]["study_seeds"])
                                                                for v in seeds02["results"].values())
     lab02 = study.load("lab02")
@@ -54,13 +55,16 @@ def test_committed_studies_have_provenance_and_what_the_labs_read():
     lab07 = study.load("lab07")  # what lab 07 reads, over at least 5 seeds, every choice on validation
     assert lab07["settings"]["seeds"] >= 5 and lab07["settings"]["choice_split"] == "validation"
     assert lab07["settings"]["scale"] == "cpu"
-    assert {"non-private", "1"} <= set(lab07["results"]["MiniLM"]) and set(lab07["results"]["small BERT"]) >= {"non-private", "1"}
-    assert all(len(r["test"]) == lab07["settings"]["seeds"] and "lr" in r["chosen"] for r in lab07["results"]["MiniLM"].values())
+    assert ({"non-private", "1"} <= set(lab07["results"]["MiniLM"])
+            and set(lab07["results"]["small BERT"]) >= {"non-private", "1"})
+    assert all(len(r["test"]) == lab07["settings"]["seeds"] and "lr" in r["chosen"]
+               for r in lab07["results"]["MiniLM"].values())
     assert all(len(r[k]) == lab07["settings"]["seeds"] for r in lab07["results"]["membership"].values()
                for k in ("auc", "tpr_at_1pct_fpr", "test_accuracy"))
     lab08 = study.load("lab08")
     assert lab08["settings"]["seeds"] >= 5 and lab08["settings"]["split"] == "validation"
-    assert lab08["settings"]["long_steps"] > lab08["settings"]["steps"] and "test_accuracy" in lab08["results"]["teacher"]
+    assert (lab08["settings"]["long_steps"] > lab08["settings"]["steps"]
+            and "test_accuracy" in lab08["results"]["teacher"])
     assert list(lab08["results"]["recovery"]) == [str(lab08["settings"]["steps"]), str(lab08["settings"]["long_steps"])]
     assert all(len(r["accuracy"]) == lab08["settings"]["seeds"] for r in lab08["results"]["grid"].values())
 
@@ -197,7 +201,8 @@ def test_lab03_study_at_smoke_pairs_the_adapted_minilm_with_the_original(tmp_pat
     cfg = finetune.FinetuneConfig.for_scale()
     x_train, y_train, _, _ = data.review_arrays(cfg.train_size, cfg.test_size, cfg.seed)
     rows = data.sample_per_class(y_train, 64, 0)
-    runs = [finetune.minilm_run(x_train[rows], y_train[rows], 0, cfg, adapted) for adapted in (None, pretrain.load_or_adapt)]
+    runs = [finetune.minilm_run(x_train[rows], y_train[rows], 0, cfg, adapted)
+            for adapted in (None, pretrain.load_or_adapt)]
     assert all(r.hit for r in runs)  # the study's runs, read back
     query = [r.model.encoder.encoder.layer[0].attention.self.query.weight for r in runs]
     assert not np.allclose(query[0].detach().numpy(), query[1].detach().numpy())  # two different starts
@@ -239,7 +244,8 @@ def test_lab07_study_at_smoke_tunes_every_arm_on_validation(tmp_path, monkeypatc
         assert len(r["validation"]) == len(settings["bert_grid"]) and len(r["test"]) == 2
         assert 0.5 <= r["majority_share"] <= 1 and isinstance(r["trains"], bool)
     for model, r in res["membership"].items():
-        assert all(len(r[k]) == 2 and all(0 <= v <= 1 for v in r[k]) for k in ("auc", "tpr_at_1pct_fpr", "test_accuracy"))
+        assert all(len(r[k]) == 2 and all(0 <= v <= 1 for v in r[k])
+                   for k in ("auc", "tpr_at_1pct_fpr", "test_accuracy"))
     assert set(res["federated"]["fedavg"]) == {"iid", "dirichlet 0.5", "dirichlet 0.1", "by movie"}
     assert set(out["claims"]) == set(study.claims.study_claims("lab07"))
     tpr1 = np.mean(res["membership"]["1"]["tpr_at_1pct_fpr"])

@@ -285,7 +285,8 @@ def study_problems(studies: Path | None = None) -> list[str]:
         due = study_claims(name)
         if not path.exists():
             if due:
-                out.append(f"study {name}: no committed {path.name} for its claims {', '.join(due)}: run `labkit study {name}`")
+                out.append(f"study {name}: no committed {path.name} for its claims {', '.join(due)}: "
+                           f"run `labkit study {name}`")
             continue
         got = json.loads(path.read_text()).get("claims", {})
         if set(due) - set(got):
@@ -296,9 +297,10 @@ def study_problems(studies: Path | None = None) -> list[str]:
             if e is None:
                 out.append(f"study {name}: claim {cid} is not in the registry")
             elif (row.get("op"), row.get("bound")) != (e["op"], e["bound"]):
-                out.append(f"study {name}: claim {cid} recorded against {row.get('op')} {row.get('bound')}, the registry "
-                           f"says {e['op']} {e['bound']}: run `labkit study {name} --claims`")
-            elif e["kind"] == "claim" and not compare(e, float("nan") if row.get("value") is None else row["value"])[2] \
+                out.append(f"study {name}: claim {cid} recorded against {row.get('op')} {row.get('bound')}, "
+                           f"the registry says {e['op']} {e['bound']}: run `labkit study {name} --claims`")
+            elif e["kind"] == "claim" \
+                    and not compare(e, float("nan") if row.get("value") is None else row["value"])[2] \
                     and not str(row.get("status", "")).startswith("not asserted"):
                 out.append(f"study {name}: claim {cid} fails ({_number(row.get('value'))} {e['op']} {e['bound']})")
     return out

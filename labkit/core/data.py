@@ -219,7 +219,8 @@ def from_csv(path, text_column: str = "text", label_column: str = "label", label
             raise DataError(f"{path.name} has no column {col!r}; its columns are "
                             f"{list(frame.columns)}. Pass text_column=/label_column=.")
     short = frame[label_column].isna() | (frame[label_column] == "") & (frame[text_column].str.strip() != "")
-    problems = {"malformed": [f"a line of {len(m)} fields starting {m[:2]}" for m in malformed] + frame.index[short].tolist(),
+    problems = {"malformed": [f"a line of {len(m)} fields starting {m[:2]}" for m in malformed]
+                             + frame.index[short].tolist(),
                 "empty": frame.index[frame[text_column].fillna("").str.strip() == ""].tolist()}
     raw = frame[label_column].fillna("").str.strip()
     if labels is not None:
@@ -241,7 +242,8 @@ def from_csv(path, text_column: str = "text", label_column: str = "label", label
             raise DataError(f"{path.name}: {len(found)} rows {what} (rows {found[:5]}, counted from 0 after the "
                             f"header); fix them, or pass "
                             f"drop=[{kind!r}] to leave them out (drop=True: every kind)")
-        report.append(f"{len(found)} that {what} (rows {', '.join(map(str, found[:10]))}{', ...' if len(found) > 10 else ''})")
+        report.append(f"{len(found)} that {what} "
+                      f"(rows {', '.join(map(str, found[:10]))}{', ...' if len(found) > 10 else ''})")
         rows |= {i for i in found if isinstance(i, (int, np.integer))}
     frame = frame.drop(index=sorted(rows))
     if report:

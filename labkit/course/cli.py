@@ -145,7 +145,8 @@ def _serve(args) -> int:
             return 2
         return 0
     try:
-        out = loadtest.closed_loop(args.url, data.validation_arrays()[0], args.concurrency, args.seconds, batch=args.batch)
+        out = loadtest.closed_loop(args.url, data.validation_arrays()[0], args.concurrency, args.seconds,
+                                   batch=args.batch)
     except ValueError as e:
         print(f"labkit loadtest: {e}", file=sys.stderr)
         return 2

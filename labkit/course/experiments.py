@@ -206,7 +206,8 @@ def lab03_curves(seeds: int) -> tuple[dict, dict]:
     tok, mlm = load_or_pretrain()
     runs = {"TF-IDF + LR": (lambda rows, seed: curves.baseline_accuracy(x_train[rows], y_train[rows], x_test, y_test),
                             ft.budgets),
-            "MiniLM frozen + LR": (lambda rows, seed: curves.frozen_accuracy(e_train[rows], y_train[rows], e_test, y_test),
+            "MiniLM frozen + LR": (lambda rows, seed: curves.frozen_accuracy(e_train[rows], y_train[rows],
+                                                                             e_test, y_test),
                                    ft.budgets)}
     for name, pretrained in (("small BERT, scratch", False), ("small BERT, lab-02 pretrained", True)):
         runs[name] = (lambda rows, seed, p=pretrained: small_run(mlm, tok, x_train[rows], y_train[rows], seed, ft, p)
@@ -281,7 +282,8 @@ def lab05(seeds: int) -> tuple[dict, dict]:
         print(f"study lab05: students, seed {seed} of {seeds}", file=sys.stderr)
     settings = {"seeds": seeds, "student_seeds": list(range(1, seeds + 1)), "grid_seeds": cfg.study_grid_seeds,
                 "split": "validation", "students_split": "test", "test_size": len(y_test), "labelled_rows": len(rows),
-                "validation_size": len(y_val), "steps_chosen_at": start, "rule": "keep_unless_beaten (one standard error)",
+                "validation_size": len(y_val), "steps_chosen_at": start,
+                "rule": "keep_unless_beaten (one standard error)",
                 "students_settings": {"steps": cfg.steps, "temperature": cfg.temperature, "alpha": cfg.alpha},
                 "teacher": {k: t_info[k] for k in ("labels", "sample_seed")}}
     return settings, {"steps": by_steps, "grid": grid, "students": on_test,
@@ -366,7 +368,8 @@ def lab07(seeds: int) -> tuple[dict, dict]:
     acc, seed_list = metrics.accuracy, range(seeds)
     spent = lambda runs: None if np.isnan(runs[0]["epsilon"][0]) else [float(r["epsilon"][0]) for r in runs]  # noqa: E731
     passes = max(1, round(cfg.rounds * cfg.per_round / cfg.clients * cfg.local_epochs))
-    val_by_lr = {lr: centralised(e_train, y_train, e_val, y_val, passes, lr, cfg.batch_size, cfg.hidden) for lr in cfg.lrs}
+    val_by_lr = {lr: centralised(e_train, y_train, e_val, y_val, passes, lr, cfg.batch_size, cfg.hidden)
+                 for lr in cfg.lrs}
     lr = max(val_by_lr, key=val_by_lr.get)
 
     def federation(how, seed, **kw):
@@ -478,11 +481,12 @@ def lab08(seeds: int) -> tuple[dict, dict]:
             else max(results.values(), key=lambda r: np.mean(r["accuracy"])))
     recovery = {}
     for steps in (cfg.structured_steps, LONG_RECOVERY * cfg.structured_steps):
-        scored = [(accuracy(m, x_val, y_val), accuracy(m, x_test, y_test)) for m in runs(best["heads"], best["ffn"], steps)]
+        scored = [(accuracy(m, x_val, y_val), accuracy(m, x_test, y_test))
+                  for m in runs(best["heads"], best["ffn"], steps)]
         recovery[str(steps)] = {"validation": [v for v, _ in scored], "test": [t for _, t in scored]}
         print(f"study lab08: the chosen size recovered {steps} steps, {seeds} seeds", file=sys.stderr)
     settings = {"seeds": seeds, "split": "validation", "validation_size": len(y_val), "test_size": len(y_test),
                 "steps": cfg.structured_steps, "long_steps": LONG_RECOVERY * cfg.structured_steps,
                 "importance_reviews": cfg.importance_reviews}
-    return settings, {"teacher": base, "grid": results, "chosen": {"heads_keep": best["heads"], "ffn_keep": best["ffn"]},
-                      "recovery": recovery}
+    return settings, {"teacher": base, "grid": results,
+                      "chosen": {"heads_keep": best["heads"], "ffn_keep": best["ffn"]}, "recovery": recovery}

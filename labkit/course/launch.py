@@ -50,7 +50,8 @@ def settings(root: Path = ROOT) -> dict:
 
 def notebooks(root: Path = ROOT) -> list[Path]:
     """The lab notebooks and their solutions, in course order."""
-    return sorted((root / "notebooks").glob("[0-9]*.ipynb")) + sorted((root / "notebooks" / "solutions").glob("*.ipynb"))
+    return (sorted((root / "notebooks").glob("[0-9]*.ipynb"))
+            + sorted((root / "notebooks" / "solutions").glob("*.ipynb")))
 
 
 def badges(path: str, s: dict) -> str:

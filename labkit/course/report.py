@@ -105,12 +105,13 @@ def execute(notebook: Path, scale: str, out_dir: Path, fresh_since: float | None
     wall = time.perf_counter() - start
     peak = sampler.stop()
     if sampler.over:
-        status, failed = "failed", {"cell": (failed or {}).get("cell"), "error": f"over the memory cap of {cap} MB "
-                                    f"(peak {peak / 2**20:.0f} MB): its processes were stopped, as a container's would be"}
+        status, failed = "failed", {"cell": (failed or {}).get("cell"),
+                                    "error": f"over the memory cap of {cap} MB (peak {peak / 2**20:.0f} MB): "
+                                             "its processes were stopped, as a container's would be"}
     biggest = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
     nbformat.write(nb, out_dir / notebook.name)
-    return {"notebook": notebook.name, "title": _title(nb), "status": status, "failed": failed, "wall_s": round(wall, 1),
-            "peak_mb": round(max(peak, biggest) / 2**20), "cells": cell_seconds(nb),
+    return {"notebook": notebook.name, "title": _title(nb), "status": status, "failed": failed,
+            "wall_s": round(wall, 1), "peak_mb": round(max(peak, biggest) / 2**20), "cells": cell_seconds(nb),
             "results": json.loads(results.read_text()) if results.exists() else {}}
 
 
@@ -224,7 +225,8 @@ def record_problems(lab: str, res: dict) -> list[str]:
         study = res.get("defence", {})
         out += [f"defence[{a!r}] missing or incomplete" for a in defence_arms() if set(study.get(a, {})) != ARM_KEYS
                 or study[a]["source"] != "study"]
-        live = res.get("defence_live", {})  # the live arms (AdversarialConfig.live_defences): "none" and a defence at least
+        # the live arms (AdversarialConfig.live_defences): "none" and a defence at least
+        live = res.get("defence_live", {})
         out += [f"defence_live[{a!r}] incomplete or not an arm of the study" for a, v in live.items()
                 if a not in defence_arms() or set(v) != ARM_KEYS or v["source"] != "run"]
         if "none" not in live or len(live) < 2:
@@ -232,7 +234,8 @@ def record_problems(lab: str, res: dict) -> list[str]:
         gap = res.get("none_minus_lab05_student", {}).get("value")
         if gap is None or abs(gap) > 0.01:
             out.append(f"none_minus_lab05_student is {gap}: 'none' must be lab 05's student (within 0.01)")
-        if set(res.get("a2t_target", {})) != {"relative_drop", "clean_gap", "reached"} or "polarity_flip_share" not in res:
+        if set(res.get("a2t_target", {})) != {"relative_drop", "clean_gap", "reached"} \
+                or "polarity_flip_share" not in res:
             out.append("a2t_target {relative_drop, clean_gap, reached} or polarity_flip_share not recorded")
     if lab == "07":
         out += [f"{key}: no non-private model, or rows without {sorted(MIA_KEYS)} from the {source} ({least}+ seeds)"
@@ -241,14 +244,16 @@ def record_problems(lab: str, res: dict) -> list[str]:
                                                                 or r["seeds"] < least for r in res[key].values())]
         bert = res.get("dp", {}).get("small BERT", {}).get("1", {})
         if not {"majority_share", "trains"} <= set(bert) or (bert["trains"] and bert["mean"] <= bert["majority_share"]):
-            out.append(f"dp['small BERT']['1'] {bert}: needs majority_share and trains, and above the majority if it trains")
+            out.append(f"dp['small BERT']['1'] {bert}: needs majority_share and trains, "
+                       "and above the majority if it trains")
         if res.get("client_dp_sampling") not in ("poisson", "fixed-size") or "client_dp_accountant" not in res:
             out.append("client_dp_sampling ('poisson' or 'fixed-size') and client_dp_accountant not recorded")
     if lab == "08":
         pareto, variants = res.get("pareto"), res.get("variants", {})
         if not isinstance(pareto, dict) or pareto.get("chosen_on") != "validation" or not pareto.get("front") \
                 or set(pareto["front"]) - set(variants) or set(pareto.get("test", {})) != set(pareto["front"]):
-            out.append(f"pareto {pareto!r} is not a front of recorded variants chosen on validation, with their test accuracy")
+            out.append(f"pareto {pareto!r} is not a front of recorded variants chosen on validation, "
+                       "with their test accuracy")
         if res.get("best_single_review") not in variants:
             out.append(f"best_single_review {res.get('best_single_review')!r} is not a recorded variant")
     if lab == "09":

@@ -182,7 +182,8 @@ def check_claims(name: str, out: Path | None = None) -> dict:
     values = STUDY_CLAIMS[name](data["results"]) if name in STUDY_CLAIMS else {}
     rows = claims.evaluate_study(name, values, data["settings"]["scale"])
     cache.write_json(path, {**data, "claims": rows})
-    failed = [f"{cid}: {row['value']} {row['op']} {row['bound']}" for cid, row in rows.items() if row["status"] == "fails"]
+    failed = [f"{cid}: {row['value']} {row['op']} {row['bound']}" for cid, row in rows.items()
+              if row["status"] == "fails"]
     if failed:
         raise claims.ClaimFailed(f"study {name}: {'; '.join(failed)} (written, marked, into {path})")
     return rows

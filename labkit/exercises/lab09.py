@@ -29,8 +29,10 @@ EXERCISES = {
     "09.1": Exercise("Of a model's 40 test reviews, 10 get confidence 0.9 and are alone in their "
                      "bin. The model is over-confident there: what accuracy must those 10 have for "
                      "their bin to add 0.05 to the ECE?", _bin_accuracy, "section 3's formula, read backwards"),
-    "09.2": Exercise("One request at a time, 40 ms each, 8 clients that never pause: what mean latency (ms) does a client "
-                     "see?", lambda v: number(v, 8 * 40, 1, "Little's law: in flight = throughput x latency"), "requests a second?"),
+    "09.2": Exercise("One request at a time, 40 ms each, 8 clients that never pause: what mean latency (ms) "
+                     "does a client see?",
+                     lambda v: number(v, 8 * 40, 1, "Little's law: in flight = throughput x latency"),
+                     "requests a second?"),
     "09.3": Exercise("Write mce(probs, labels, bins): the maximum calibration error, the largest "
                      "gap between a bin's accuracy and its mean confidence.", _mce,
                      "section 3's bins, without the weights"),

@@ -3,8 +3,8 @@
 The lab's experiment: `FinetuneConfig` (budgets, seeds, the settings of each model kind),
 `small_run` and `minilm_run` (one cached fine-tune of lab 02's small BERT or of MiniLM with
 those settings: lab 04 reads the same runs back for its un-augmented arm), and the error
-analysis: `labkit.core.text.slices` (negation, contrast; lab 09 slices by them too), `rare_words` (reviews full of words a general
-vocabulary lacks) and `confident_mistakes`. The machinery (the
+analysis: `labkit.core.text.slices` (negation, contrast; lab 09 slices by them too), `rare_words`
+(reviews full of words a general vocabulary lacks) and `confident_mistakes`. The machinery (the
 `Classifier`, loaders, `fine_tune`, checkpoints, the run cache) is `labkit.core.classifier`.
 Leaves out: hyper-parameter search, early stopping, layer-wise learning rates.
 """

@@ -80,7 +80,8 @@ def adversarial_mix_loss_fn(base_loss_fn, tokenizer, pools: dict, rows: int, max
     the clean batches: from the first step in ``pools`` on, ``rows`` reviews drawn (without
     replacement, ``seed``) from the current pool are scored with ``base_loss_fn`` too, and the
     two losses are weighted by their rows (for a loss averaged over rows, such as lab 05's soft
-    KL, exactly as if the adversarial rows were appended to the batch). The clean batches are the loader's, untouched: every training review is seen as
+    KL, exactly as if the adversarial rows were appended to the batch). The clean batches are the
+    loader's, untouched: every training review is seen as
     often as without the defence. ``pools``: {step: pool or ``make(model) -> pool``}, a pool
     being (texts, labels, teacher logits) of adversarial reviews; a callable is called with
     the model being trained at that step (A2T: the adversarial reviews are regenerated against

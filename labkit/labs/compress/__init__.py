@@ -425,6 +425,7 @@ def pareto(variants: dict, accuracy: str = "accuracy", noise: bool = False) -> l
         return y["per_second"] > x["per_second"] * (1 + tol(x, y))
 
     front = [a for a, x in variants.items()
-             if not any(y[accuracy] >= x[accuracy] and at_least_as_fast(y, x) and (y[accuracy] > x[accuracy] or faster(y, x))
+             if not any(y[accuracy] >= x[accuracy] and at_least_as_fast(y, x)
+                        and (y[accuracy] > x[accuracy] or faster(y, x))
                         for b, y in variants.items() if b != a)]
     return sorted(front, key=lambda a: -variants[a]["per_second"])

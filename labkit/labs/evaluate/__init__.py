@@ -185,7 +185,8 @@ def model_card(evaluation: dict, slices: dict, labs: dict, details: dict) -> str
     front = [k for k in (pareto.get("front", []) if isinstance(pareto, dict) else pareto)
              if k in variants and not k.endswith(" fp32")]
     student_line = (f"- The distilled student, for comparison: accuracy {s['accuracy']:.3f} "
-                    f"[{s['ci'][0]:.3f}, {s['ci'][1]:.3f}], ECE {s['ece_before']:.3f} -> {s['ece_after']:.3f}.\n" if s else "")
+                    f"[{s['ci'][0]:.3f}, {s['ci'][1]:.3f}], ECE {s['ece_before']:.3f} -> {s['ece_after']:.3f}.\n"
+                    if s else "")
     parts = {
         "Model details": (f"- **{details['name']}**: {details['architecture']}, {details['parameters'] / 1e6:.1f} M "
                           f"weights, {details['disk_mb']:.1f} MB as safetensors; labkit {details['version']}.\n"
@@ -221,8 +222,9 @@ def model_card(evaluation: dict, slices: dict, labs: dict, details: dict) -> str
             "- Reviews are public critic snippets; lab 01 scrubbed emails and phone numbers, but on its "
             f"challenge set the scrubber found {_pct(pii.get('recall', float('nan')))} of planted personal data: "
             "names and addresses survive.\n"
-            f"- A membership-inference attack on an overfitted model reached AUC {mia.get('auc', float('nan')):.2f} and "
-            f"caught {_pct(mia.get('tpr_at_1pct_fpr', float('nan')))} of its training reviews at a 1% false-positive rate "
+            f"- A membership-inference attack on an overfitted model reached AUC {mia.get('auc', float('nan')):.2f} "
+            f"and caught {_pct(mia.get('tpr_at_1pct_fpr', float('nan')))} of its training reviews "
+            "at a 1% false-positive rate "
             f"(lab 07, {mia.get('seeds', '?')} seeds): models can leak who was in their training data; DP training "
             "closes it at a cost in accuracy."),
         "Caveats and recommendations": (

@@ -76,7 +76,8 @@ def closed_loop(url: str, texts, concurrency: int = 8, seconds: float = 10.0, ma
     texts = list(texts)
     if not texts or concurrency < 1 or batch < 1 or not 0 < seconds <= 600 or max_requests < 1:
         raise ValueError(f"closed_loop needs texts, concurrency >= 1, batch >= 1, 0 < seconds <= 600 and "
-                         f"max_requests >= 1; got {len(texts)} texts, {concurrency}, {batch}, {seconds}, {max_requests}")
+                         f"max_requests >= 1; got {len(texts)} texts, {concurrency}, {batch}, {seconds}, "
+                         f"{max_requests}")
     box = {}
     t = threading.Thread(target=lambda: box.update(out=asyncio.run(
         _load(url, texts, concurrency, seconds, max_requests, batch, timeout))))
@@ -125,7 +126,8 @@ def open_loop(url: str, texts, rate: float, requests: int = 300, timeout: float 
                          f"{requests} requests")
     offsets = np.cumsum(np.random.default_rng(seed).exponential(1 / rate, requests))  # the scheduled send times
     if offsets[-1] > 600:
-        raise ValueError(f"{requests} requests at {rate} a second take {offsets[-1]:.0f} s; keep a schedule under 600 s")
+        raise ValueError(f"{requests} requests at {rate} a second take {offsets[-1]:.0f} s; "
+                         "keep a schedule under 600 s")
     box = {}
     t = threading.Thread(target=lambda: box.update(out=asyncio.run(_open(url, texts, offsets, timeout))))
     t.start()

@@ -228,7 +228,8 @@ def build_app(model: str = "minilm", threads: int | None = None, batching: bool 
             fut = loop.create_future()
 
             def done(out, err):
-                loop.call_soon_threadsafe(lambda: fut.done() or (fut.set_exception(err) if err else fut.set_result(out)))
+                loop.call_soon_threadsafe(lambda: fut.done()
+                                          or (fut.set_exception(err) if err else fut.set_result(out)))
             batcher.queue.put((texts, done))
             return answer(texts, await fut)
 

@@ -9,7 +9,8 @@ and the server takes the average of their weights, weighted by their numbers of 
 (`average`). FedProx (Li et al. 2020) is the same with `proximal_loss_fn` as the client's
 ``loss_fn``. ``dp_clip`` makes it client-level DP-FedAvg (McMahan et al. 2018): clients
 are Poisson-sampled, each client's update is clipped and Gaussian noise is added to their
-sum over the expected count (`dp_average`), accounted with `labkit.labs.federated.privacy.client_dp_epsilon`. At `cpu` the federated model is a `Head` on the cached MiniLM sentence
+sum over the expected count (`dp_average`), accounted with `labkit.labs.federated.privacy.client_dp_epsilon`.
+At `cpu` the federated model is a `Head` on the cached MiniLM sentence
 embeddings; `labkit.labs.federated.flower` runs the same client update and average on a real Flower
 federation, and `labkit.labs.federated.privacy` trains with per-example DP-SGD.
 Leaves out: secure aggregation, compression of the updates, asynchronous clients.

@@ -69,8 +69,8 @@ def _write_app(folder: Path, config: dict) -> None:
         f'serverapp = "{APP}:serverapp"\nclientapp = "{APP}:clientapp"\n\n'
         "[tool.flwr.app.config]\n" + "\n".join(lines) + "\n")
     (folder / f"{APP}.py").write_text('"""labkit lab 07: the Flower apps live in labkit.labs.federated.flower."""\n'
-                                      "from labkit.labs.federated.flower import apps\n\n_apps = apps()\nserverapp = _apps[0]\n"
-                                      "clientapp = _apps[1]\n")
+                                      "from labkit.labs.federated.flower import apps\n\n_apps = apps()\n"
+                                      "serverapp = _apps[0]\nclientapp = _apps[1]\n")
 
 
 def run(x, y, parts, x_test, y_test, rounds: int, lr: float, local_epochs: int = 1,
@@ -137,9 +137,11 @@ def _federation(x, y, parts, x_test, y_test, rounds, lr, local_epochs, batch_siz
                                       stdout=out, stderr=subprocess.STDOUT, timeout=max(1.0, left), cwd=work)
             if not (work / "result.json").exists():
                 raise RuntimeError(f"`flwr run` ended (exit {done.returncode}) without a result:\n"
-                                   f"{procs.tail(work / 'flwr-run.log')}\n-- superlink:\n{procs.tail(work / 'superlink.log')}")
+                                   f"{procs.tail(work / 'flwr-run.log')}\n-- superlink:\n"
+                                   f"{procs.tail(work / 'superlink.log')}")
         except subprocess.TimeoutExpired:
-            raise TimeoutError(f"the Flower federation did not finish within {timeout:.0f} s; logs in {folder}.failed") from None
+            raise TimeoutError(f"the Flower federation did not finish within {timeout:.0f} s; "
+                               f"logs in {folder}.failed") from None
         finally:
             _stop(running, ports)
         result = json.loads((work / "result.json").read_text())

@@ -4,7 +4,8 @@ DP-SGD (Abadi et al. 2016) clips each example's gradient to a norm C, adds Gauss
 of std (noise multiplier) x C to the batch's sum, and draws batches by Poisson sampling; an
 accountant turns (noise, sampling rate, steps) into the (epsilon, delta) guarantee. Opacus
 does all three: `dp_fit` asks its accountant for the noise that reaches a target epsilon
-(`noise_multiplier`), wraps model, optimizer and data in its `PrivacyEngine`, then trains with the one loop `labkit.core.train.train`
+(`noise_multiplier`), wraps model, optimizer and data in its `PrivacyEngine`, then trains with the one loop
+`labkit.core.train.train`
 (its own norm clipping off: Opacus clips per example) and reads the epsilon spent back from
 the engine's accountant. `head_run` trains a `labkit.labs.federated.Head` on MiniLM features and
 `bert_run` lab 02's small BERT from scratch, each cached with its logits and its epsilon.
