@@ -114,6 +114,9 @@ def samples():
                  force=False),
             dict(x=emb + 1, y=1 - labels, parts=[np.array([0, 2]), np.array([1, 3])], x_test=emb[:2], y_test=labels[:2],
                  rounds=3, lr=0.2, local_epochs=2, batch_size=4, hidden=8, seed=1, timeout=90.0, one_at_a_time=True)),
+        "labkit.core.classifier._run_logits": (
+            dict(run_folder="student-0123456789abcdef", texts=TEXTS, max_len=16, run=None),
+            dict(run_folder="student-fedcba9876543210", texts=TEXTS[:2], max_len=32)),
         "labkit.core.classifier._logits": (
             dict(model=tiny_model(0), tokenizer=tok, texts=TEXTS, max_len=16, kind="teacher-logits"),
             dict(model=tiny_model(1), tokenizer=other_tok, texts=TEXTS[:2], max_len=32)),
@@ -136,7 +139,7 @@ def test_each_keyed_argument_changes_the_key_and_no_other_does(name):
         assert fn.key(**{**base, arg: value}) != key, f"{name}: {arg} does not change the key"
     for arg in set(base) - set(fn.keyed):
         other = {"batch_size": 7, "progress": False, "kind": "variant-logits", "name": "defence", "proba_fn": len,
-                 "force": True}[arg]
+                 "run": object(), "force": True}[arg]
         assert fn.key(**{**base, arg: other}) == key, f"{name}: {arg} is excluded but changes the key"
 
 

@@ -114,7 +114,7 @@ def test_cached_runs_hit_miss_and_keep_their_scores(tok, tmp_cache, monkeypatch)
     assert np.allclose(C.predict_logits(first.model, tok, TEXTS), C.predict_logits(again.model, tok, TEXTS), atol=1e-6)
     acc = first.accuracy(TEXTS, LABELS, 16)
     third = C.cached_fine_tune(make, TEXTS, LABELS, **settings)
-    assert len(list(third.folder.glob("logits-*.safetensors"))) == 1
+    assert len(list((tmp_cache / "runs").glob("run-logits-*"))) == 1  # scored once, kept in the run cache
     assert third.accuracy(TEXTS, LABELS, 16) == acc and third.trained is None  # read back, no model
     # anything that changes the result misses: labels, a setting, the initial weights, the loss
     changed = [dict(labels=LABELS[::-1]), dict(lr=1e-3), dict(make=lambda: make(seed=1)),

@@ -378,16 +378,11 @@ class Run:
         return self.trained
 
     def logits(self, texts, max_len: int = 64) -> np.ndarray:
-        """The model's logits for ``texts``, computed once per set of texts and kept with the
-        run (a second lab that scores the same run on the same reviews reads them back)."""
-        from safetensors.numpy import load_file
+        """The model's logits for ``texts``, computed once per run and set of texts and kept
+        in the run cache (a second lab that scores the same run on the same reviews reads
+        them back)."""
         texts, _ = check_inputs(texts)
-        path = self.folder / f"logits-{cache.key(texts=texts, max_len=max_len)}.safetensors"
-        if path.exists():
-            return load_file(str(path))["logits"]
-        out = predict_logits(self.model, self.tokenizer, texts, max_len)
-        cache.save_arrays(path, {"logits": out})
-        return out
+        return _run_logits(self.folder.name, texts, max_len, self)["logits"]
 
     def proba(self, texts, max_len: int = 64) -> np.ndarray:
         """Class probabilities from `logits`, shape (len(texts), classes)."""
@@ -397,6 +392,12 @@ class Run:
         """Share of ``texts`` whose most likely class (from `logits`) is the label."""
         texts, labels = check_inputs(texts, labels)
         return metrics.accuracy(self.logits(texts, max_len), labels)
+
+
+@cache.cached("run-logits", exclude=("run",))
+def _run_logits(run_folder: str, texts, max_len, run) -> dict:
+    """``run``'s logits; ``run_folder`` (its folder's name, which holds its key) stands for it."""
+    return {"logits": predict_logits(run.model, run.tokenizer, texts, max_len)}
 
 
 def cached_fine_tune(make_model, texts, labels, *, name: str, lr: float, steps: int | None = None,
