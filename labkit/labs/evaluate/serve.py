@@ -267,14 +267,15 @@ _RUNNING: set = set()
 
 
 class Server:
-    """``labkit serve`` in a child process on a free port of 127.0.0.1: ``with Server("student")
-    as s: httpx.post(s.url + "/predict", ...)``, or ``s = Server(...).start()`` ... ``s.stop()``."""
+    """`serve` (what ``labkit serve`` runs) in a child process on a free port of 127.0.0.1:
+    ``with Server("student") as s: httpx.post(s.url + "/predict", ...)``, or
+    ``s = Server(...).start()`` ... ``s.stop()``."""
 
     def __init__(self, model: str = "minilm", threads: int | None = None, batching: bool = False,
                  max_wait_ms: float = 5.0, start_timeout: float = 120.0):
         self.model, self.start_timeout = model, start_timeout
-        self.args = ["serve", "--model", model, "--threads", str(threads or measure.threads()),
-                     "--max-wait-ms", str(max_wait_ms)] + (["--batching"] if batching else [])
+        self.options = {"model": model, "threads": threads or measure.threads(), "batching": batching,
+                        "max_wait_ms": max_wait_ms}
         self.proc, self.url, self.log = None, None, None
 
     def start(self, wait: bool = True) -> "Server":
@@ -285,9 +286,9 @@ class Server:
         fd, name = tempfile.mkstemp(prefix="labkit-serve-", suffix=".log")
         os.close(fd)
         self.log = Path(name)
-        code = "import sys; from labkit.course.cli import main; sys.exit(main(sys.argv[1:]))"
-        self.proc = procs.spawn([sys.executable, "-c", code, *self.args, "--port", str(port),
-                                 "--parent", str(os.getpid())], self.log)
+        code = "import json, sys; from labkit.labs.evaluate.serve import serve; serve(**json.loads(sys.argv[1]))"
+        options = {**self.options, "host": "127.0.0.1", "port": port, "parent": os.getpid()}
+        self.proc = procs.spawn([sys.executable, "-c", code, json.dumps(options)], self.log)
         _RUNNING.add(self)
         return self.wait() if wait else self
 
