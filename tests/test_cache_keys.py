@@ -50,8 +50,8 @@ def samples():
             dict(texts=TEXTS, max_length=64, batch_size=64, progress=True),
             dict(texts=TEXTS[:3], max_length=32)),
         "labkit.core.data._split_rows": (
-            dict(lang="en", seed=0, test=0.15, validation=0.1),
-            dict(lang="zh", seed=1, test=0.2, validation=0.05)),
+            dict(lang="en", seed=0, test=0.15, validation=0.1, archive="aaa"),
+            dict(lang="zh", seed=1, test=0.2, validation=0.05, archive="bbb")),
         "labkit.labs.clean._out_of_fold": (
             dict(texts=TEXTS, labels=labels, folds=2, seed=0, embeddings=None),
             dict(texts=TEXTS[::-1], labels=1 - labels, folds=3, seed=1, embeddings=emb)),
@@ -72,9 +72,9 @@ def samples():
             dict(x=emb + 1, y=1 - labels, evals={"test": emb + 1}, epsilon=1.0, epochs=2, lr=0.2, batch_size=4,
                  hidden=8, clip=2.0, delta=1e-6, seed=1)),
         "labkit.labs.federated.privacy._bert_run": (
-            dict(mlm=tiny_model(0), tokenizer=tok, texts=TEXTS, labels=labels, evals={"test": TEXTS}, epsilon=None,
+            dict(model=tiny_model(0), tokenizer=tok, texts=TEXTS, labels=labels, evals={"test": TEXTS}, epsilon=None,
                  epochs=1, lr=0.1, batch_size=2, max_len=16, clip=1.0, delta=1e-5, seed=0, progress=True),
-            dict(mlm=tiny_model(1), tokenizer=other_tok, texts=TEXTS[::-1], labels=1 - labels,
+            dict(model=tiny_model(1), tokenizer=other_tok, texts=TEXTS[::-1], labels=1 - labels,
                  evals={"test": TEXTS[:1]}, epsilon=1.0, epochs=2, lr=0.2, batch_size=4, max_len=32,
                  clip=2.0, delta=1e-6, seed=1)),
         "labkit.core.text._vocabulary": (
@@ -115,8 +115,8 @@ def samples():
             dict(x=emb + 1, y=1 - labels, parts=[np.array([0, 2]), np.array([1, 3])], x_test=emb[:2], y_test=labels[:2],
                  rounds=3, lr=0.2, local_epochs=2, batch_size=4, hidden=8, seed=1, timeout=90.0, one_at_a_time=True)),
         "labkit.core.classifier._run_logits": (
-            dict(run_folder="student-0123456789abcdef", texts=TEXTS, max_len=16, run=None),
-            dict(run_folder="student-fedcba9876543210", texts=TEXTS[:2], max_len=32)),
+            dict(run_folder="student-0123456789abcdef", created=1.0, texts=TEXTS, max_len=16, run=None),
+            dict(run_folder="student-fedcba9876543210", created=2.0, texts=TEXTS[:2], max_len=32)),
         "labkit.core.classifier._logits": (
             dict(model=tiny_model(0), tokenizer=tok, texts=TEXTS, max_len=16, kind="teacher-logits"),
             dict(model=tiny_model(1), tokenizer=other_tok, texts=TEXTS[:2], max_len=32)),
@@ -159,6 +159,20 @@ def test_what_cannot_be_keyed_is_refused_with_the_argument_named():
 
 def test_a_version_bump_changes_every_key_of_its_kind(monkeypatch):
     fn = all_cached()["labkit.core.data._split_rows"]
-    before = fn.key("en", 0, 0.15, 0.1)
+    before = fn.key("en", 0, 0.15, 0.1, "aaa")
     monkeypatch.setitem(cache.VERSIONS, "review-splits", cache.VERSIONS["review-splits"] + 1)
-    assert fn.key("en", 0, 0.15, 0.1) != before
+    assert fn.key("en", 0, 0.15, 0.1, "aaa") != before
+
+
+def test_a_version_bump_reaches_runs_named_by_an_argument(monkeypatch):
+    """Cached fine-tunes are named by their caller ("student", "minilm", ...): raising the
+    declared kind's version must still change their keys; a named kind's own entry wins."""
+    base, _ = samples()["labkit.core.classifier._fine_tune_run"]
+    fn = all_cached()["labkit.core.classifier._fine_tune_run"]
+    before = fn.key(**base)
+    monkeypatch.setitem(cache.VERSIONS, "fine-tune", cache.VERSIONS["fine-tune"] + 1)
+    assert fn.key(**base) != before
+    logits, (args, _) = all_cached()["labkit.core.classifier._logits"], samples()["labkit.core.classifier._logits"]
+    variant = logits.key(**{**args, "kind": "variant-logits"})
+    monkeypatch.setitem(cache.VERSIONS, "variant-logits", cache.VERSIONS["variant-logits"] + 1)
+    assert logits.key(**{**args, "kind": "variant-logits"}) != variant and logits.key(**args) == logits.key(**args)

@@ -218,3 +218,16 @@ def test_class_names_that_do_not_fit_the_model_are_refused(saved, tmp_path):
         with pytest.raises(ValueError, match=why):
             C.save_classifier(model, tok, tmp_path / "x", label_names=names)
     assert not (tmp_path / "x").exists()
+
+
+def test_a_course_model_saved_before_names_were_kept_still_answers_with_them(saved, tmp_path):
+    """Lab 03's and 05's models in a learner's cache from before label names were saved:
+    served as negative / positive, not '0' / '1' (lab 09's drift check reads those names)."""
+    _, tok, model = saved
+    names, model.label_names = model.label_names, None
+    try:
+        for name, want in (("finetuned-small-smoke", ["negative", "positive"]), ("mine", ["0", "1"])):
+            folder = C.save_classifier(model, tok, tmp_path / name)
+            assert serve.Model(folder).labels == want
+    finally:
+        model.label_names = names

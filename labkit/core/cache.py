@@ -270,7 +270,7 @@ def keyed(kind: str, *, exclude=(), depends=None, kind_arg: str | None = None, a
             bound.apply_defaults()
             name = bound.arguments[kind_arg] if kind_arg else kind
             parts = {k: keyable(v, k) for k, v in bound.arguments.items() if k not in skip}
-            parts["_version"] = VERSIONS.get(name, 1)
+            parts["_version"] = VERSIONS.get(name, VERSIONS.get(kind, 1))  # a named kind, else the declared one
             if depends:
                 parts["_depends"] = depends()
             return name, key(**parts)

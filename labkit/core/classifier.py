@@ -321,8 +321,12 @@ def load_classifier(folder):
         raise CheckpointError(f"cannot read the saved classifier: {step} is damaged or truncated "
                               f"({type(e).__name__}: {str(e)[:200]}). Fix: {fix}") from e
     check_vocab(encoder, tokenizer)
+    names = meta.get("label_names")
+    if names is None and lab and meta["num_labels"] == 2:  # a course model saved before names were kept
+        from labkit.core.data import LABEL_NAMES
+        names = LABEL_NAMES
     try:
-        model = Classifier(encoder, meta["num_labels"], label_names=meta.get("label_names"))
+        model = Classifier(encoder, meta["num_labels"], label_names=names)
     except ValueError as e:
         raise CheckpointError(f"{folder / 'classifier.json'}: {e}. Fix: {fix}") from e
     model.head.load_state_dict(head)
@@ -382,7 +386,8 @@ class Run:
         in the run cache (a second lab that scores the same run on the same reviews reads
         them back)."""
         texts, _ = check_inputs(texts)
-        return _run_logits(self.folder.name, texts, max_len, self)["logits"]
+        created = json.loads((self.folder / cache.DONE).read_text())["created"]
+        return _run_logits(self.folder.name, created, texts, max_len, self)["logits"]
 
     def proba(self, texts, max_len: int = 64) -> np.ndarray:
         """Class probabilities from `logits`, shape (len(texts), classes)."""
@@ -395,8 +400,9 @@ class Run:
 
 
 @cache.cached("run-logits", exclude=("run",))
-def _run_logits(run_folder: str, texts, max_len, run) -> dict:
-    """``run``'s logits; ``run_folder`` (its folder's name, which holds its key) stands for it."""
+def _run_logits(run_folder: str, created: float, texts, max_len, run) -> dict:
+    """``run``'s logits; its folder's name (which holds its key) and the time it was made
+    (a run trained again gets new logits) stand for it."""
     return {"logits": predict_logits(run.model, run.tokenizer, texts, max_len)}
 
 

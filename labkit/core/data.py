@@ -360,13 +360,13 @@ def review_splits(lang: str = "en", seed: int = 0):
     are made once per process (Datasets are never changed in place)."""
     from datasets import DatasetDict
     ds = load_reviews(lang)
-    rows = _split_rows(lang, seed, 0.15, 0.1)
+    rows = _split_rows(lang, seed, 0.15, 0.1, fetch.REGISTRY[f"reviews-{lang}"].archive.sha256)
     return DatasetDict({k: ds.select(rows[k].tolist()) for k in ("train", "validation", "test")})
 
 
-@cache.cached("review-splits", depends=lambda: {f"reviews-{lang}": fetch.REGISTRY[f"reviews-{lang}"].archive.sha256
-                                                for lang in ("en", "zh")})
-def _split_rows(lang, seed, test, validation) -> dict:
+@cache.cached("review-splits")
+def _split_rows(lang, seed, test, validation, archive) -> dict:
+    """The split's row numbers; ``archive``: the fetched reviews' hash (their content)."""
     return {k: np.array(v, dtype=np.int64) for k, v in split_rows(load_reviews(lang), test, validation, seed).items()}
 
 

@@ -65,8 +65,9 @@ def minilm_run(texts, labels, seed: int, cfg: FinetuneConfig, adapted=None) -> R
     """Fine-tune MiniLM (word embeddings frozen) on (texts, labels) with lab 03's settings,
     or read the run from the cache (~90 MB a run). ``adapted``: None for the stock MiniLM, or
     lab 02's `pretrain.load_or_adapt` to start from MiniLM adapted to the reviews instead,
-    with the same seed: the same head, the same batches. It is called only when the run is
-    not in the cache, and the run is cached as "minilm-adapted": pass nothing else."""
+    with the same seed: the same head, the same batches. It is called on every call (the
+    starting weights are part of the run's key), and the run is cached as "minilm-adapted":
+    pass nothing else."""
     if adapted is not None and not callable(adapted):
         raise TypeError(f"adapted={adapted!r}: pass None (stock MiniLM) or lab 02's "
                         "pretrain.load_or_adapt (the function, not its result)")

@@ -240,10 +240,11 @@ def attack(proba_fn, text: str, label: int, preset="lax", seed: int = 0) -> Atta
     return result
 
 
-def attack_many(proba_fn, texts, labels, preset="lax", seed: int = 0, model_key: str | None = None,
+def attack_many(proba_fn, texts, labels, preset="lax", seed: int = 0, model_key=None,
                 progress: bool = True) -> list[AttackResult]:
-    """`attack` each review; with ``model_key`` (e.g. ``cache.fingerprint(model)``) the
-    results are kept in the run cache: the same model, reviews, constraints and seed are
+    """`attack` each review; with ``model_key`` (whatever ``proba_fn``'s scores depend on:
+    `attack_model` gives the model, its tokenizer and max length; anything `cache.keyable`)
+    the results are kept in the run cache: the same model, reviews, constraints and seed are
     never attacked twice."""
     texts = check_texts(texts, "no reviews to attack")
     labels = np.asarray(labels)
@@ -274,8 +275,9 @@ def attack_model(model, tokenizer, texts, labels, preset="lax", seed: int = 0, m
                  progress: bool = True) -> list[AttackResult]:
     """`attack_many` on a `labkit.core.classifier.Classifier`, cached by its weights."""
     from labkit.core.classifier import proba_predictor
-    fn, key = proba_predictor(model, tokenizer, max_len), cache.fingerprint(model)
-    return attack_many(fn, texts, labels, preset, seed, model_key=key, progress=progress)
+    key = {"model": model, "tokenizer": tokenizer, "max_len": max_len}  # what the scores depend on
+    return attack_many(proba_predictor(model, tokenizer, max_len), texts, labels, preset, seed, model_key=key,
+                       progress=progress)
 
 
 def summary(results: list[AttackResult]) -> dict:

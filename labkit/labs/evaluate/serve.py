@@ -274,7 +274,7 @@ class Server:
     def __init__(self, model: str = "minilm", threads: int | None = None, batching: bool = False,
                  max_wait_ms: float = 5.0, start_timeout: float = 120.0):
         self.model, self.start_timeout = model, start_timeout
-        self.options = {"model": model, "threads": threads or measure.threads(), "batching": batching,
+        self.options = {"model": str(model), "threads": threads or measure.threads(), "batching": batching,
                         "max_wait_ms": max_wait_ms}
         self.proc, self.url, self.log = None, None, None
 

@@ -149,15 +149,15 @@ def bert_run(mlm, tokenizer, texts, labels, evals: dict, epsilon: float | None, 
     per-example gradients (BERT shares one row of position ids across the batch), and they
     carry no review's content."""
     check_epsilon(epsilon)
-    return _bert_run(mlm, tokenizer, list(texts), np.asarray(labels), evals, epsilon, epochs, lr, batch_size,
+    k = max(2, int(np.max(labels)) + 1)  # as many outputs as classes (the reviews have 2)
+    start = small_classifier(mlm, pretrained=False, seed=seed, num_labels=k)  # keyed by these weights
+    return _bert_run(start, tokenizer, list(texts), np.asarray(labels), evals, epsilon, epochs, lr, batch_size,
                      max_len, clip, delta, seed, progress)
 
 
 @cache.cached("dp-bert", exclude=("progress",), depends=lambda: {"recipe": RECIPE})
-def _bert_run(mlm, tokenizer, texts, labels, evals, epsilon, epochs, lr, batch_size, max_len, clip, delta, seed,
+def _bert_run(model, tokenizer, texts, labels, evals, epsilon, epochs, lr, batch_size, max_len, clip, delta, seed,
               progress) -> dict:
-    k = max(2, int(np.max(labels)) + 1)  # as many outputs as classes (the reviews have 2)
-    model = small_classifier(mlm, pretrained=False, seed=seed, num_labels=k)
     emb = model.encoder.embeddings
     for module in (emb.position_embeddings, emb.token_type_embeddings):
         module.weight.requires_grad_(False)
