@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from labkit.core.env import device as default_device
 from labkit.core.metrics import summary
@@ -43,7 +45,6 @@ NOT_INPUTS = ("labels", "targets")  # batch keys that are answers, not model inp
 def cross_entropy_loss(model, batch):
     """Default loss: cross entropy of ``model(**inputs)`` (or its ``.logits``) against
     ``batch['labels']``; every batch key but ``labels`` and ``targets`` goes to the model."""
-    import torch.nn.functional as F
     inputs = {k: v for k, v in batch.items() if k not in NOT_INPUTS}
     logits = _logits(model(**inputs))
     check_logits(logits, batch["labels"])
@@ -79,7 +80,6 @@ def adamw(model, lr: float, weight_decay: float = 0.01, lr_by_prefix: dict | Non
     """AdamW over the trainable weights; ``lr_by_prefix`` gives the weights whose names start
     with a prefix their own rate, e.g. ``{"cls.": 1e-3}`` for a new head. ``fused``: one kernel
     for the whole update, ~10% faster a small-BERT step on a CPU than the per-tensor loop."""
-    import torch
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not named:
         raise ValueError("the model has no trainable weights (every requires_grad is False)")
@@ -92,7 +92,6 @@ def adamw(model, lr: float, weight_decay: float = 0.01, lr_by_prefix: dict | Non
 def warmup_linear(optimizer, warmup: int, total: int):
     """Learning rate x (step+1)/warmup for ``warmup`` steps, then down linearly to 0 at
     ``total``. Example: warmup=2, total=6 -> factors 0.5, 1, 1, 0.75, 0.5, 0.25."""
-    import torch
     if not 0 < warmup <= total:
         raise ValueError(f"warmup={warmup}, total={total}: need 0 < warmup <= total steps")
     return torch.optim.lr_scheduler.LambdaLR(
@@ -109,7 +108,6 @@ def train(model, train_loader, optimizer, loss_fn=None, scheduler=None, epochs: 
     ``eval_fn(model, loader) -> dict`` (default: `evaluate`), run every ``eval_every``
     steps and at the end when ``eval_loader`` is given. Raises if the loss becomes NaN or inf.
     """
-    import torch
     from tqdm.auto import tqdm
     device = device or default_device()
     loss_fn = loss_fn or cross_entropy_loss
@@ -161,7 +159,6 @@ def train(model, train_loader, optimizer, loss_fn=None, scheduler=None, epochs: 
 
 def predict(model, loader, device=None) -> tuple[np.ndarray, np.ndarray]:
     """(logits, labels) over a loader, without gradients; labels are -1 where absent."""
-    import torch
     device = device or default_device()
     model.to(device).eval()
     all_logits, all_labels = [], []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numbers
 
+import torch
+
 from .grading import Exercise, check_cases, number
 
 
@@ -19,7 +21,6 @@ def _unchanged_but_scored(value):
 
 
 def _masked_accuracy(fn):
-    import torch
     g = torch.Generator().manual_seed(0)
     cases = []
     for shape in ((2, 5, 7), (1, 3, 4), (3, 6, 11)):

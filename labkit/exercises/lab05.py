@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 
+import torch
+import torch.nn.functional as F
+
 from labkit.core import models
 from labkit.labs.pretrain import PretrainConfig
 
@@ -16,8 +19,6 @@ def _soft_p(value):
 
 
 def _gradient_ratio(value):
-    import torch
-    import torch.nn.functional as F
     norms = []
     for t in (1.0, 4.0):
         s = torch.tensor([[0.5, -0.5]], requires_grad=True)

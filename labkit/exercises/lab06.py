@@ -2,6 +2,8 @@
 Each check computes its truth when called; see labkit.exercises.grading."""
 from __future__ import annotations
 
+import torch
+
 from labkit.core import lexicon
 from labkit.labs import adversarial
 
@@ -18,7 +20,6 @@ def _words_budget(fn):
 
 
 def _fgsm(fn):
-    import torch
     g = torch.randn(3, 6, 4, generator=torch.Generator().manual_seed(6))
     mask = torch.tensor([[1] * 6, [1] * 2 + [0] * 4, [1] * 4 + [0] * 2])
     require(callable(fn), "pass the function itself, e.g. check.answer('06.2', fgsm)")

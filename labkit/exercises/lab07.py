@@ -2,6 +2,10 @@
 Each check computes its truth when called; see labkit.exercises.grading."""
 from __future__ import annotations
 
+import numpy as np
+
+from labkit.labs import federated
+
 from .grading import Exercise, number, require
 
 
@@ -11,7 +15,6 @@ def _bytes_sent(value):
 
 
 def _clients_needed(value):
-    from labkit.labs import federated  # loads torch: only when this is answered
     truth = next(m for m in range(1, 10_000) if federated.client_dp_noise(1.0, 0.5, m) <= 0.01 + 1e-12)
     number(value, truth, 0, "the server adds noise of standard deviation z x C once, to the sum "
            "of the clipped updates; averaging over m clients divides it by m (not by the square "
@@ -19,7 +22,6 @@ def _clients_needed(value):
 
 
 def _positive_shares(fn):
-    import numpy as np
     cases = [([1, 0, 1, 1, 0, 0, 1, 1], [[0, 1], [2, 3, 7], [4, 5, 6]], [0.5, 1.0, 1 / 3]),
              ([0, 0, 0, 1], [[3], [0, 1, 2]], [1.0, 0.0]),  # clients of different sizes
              ([1, 1, 0, 0, 1, 0], [[5, 0], [1, 2, 3, 4]], [0.5, 0.5]),  # rows in any order

@@ -2,6 +2,8 @@
 Each check computes its truth when called; see labkit.exercises.grading."""
 from __future__ import annotations
 
+import torch
+
 from .grading import Exercise, number, require
 
 
@@ -14,8 +16,6 @@ def _int8_ratio(value):
 
 
 def _prune_per_layer(fn):
-    import torch
-
     def want(ws, sparsity):  # each tensor ranked alone (the magnitudes below are distinct)
         out = []
         for w in ws:

@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
 
 from labkit.core import cache, data, fetch
 from labkit.core.config import ScaledConfig
@@ -79,7 +82,6 @@ def mask_tokens(input_ids, special_mask, mask_id: int, vocab_size: int, prob: fl
 
     Example: with prob=1 every ordinary token is picked; ~80% of them become ``mask_id``.
     """
-    import torch
     if not 0 < prob <= 1:
         raise ValueError(f"mask prob must be in (0, 1], got {prob}")
     inputs, labels = input_ids.clone(), input_ids.clone()
@@ -94,7 +96,6 @@ def mask_tokens(input_ids, special_mask, mask_id: int, vocab_size: int, prob: fl
 
 def mlm_loss(model, batch):
     """Cross entropy on the masked positions only, gathered before the LM head."""
-    import torch.nn.functional as F
     hidden = model.bert(input_ids=batch["input_ids"],
                         attention_mask=batch["attention_mask"]).last_hidden_state  # (b, seq, h)
     picked = batch["labels"] != -100                                               # (b, seq)
@@ -111,13 +112,11 @@ class MLMCollator:
     """Pads a list of token-id lists and masks them; seeded, so a run can be repeated."""
 
     def __init__(self, tokenizer, prob: float = 0.15, seed: int = 0):
-        import torch
         self.tok, self.prob = tokenizer, prob
         self.gen = torch.Generator().manual_seed(seed)
         self.special = {tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id}
 
     def __call__(self, examples):
-        import torch
         ids = pad(examples, self.tok.pad_token_id)                       # (b, longest)
         special = torch.zeros_like(ids, dtype=torch.bool)
         for s in self.special:
@@ -130,7 +129,6 @@ class MLMCollator:
 
 def heldout_loss(model, loader) -> dict:
     """Mean masked-LM loss (and perplexity) over a loader: the `eval_fn` of pretraining."""
-    import torch
     model.eval()
     device = next(model.parameters()).device
     total, n = 0.0, 0
@@ -146,7 +144,6 @@ def heldout_loss(model, loader) -> dict:
 
 def mask_logits(model, tokenizer, text: str):
     """The model's logits (vocab,) for the first ``[MASK]`` in ``text``."""
-    import torch
     if tokenizer.mask_token not in text:
         raise ValueError(f"put {tokenizer.mask_token} in the text, e.g. 'a [MASK] film'")
     enc = tokenizer(text, return_tensors="pt")
@@ -165,8 +162,6 @@ def fill_mask(model, tokenizer, text: str, k: int = 5):
 
 def loaders(tokenizer, texts, cfg: PretrainConfig):
     """(train, held-out) DataLoaders of tokenized, masked passages; held-out masks are fixed."""
-    import torch
-    from torch.utils.data import DataLoader
     ids = tokenizer(list(texts), truncation=True, max_length=cfg.max_len)["input_ids"]
     rng = np.random.default_rng(cfg.seed)
     order = rng.permutation(len(ids))

@@ -17,6 +17,7 @@ import json
 from dataclasses import asdict, replace
 
 import numpy as np
+import torch
 
 from labkit.core import cache
 from labkit.core.text import check_texts
@@ -41,7 +42,6 @@ def embedding_adversarial_loss_fn(base_loss, epsilon: float, steps: int = 1,
     ``step_size`` (default epsilon / 2), each projected back into the epsilon ball.
     ``base_loss(logits, batch)`` is the loss without attack (cross entropy, or lab 05's
     `kd_loss`); ``spec`` names it for the run cache."""
-    import torch
     if steps < 1:
         raise ValueError(f"steps={steps}: at least one (1 = FGM)")
     fgm_perturbation(torch.zeros(1, 1, 1), torch.ones(1, 1), epsilon)  # refuse bad settings now

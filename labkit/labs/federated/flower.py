@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from labkit.core import cache, procs
 from labkit.core.env import release_memory
@@ -153,7 +154,6 @@ def _federation(x, y, parts, x_test, y_test, rounds, lr, local_epochs, batch_siz
 
 def apps():
     """(ServerApp, ClientApp) of the federation `run` starts (imported by the app module)."""
-    import torch
     from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
     from flwr.clientapp import ClientApp
     from flwr.serverapp import Grid, ServerApp
