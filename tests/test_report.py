@@ -105,6 +105,10 @@ def test_labkit_run_from_the_repository_root_with_defaults(tmp_path):
     out = subprocess.run(labkit_command() + ["run"], cwd=tmp_path, env=env, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
+    # the console says what the learner needs: no kernel warning (its sockets are local files,
+    # not TCP), and none of those sockets is left behind in notebooks/ or anywhere else
+    assert "without encryption" not in out.stdout + out.stderr
+    assert sorted(p.name for p in (tmp_path / "notebooks").iterdir()) == ["00_tiny.ipynb"]
     rep = json.loads((tmp_path / "reports" / "smoke" / "report.json").read_text())
     assert [r["results"] for r in rep["notebooks"]] == [{"answer": 42}]
     assert rep["meta"]["scale"] == "smoke"

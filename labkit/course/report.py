@@ -16,8 +16,10 @@ import datetime
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -85,7 +87,12 @@ def execute(notebook: Path, scale: str, out_dir: Path, fresh_since: float | None
     os.environ.update(LABKIT_SCALE=scale, LABKIT_RESULTS=str(results), LABKIT_LAB=notebook.stem)
     if fresh_since is not None:
         os.environ["LABKIT_FRESH"] = repr(fresh_since)
-    client = NotebookClient(nb, timeout=3600, kernel_name="python3",
+    from traitlets.config import Config
+    config = Config()
+    sockets = Path(tempfile.mkdtemp(prefix="labkit-kernel-"))
+    if os.name == "posix":  # the kernel talks to us over local sockets, not TCP (no port, no warning)
+        config.KernelManager.transport, config.KernelManager.ip = "ipc", str(sockets / "k")
+    client = NotebookClient(nb, timeout=3600, kernel_name="python3", config=config,
                             resources={"metadata": {"path": str(notebook.parent)}})
     cap = int(os.environ.get("LABKIT_MEMORY_CAP_MB") or 0)
     sampler = PeakSampler(cap_mb=cap)
@@ -102,6 +109,8 @@ def execute(notebook: Path, scale: str, out_dir: Path, fresh_since: float | None
         failed = {"cell": index, "error": f"{out['ename']}: {out['evalue']}"[:500]}
     except Exception as e:  # kernel died, timeout, ...
         status, failed = "failed", {"cell": None, "error": f"{type(e).__name__}: {e}"[:500]}
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
     wall = time.perf_counter() - start
     peak = sampler.stop()
     if sampler.over:
