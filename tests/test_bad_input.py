@@ -8,7 +8,7 @@ from datasets import Dataset
 
 from labkit.core import classifier, curves, data, kd, measure, metrics, models, stats, text, train
 from labkit.labs import adversarial, augment, clean, compress, evaluate, federated
-from labkit.labs.evaluate import loadtest, serve
+from labkit.labs.evaluate import loadtest
 
 T, Y = ["a good film", "a bad film", "fine", "awful"], [1, 0, 1, 0]
 LOGITS = np.zeros((4, 2))
@@ -56,7 +56,7 @@ CASES = {
     "train_wordpiece: empty": (lambda: text.train_wordpiece([]), ValueError, "texts is empty"),
     "loadtest: no texts": (lambda: loadtest.closed_loop("http://127.0.0.1:9", []), ValueError, "needs texts"),
     "open loop: no rate": (lambda: loadtest.open_loop("http://127.0.0.1:9", ["a"], rate=0), ValueError, "rate > 0"),
-    "calibration: zero": (lambda: serve.write_calibration("/tmp", None, 0), ValueError, "must be > 0"),
+    "temperature: zero": (lambda: classifier.set_temperature("/tmp", None, 0), ValueError, "must be a finite"),
     "partition: more clients than rows": (lambda: federated.partition([], 2), ValueError, "clients=2"),
     "split: too few per class": (lambda: data.split(ds(T, Y)), DataErrorOrValue, "distinct texts per class"),
     # misaligned lengths

@@ -3,6 +3,7 @@ argument of every cached function changes its key, and an excluded one does not.
 function added without sample arguments here fails the first test."""
 import importlib
 import pkgutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,9 +96,11 @@ def samples():
             dict(model_key="abc", texts=TEXTS, labels=labels, c=constraints("lax"), seed=0, proba_fn=print,
                  progress=True),
             dict(model_key="def", texts=TEXTS[::-1], labels=1 - labels, c=constraints("strict"), seed=1)),
-        "labkit.labs.compress.runtime._export": (
+        "labkit.core.export._export": (
             dict(model=tiny_model(0), tokenizer=tok, max_len=16),
             dict(model=tiny_model(1), tokenizer=other_tok, max_len=32)),
+        "labkit.labs.compress.runtime._int8": (dict(fp32=Path("runs/onnx-export-a/model.onnx")),
+                                               dict(fp32=Path("runs/onnx-export-b/model.onnx"))),
         "labkit.labs.compress._recovered": (
             dict(model=tiny_model(0), tokenizer=tok, texts=TEXTS, targets=emb[:, :2], steps=5, lr=1e-3, batch_size=2,
                  max_len=16, seed=0),

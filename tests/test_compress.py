@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from labkit.core import classifier, measure, models, text
+from labkit.core import classifier, export, measure, models, text
 from labkit.labs import compress
 from labkit.labs.compress import runtime
 
@@ -181,7 +181,7 @@ def test_pareto_chooses_on_the_accuracy_asked_and_calls_speeds_within_noise_a_ti
 
 def test_onnx_export_agrees_and_benchmark_times_torch_and_onnx(tok, tmp_path):
     model = tiny(tok)
-    path = runtime.export_onnx(model, tok, tmp_path / "m.onnx", max_len=16)
+    path = export.export_onnx(model, tok, tmp_path / "m.onnx", max_len=16)
     assert path.exists() and not list(tmp_path.glob(".*tmp"))
     q_path = runtime.onnx_int8(path, tmp_path / "m8.onnx")
     texts = POS + NEG + ["good"]  # another batch size and length than the export's example

@@ -13,11 +13,14 @@ Leaves out: hyper-parameter search and early stopping (labs choose settings on v
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
 from labkit.core import cache, metrics
 from labkit.core.env import release_memory, scale, seed_everything
@@ -42,6 +45,7 @@ class Classifier(torch.nn.Module):
         self.dropout = torch.nn.Dropout(dropout)
         self.head = torch.nn.Linear(encoder.config.hidden_size, num_labels)
         self.label_names = check_label_names(label_names, num_labels)
+        self.max_len, self.temperature = None, 1.0  # a saved model's own, set by load_classifier
 
     def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None):
         if attention_mask is None or (input_ids is None) == (inputs_embeds is None):
@@ -107,7 +111,6 @@ def loader(tokenizer, texts, labels=None, max_len: int = 64, batch_size: int = 3
     with ``shuffle``, batches are drawn by `length_grouped_batches` (a new draw each epoch).
     ``targets`` (one row of numbers per text, e.g. a teacher's logits in lab 05) ride along
     as a float tensor; a label of -1 marks an unlabelled text."""
-    from torch.utils.data import DataLoader
     texts, labels = check_inputs(texts, labels)
     ids = tokenizer(texts, truncation=True, max_length=max_len)["input_ids"]
     if targets is not None and len(targets) != len(ids):
@@ -277,40 +280,125 @@ def fine_tune(model, tokenizer, texts, labels, lr: float, steps: int | None = No
 
 # ---------------------------------------------------------------- checkpoints
 
-def _write(model: Classifier, tokenizer, folder: Path, info: dict | None = None) -> None:
+CONTRACT = "classifier.json"  # what a saved model is: its classes, max length, temperature, files
+
+
+def _write(model: Classifier, tokenizer, folder: Path, info: dict | None, max_len: int, onnx: bool) -> None:
     from safetensors.torch import save_file
     model.encoder.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     save_file({k: v.contiguous() for k, v in model.head.state_dict().items()},
               str(folder / "head.safetensors"))
-    (folder / "classifier.json").write_text(json.dumps(
-        {"num_labels": model.head.out_features, "label_names": getattr(model, "label_names", None),
-         "info": info or {}}, indent=1))
+    if onnx:  # the whole model (encoder, mean pooling, head) for ONNX Runtime: docs/models.md
+        from labkit.core.export import ONNX, cached_onnx
+        shutil.copyfile(cached_onnx(model, tokenizer, max_len), folder / ONNX)
+    cache.write_json(folder / CONTRACT, {
+        "num_labels": model.head.out_features, "label_names": getattr(model, "label_names", None),
+        "max_len": max_len, "temperature": 1.0, "fitted_on": None, "weights": cache.fingerprint(model),
+        "onnx": "model.onnx" if onnx else None, "info": info or {}})
 
 
-def save_classifier(model: Classifier, tokenizer, folder, info: dict | None = None, label_names=None) -> Path:
-    """Encoder (safetensors, ``save_pretrained``), tokenizer, head, the class names
-    (``label_names``, else the model's own) and ``info`` into ``folder``, atomically: what
-    `load_classifier` and ``labkit serve --model FOLDER`` read back."""
+def save_classifier(model: Classifier, tokenizer, folder, info: dict | None = None, label_names=None,
+                    max_len: int = 64, onnx: bool = True) -> Path:
+    """Save a classifier as one folder, atomically: what `load_classifier`, ``labkit serve
+    --model FOLDER`` and ONNX Runtime outside the course (docs/models.md) read back.
+
+    The folder holds the encoder (safetensors, ``save_pretrained``), the tokenizer, the head,
+    ``model.onnx`` (the whole model for ONNX Runtime; ``onnx=False`` leaves it out) and
+    ``classifier.json``: the class names (``label_names``, else the model's own), the
+    ``max_len`` the model reads reviews at, the temperature its probabilities are divided by
+    (1.0 until `set_temperature` fits one), the weights' fingerprint and ``info``. The ONNX
+    export takes seconds (about 10 for a MiniLM): labs 03 and 05 save with ``onnx=False`` and
+    lab 09 adds the file to the models it serves (`add_onnx`), once."""
     if label_names is not None:
         model.label_names = check_label_names(label_names, model.head.out_features)
+    if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)) or max_len < 3:
+        raise ValueError(f"max_len={max_len!r}: the number of tokens the model reads per review, an integer "
+                         "of at least 3 ([CLS], a token, [SEP]); pass the max_len it was trained with")
     with cache.atomic_folder(Path(folder)) as tmp:
-        _write(model, tokenizer, tmp, info)
+        _write(model, tokenizer, tmp, info, int(max_len), onnx)
     return Path(folder)
 
 
-def load_classifier(folder):
-    """(tokenizer, `Classifier`, info) saved by `save_classifier`; safetensors only."""
-    from safetensors.torch import load_file
-    from transformers import AutoModel, AutoTokenizer
+def check_temperature(temperature, where: str = "temperature") -> float:
+    """``temperature`` as a float, refused unless finite and > 0 (it divides the logits: 0
+    gives NaN probabilities, a negative one inverts every prediction)."""
+    number = isinstance(temperature, (int, float, np.integer, np.floating)) and not isinstance(temperature, bool)
+    t = float(temperature) if number else float("nan")
+    if not np.isfinite(t) or t <= 0:
+        raise ValueError(f"{where}={temperature!r}: a temperature divides logits, it must be a finite "
+                         "number > 0 (fit one with labkit.labs.evaluate.fit_temperature on validation)")
+    return t
+
+
+def set_temperature(folder, model: Classifier, temperature: float, fitted_on: str = "validation") -> Path:
+    """Give the model saved in ``folder`` the temperature fitted for it (lab 09): written into
+    its ``classifier.json``, which `load_classifier` and the service read. ``model`` is the
+    model the temperature was fitted on; it must be the one saved there (same weights), else
+    the temperature is refused: it was fitted for another model."""
     folder = Path(folder)
+    t = check_temperature(temperature)
+    meta = _contract(folder)
+    if meta.get("weights") != cache.fingerprint(model):
+        raise ValueError(f"the temperature was fitted for other weights than the model saved in {folder} "
+                         "(retrained since?): fit it again on the model loaded from that folder "
+                         "(load_classifier), or save that model there first")
+    cache.write_json(folder / CONTRACT, {**meta, "temperature": t, "fitted_on": fitted_on})
+    return folder
+
+
+def add_onnx(folder) -> Path:
+    """The ONNX file of the model saved in ``folder``, exported into the folder first if it
+    has none (saved with ``onnx=False``); ``classifier.json`` then names it. Returns its path."""
+    from labkit.core.export import ONNX, cached_onnx
+    folder = Path(folder)
+    meta = _contract(folder)
+    if meta.get("onnx") and (folder / meta["onnx"]).is_file():
+        return folder / meta["onnx"]
+    tokenizer, model, _ = load_classifier(folder)
+    tmp = folder / f".{ONNX}.{os.getpid()}.tmp"
+    try:
+        shutil.copyfile(cached_onnx(model, tokenizer, meta.get("max_len", 64)), tmp)
+        os.replace(tmp, folder / ONNX)
+    finally:
+        tmp.unlink(missing_ok=True)
+    cache.write_json(folder / CONTRACT, {**meta, "onnx": ONNX})
+    return folder / ONNX
+
+
+def _fix(folder: Path) -> str:
+    lab = next((v[1] for v in SAVED.values() if folder.name.startswith(v[0])), None)
+    return f"rerun lab {lab[:2]} (`labkit run notebooks/{lab}.ipynb`)" if lab else "save it again (save_classifier)"
+
+
+def _contract(folder: Path) -> dict:
+    """A saved model's ``classifier.json``, checked; a missing, damaged or wrong one is a
+    `CheckpointError` naming the file and the fix."""
     if not (folder / "head.safetensors").exists():
         raise FileNotFoundError(f"no classifier saved in {folder} (no head.safetensors); save "
                                 "one with labkit.core.classifier.save_classifier")
-    lab = next((v[1] for v in SAVED.values() if folder.name.startswith(v[0])), None)
-    fix = f"rerun lab {lab[:2]} (`labkit run notebooks/{lab}.ipynb`)" if lab else "save it again (save_classifier)"
+    path = folder / CONTRACT
     try:
-        meta = json.loads((step := folder / "classifier.json").read_text())
+        meta = json.loads(path.read_text())
+        if not isinstance(meta.get("num_labels"), int) or meta["num_labels"] < 2:
+            raise ValueError(f"num_labels={meta.get('num_labels')!r} is not a class count")
+        check_temperature(meta.get("temperature", 1.0))
+        if not isinstance(meta.get("max_len", 64), int) or meta.get("max_len", 64) < 3:
+            raise ValueError(f"max_len={meta.get('max_len')!r} is not a token count")
+    except (OSError, ValueError, AttributeError) as e:
+        raise CheckpointError(f"cannot read the saved classifier: {path} is damaged or was edited "
+                              f"({type(e).__name__}: {str(e)[:200]}). Fix: {_fix(folder)}") from e
+    return meta
+
+
+def load_classifier(folder):
+    """(tokenizer, `Classifier`, info) saved by `save_classifier`; safetensors only. The model
+    carries its ``label_names``, ``max_len`` and ``temperature`` from ``classifier.json``."""
+    from safetensors.torch import load_file
+    from transformers import AutoModel, AutoTokenizer
+    folder = Path(folder)
+    meta, fix = _contract(folder), _fix(folder)
+    try:
         step = folder
         tokenizer = AutoTokenizer.from_pretrained(folder)
         step = folder / "model.safetensors"
@@ -322,14 +410,16 @@ def load_classifier(folder):
                               f"({type(e).__name__}: {str(e)[:200]}). Fix: {fix}") from e
     check_vocab(encoder, tokenizer)
     names = meta.get("label_names")
-    if names is None and lab and meta["num_labels"] == 2:  # a course model saved before names were kept
-        from labkit.core.data import LABEL_NAMES
+    if names is None and _fix(folder) != "save it again (save_classifier)" and meta["num_labels"] == 2:
+        from labkit.core.data import LABEL_NAMES  # a course model saved before names were kept
         names = LABEL_NAMES
     try:
         model = Classifier(encoder, meta["num_labels"], label_names=names)
-    except ValueError as e:
-        raise CheckpointError(f"{folder / 'classifier.json'}: {e}. Fix: {fix}") from e
-    model.head.load_state_dict(head)
+        model.head.load_state_dict(head)
+    except (ValueError, RuntimeError) as e:  # names or head that do not fit the class count
+        raise CheckpointError(f"{folder / CONTRACT} does not match {folder / 'head.safetensors'}: "
+                              f"{str(e)[:200]}. Fix: {fix}") from e
+    model.max_len, model.temperature = meta.get("max_len", 64), float(meta.get("temperature", 1.0))
     return tokenizer, model.eval(), meta["info"]
 
 
@@ -433,7 +523,7 @@ def _fine_tune_run(model, tokenizer, texts, labels, name, lr, steps, epochs, bat
     hist = fine_tune(model, tokenizer, texts, labels, lr, steps, epochs, batch_size, max_len,
                      seed, progress, loss_fn, targets)
     with cache.artifact(folder) as (tmp, info):
-        _write(model, tokenizer, tmp)
+        _write(model, tokenizer, tmp, None, max_len, onnx=False)  # a run: no ONNX file
         info.update(seconds=round(hist.seconds, 1), steps=len(hist.step), examples=len(texts),
                     loss=[round(x, 4) for x in hist.loss])
     return Run(folder, dict(info), tokenizer, hit=False, trained=model.eval())

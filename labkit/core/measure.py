@@ -41,7 +41,7 @@ def disk_size(model_or_path, tokenizer=None) -> int:
                         "needs its tokenizer; or pass the path of a saved model")
     from labkit.core.classifier import save_classifier
     with tempfile.TemporaryDirectory() as tmp:
-        return disk_size(save_classifier(model_or_path, tokenizer, Path(tmp) / "m"))
+        return disk_size(save_classifier(model_or_path, tokenizer, Path(tmp) / "m", onnx=False))
 
 
 def threads() -> int:

@@ -137,10 +137,11 @@ def main(argv=None) -> int:
 
 def _serve(args) -> int:
     if args.cmd == "serve":
+        from labkit.core.classifier import CheckpointError  # loads torch: only when serving
         try:
             serve.serve(args.model, args.host, args.port, args.parent, threads=args.threads,
                         batching=args.batching, max_wait_ms=args.max_wait_ms)
-        except (serve.ModelMissing, serve.CalibrationMismatch) as e:
+        except (serve.ModelMissing, CheckpointError) as e:
             print(f"labkit serve: {e}", file=sys.stderr)
             return 2
         return 0

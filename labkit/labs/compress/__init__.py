@@ -12,9 +12,9 @@ serve, and measure what each variant costs and keeps.
 - **Quantization.** `quantize_int8`: dynamic int8 of every Linear (torch's x86 kernels,
   weights per channel or per tensor); `predicted_int8_bytes` predicts its size from the
   parameter counts and `save_int8` writes it as safetensors (int8 weights and their scales).
-- **ONNX Runtime.** `export_onnx` (torch's dynamo exporter, dynamic batch and sequence axes),
-  `onnx_int8` (ONNX Runtime's own dynamic quantization), `session` and `onnx_predictor`, so an
-  ONNX model is timed by `labkit.core.measure.benchmark` like a torch one.
+- **ONNX Runtime.** `runtime.cached_export`: the ONNX file every saved model carries
+  (`labkit.core.export`) and its `onnx_int8` (ONNX Runtime's own dynamic quantization);
+  `session` and `onnx_predictor`, so an ONNX model is timed by `labkit.core.measure.benchmark` like a torch one.
 - **The comparison.** `variant` measures one model the same way as every other (accuracy,
   weights, size on disk, latency at batch 1, throughput at batch 32, threads); `pareto` finds
   the variants no other beats on both accuracy and speed; `gemm_speedup` shows why int8 does
@@ -33,12 +33,15 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+from torch.ao import quantization as q
+from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
+from torch.nn.utils import prune
 
 from labkit.core import cache, measure
 from labkit.core.classifier import check_inputs, fine_tune, loader
 from labkit.core.config import ScaledConfig
-from labkit.core.kd import kd_loss_fn
 from labkit.core.env import seed_everything
+from labkit.core.kd import kd_loss_fn
 from labkit.core.train import RECIPE
 
 
@@ -119,7 +122,6 @@ def recover(model, tokenizer, texts, targets, steps: int, lr: float, batch_size:
     unpruned model's logits ``targets``, through the one loop, with its zeros held at zero
     (a fixed mask on each `prunable` weight) and its embeddings frozen (pruning did not touch
     them; their dense gradient would cost a third of each MiniLM step). Returns the History."""
-    from torch.nn.utils import prune
 
     layers = prunable(model).values()
     frozen = [p for p in model.encoder.embeddings.parameters() if p.requires_grad]
@@ -283,7 +285,6 @@ def quantize_int8(model, per_channel: bool = True):
     """A copy of ``model`` whose Linear layers (the head included) compute in int8: weights
     stored as int8 with one scale per output row (``per_channel``) or per matrix, activations
     quantized on the fly per batch (dynamic quantization, torch's x86 kernels)."""
-    from torch.ao import quantization as q
     qconfig = q.per_channel_dynamic_qconfig if per_channel else q.default_dynamic_qconfig
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated for torchao (see the lab)
@@ -304,7 +305,6 @@ def save_int8(qmodel, path) -> Path:
     """A `quantize_int8` model's weights as safetensors: int8 matrices with their scales
     and zero points, every other tensor as it is."""
     from safetensors.torch import save_file
-    from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
     out = {}
     for name, mod in qmodel.named_modules():
         if isinstance(mod, Int8Linear):

@@ -1,52 +1,25 @@
-"""Lab 08: a classifier outside torch. Export to ONNX, quantize with ONNX Runtime, and serve
+"""Lab 08: a classifier outside torch. Quantize its ONNX file with ONNX Runtime, and serve
 predictions from an ONNX Runtime session.
 
-`export_onnx` writes a `labkit.core.classifier.Classifier` (or a structurally pruned one) as one
-self-contained ``.onnx`` file with torch's dynamo exporter (it needs ``onnxscript``), with the
-batch and the sequence length left free; `onnx_int8` quantizes it with ONNX Runtime's own
-dynamic quantization (int8 weights per channel); `session` opens a file on the CPU with a
-stated number of threads, and a missing or damaged file gets an error that says what to do;
-`cached_export` keeps both files in the run cache; `onnx_predictor` makes the same ``texts -> logits`` function as
-`labkit.core.classifier.predictor`, so `labkit.core.measure.benchmark` times both the same way.
+The export itself is the core's (`labkit.core.export.export_onnx`: every saved model carries
+its ONNX file). `onnx_int8` quantizes a file with ONNX Runtime's own dynamic quantization
+(int8 weights per channel); `session` opens a file on the CPU with a stated number of threads,
+and a missing or damaged file gets an error that says what to do; `cached_export` keeps the
+fp32 and int8 files in the run cache; `onnx_predictor` makes the same ``texts -> logits``
+function as `labkit.core.classifier.predictor`, so `labkit.core.measure.benchmark` times both
+the same way.
 Leaves out: graph optimisation passes beyond ONNX Runtime's defaults, GPU providers, static
 (calibrated) quantization.
 """
 from __future__ import annotations
 
-import logging
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from labkit.core import cache, measure
-
-
-def export_onnx(model, tokenizer, path, max_len: int = 64) -> Path:
-    """Write ``model`` (inputs ``input_ids`` and ``attention_mask``, output ``logits``) to
-    ``path`` as one ONNX file, batch and sequence axes dynamic. Atomic: a failed export
-    leaves nothing behind."""
-    import torch
-    path = Path(path)
-    model = model.to("cpu").eval()
-    enc = tokenizer(["a first example review", "and a second, longer one to pad the batch"],
-                    truncation=True, max_length=max_len, padding=True, return_tensors="pt")
-    batch, seq = torch.export.Dim("batch", min=1, max=4096), torch.export.Dim("seq", min=1, max=512)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with warnings.catch_warnings(), _quiet("torch.onnx", "onnxscript"):
-            warnings.simplefilter("ignore")
-            program = torch.onnx.export(
-                model, (), kwargs={"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]},
-                input_names=["input_ids", "attention_mask"], output_names=["logits"],
-                dynamic_shapes={"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}},
-                dynamo=True, verbose=False)
-            program.save(str(tmp), external_data=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+from labkit.core.export import cached_onnx, quiet
 
 
 def onnx_int8(source, path) -> Path:
@@ -63,7 +36,7 @@ def onnx_int8(source, path) -> Path:
     session(source, 1)  # a clear error now for a missing or damaged source
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with _quiet("root"):
+        with quiet("root"):
             quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QUInt8, per_channel=True,
                              op_types_to_quantize=["MatMul"],
                              extra_options={"MatMulConstBOnly": True})
@@ -80,7 +53,7 @@ def session(path, threads: int | None = None):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no ONNX file {path}: export one with "
-                                "labkit.labs.compress.runtime.export_onnx(model, tokenizer, path)")
+                                "labkit.core.export.export_onnx(model, tokenizer, path)")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or measure.threads()
     options.inter_op_num_threads = 1
@@ -90,7 +63,7 @@ def session(path, threads: int | None = None):
     except Exception as e:  # ONNX Runtime raises its own Fail/InvalidProtobuf/... types
         raise ValueError(f"{path} is not a readable ONNX model ({type(e).__name__}: "
                          f"{str(e)[:200]}); delete it and export again with "
-                         "labkit.labs.compress.runtime.export_onnx") from None
+                         "labkit.core.export.export_onnx") from None
 
 
 def onnx_predictor(sess, tokenizer, max_len: int = 64):
@@ -103,32 +76,16 @@ def onnx_predictor(sess, tokenizer, max_len: int = 64):
     return predict_fn
 
 
-class _quiet:
-    """Silence the named loggers inside a block (the exporter's progress lines)."""
-
-    def __init__(self, *names):
-        self.loggers = [logging.getLogger(n) for n in names]
-
-    def __enter__(self):
-        self.levels = [lg.level for lg in self.loggers]
-        for lg in self.loggers:
-            lg.setLevel(logging.ERROR)
-
-    def __exit__(self, *exc):
-        for lg, level in zip(self.loggers, self.levels):
-            lg.setLevel(level)
-
-
 def cached_export(model, tokenizer, max_len: int = 64) -> tuple[Path, Path]:
-    """(fp32 file, int8 file): `export_onnx` and `onnx_int8` of ``model``, kept in the run
+    """(fp32 file, int8 file): `labkit.core.export.cached_onnx` and `onnx_int8` of ``model``, kept in the run
     cache under a hash of its weights, so a second run opens them at once."""
-    return _export(model, tokenizer, max_len)
+    fp32 = cached_onnx(model, tokenizer, max_len)
+    return fp32, _int8(fp32) / "model-int8.onnx"
 
 
 @cache.keyed("onnx")
-def _export(model, tokenizer, max_len, *, folder) -> tuple[Path, Path]:
+def _int8(fp32: Path, *, folder) -> Path:
     if not cache.is_done(folder):
         with cache.artifact(folder) as (tmp, _):
-            export_onnx(model, tokenizer, tmp / "model.onnx", max_len)
-            onnx_int8(tmp / "model.onnx", tmp / "model-int8.onnx")
-    return folder / "model.onnx", folder / "model-int8.onnx"
+            onnx_int8(fp32, tmp / "model-int8.onnx")
+    return folder

@@ -46,13 +46,14 @@ class DeployConfig(ScaledConfig):
     open_requests: int = 300        # requests sent at each open-loop rate
     batch: int = 32                 # texts a request in the batched run
     drift_texts: int = 300          # texts sent in each drift window
+    outside_reviews: int = 200      # validation reviews scored by ONNX Runtime outside the course
     max_len: int = 64
     seed: int = 0
 
     SCALES: ClassVar[dict] = {  # what differs from the cpu defaults above
         "smoke": dict(test_size=100, val_size=200, typo_size=50, zh_size=50, resamples=500,
                       student_load=((1, .5), (8, .5), (32, 1), (100, 1)), teacher_load=((1, .5), (8, .5), (32, .5)),
-                      drift_texts=40, open_requests=20),
+                      drift_texts=40, open_requests=20, outside_reviews=50),
     }
 
 

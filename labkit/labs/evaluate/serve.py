@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from labkit.core import cache, measure, procs
+from labkit.core import measure, procs
 from labkit.labs.evaluate.loadtest import local_url
 
 MAX_CHARS, MAX_BATCH, MAX_BODY = 2000, 64, 1_000_000  # per text, texts per request, bytes per request
@@ -51,49 +51,21 @@ def model_folder(model: str) -> Path:
     return folder
 
 
-class CalibrationMismatch(ValueError):
-    """A ``calibration.json`` fitted for other weights than the model beside it."""
-
-
-CALIBRATION = "calibration.json"
-
-
-def write_calibration(folder: Path, model, temperature: float, fitted_on: str = "validation") -> Path:
-    """Keep a fitted temperature with the model it belongs to: ``calibration.json`` in the
-    model's folder, with the fingerprint of the weights it was fitted for."""
-    if not temperature > 0:
-        raise ValueError(f"temperature={temperature}: a temperature divides logits, it must be > 0")
-    return cache.write_json(Path(folder) / CALIBRATION, {"temperature": float(temperature), "fitted_on": fitted_on,
-                                                         "weights": cache.fingerprint(model)})
-
-
-def read_calibration(folder: Path, model) -> float:
-    """The temperature lab 09 fitted for ``model`` (1.0 when none was fitted); a clear error
-    when the file was fitted for other weights (the model was retrained since)."""
-    path = Path(folder) / CALIBRATION
-    if not path.exists():
-        return 1.0
-    cal = json.loads(path.read_text())
-    if cal.get("weights") != cache.fingerprint(model):
-        raise CalibrationMismatch(f"{path} was fitted for other weights than the model in {folder} (retrained "
-                                  "since?): run lab 09 again to refit it on validation, or delete the file")
-    return float(cal["temperature"])
-
-
 class Model:
     """A saved classifier ready to answer: ``predict(texts)`` -> (probabilities, token
     counts, unknown-token counts), under one lock so concurrent calls never share torch's
-    threads. Applies its own fitted temperature (`read_calibration`) when lab 09 wrote one."""
+    threads. Reads reviews at the model's own ``max_len`` and divides its logits by its own
+    temperature (both from its ``classifier.json``; lab 09 fits the temperature)."""
 
-    def __init__(self, folder: Path, max_len: int = 64):
+    def __init__(self, folder: Path):
         import torch
 
         from labkit.core import classifier
         self.tokenizer, self.model, self.info = classifier.load_classifier(folder)
         k = self.model.head.out_features
         self.labels = self.model.label_names or [str(i) for i in range(k)]
-        self.temperature = read_calibration(folder, self.model)
-        self.max_len, self.lock, self.torch = max_len, threading.Lock(), torch
+        self.temperature, self.max_len = self.model.temperature, self.model.max_len
+        self.lock, self.torch = threading.Lock(), torch
 
     def predict(self, texts: list[str]):
         enc = self.tokenizer(texts, truncation=True, max_length=self.max_len, padding=True, return_tensors="pt")
