@@ -53,13 +53,13 @@ def test_from_csv(tmp_path):
     assert out["text"] == ["Great", "Awful"] and out["label"] == [1, 0]
     with pytest.raises(DataError, match=r"no column 'text'.*\['review', 'stars'\]"):
         data.from_csv(f)
-    with pytest.raises(DataError, match=r"1 rows have a label not in \['negative', 'neutral'\] \(rows \[0\]"):
+    with pytest.raises(DataError, match=r"1 rows are unknown \(row 0 \(line 2\): label 'positive' is not one of"):
         data.from_csv(f, "review", "stars", labels=["negative", "neutral"])
     with pytest.raises(DataError, match="not ids"):
         data.from_csv(f, "review", "stars")
     g = tmp_path / "empty_text.csv"
     g.write_text("text,label\n,1\nok,0\n")
-    with pytest.raises(DataError, match=r"1 rows have empty text \(rows \[0\].*drop=\['empty'\]"):
+    with pytest.raises(DataError, match=r"1 rows are empty \(row 0 \(line 2\): empty text.*drop=\['empty'\]"):
         data.from_csv(g)
     with pytest.raises(DataError, match="no such file"):
         data.from_csv(tmp_path / "missing.csv")

@@ -52,7 +52,7 @@ def test_a_messy_multiclass_csv_loads_splits_trains_and_scores(messy_csv, capsys
 
     ds = data.from_csv(path, "tweet", "sentiment", labels=NAMES, encoding="cp1252", drop=True)
     said = capsys.readouterr().out
-    assert "dropped 1 that are malformed" in said and "3 that have empty text" in said and "1 that have a label" in said
+    assert "3 empty (rows" in said and "1 unknown (rows" in said and "1 malformed (rows 21)" in said
     assert ds.num_rows == good and ds.features["label"].names == NAMES
     assert "Un café naïve et délicieux, 5 €" in ds["text"]
 

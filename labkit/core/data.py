@@ -9,6 +9,7 @@ learning curves (`labkit.core.curves`), tokenization (`labkit.core.text`).
 """
 from __future__ import annotations
 
+import codecs
 import html
 import math
 import random
@@ -49,8 +50,9 @@ def load_reviews(lang: str = "en", raw: bool = False):
     check_lang(lang)
     if lang == "en":
         import pandas as pd
-        df = pd.read_csv(fetch.path("reviews-en") / "rotten_tomatoes_corpus_full.csv.bz2",
-                         dtype=str, keep_default_na=False)
+        with fetch.reading("reviews-en"):
+            df = pd.read_csv(fetch.path("reviews-en") / "rotten_tomatoes_corpus_full.csv.bz2",
+                             dtype=str, keep_default_na=False)
         df = df[df["category"].isin(["fresh", "rotten"])]
         rows = {"text": df["text"].tolist(), "label": (df["category"] == "fresh").astype(int).tolist(),
                 "source": df["movie_name"].tolist()}
@@ -58,7 +60,8 @@ def load_reviews(lang: str = "en", raw: bool = False):
         folder = fetch.path("reviews-zh")
         rows = {"text": [], "label": []}
         for label, name in ((1, "pos.txt"), (0, "neg.txt")):
-            lines = (folder / name).read_text(encoding="utf-8").splitlines()
+            with fetch.reading("reviews-zh"):
+                lines = (folder / name).read_text(encoding="utf-8").splitlines()
             rows["text"] += lines
             rows["label"] += [label] * len(lines)
     if not raw:  # strip; drop empty texts, texts under both labels, and repeats
@@ -107,7 +110,8 @@ def load_text(lang: str = "en", exclude=None, reviews_only: bool = False):
         raise DataError("reviews_only=True: only the English text has reviews; use lang='en'")
     if lang == "en":
         d = fetch.path("text-en")
-        rt = pd.read_csv(d / "rotten_tomatoes_corpus_full.csv.bz2", dtype=str, keep_default_na=False)
+        with fetch.reading("text-en"):
+            rt = pd.read_csv(d / "rotten_tomatoes_corpus_full.csv.bz2", dtype=str, keep_default_na=False)
         texts = [t for t in rt["text"] if t.strip()]
         if reviews_only:
             return _passages(texts, exclude)
@@ -115,11 +119,13 @@ def load_text(lang: str = "en", exclude=None, reviews_only: bool = False):
         for name, col in (("political_data.csv", "text"), ("republican_convention_2016.csv", "text"),
                           ("presidential_debates_2016.csv.gz", "statement"),
                           ("guardian_headlines.csv.bz2", "Text")):
-            frame = pd.read_csv(d / name, dtype=str, keep_default_na=False)
+            with fetch.reading("text-en"):
+                frame = pd.read_csv(d / name, dtype=str, keep_default_na=False)
             for doc in frame[col]:
                 texts += list(_chunks(re.split(r"\n+|(?<=[.!?])\s+(?=[A-Z])", doc), 80))
     else:
-        raw = (fetch.path("text-zh") / "199801.txt").read_text(encoding="utf-8").splitlines()
+        with fetch.reading("text-zh"):
+            raw = (fetch.path("text-zh") / "199801.txt").read_text(encoding="utf-8").splitlines()
         texts = [re.sub(r"\s+", "", _TAG.sub("", line)) for line in raw]
         texts = [t for t in texts if t]
     return _passages(texts, exclude)
@@ -160,100 +166,222 @@ def validate(ds, text_column: str = "text", label_column: str | None = "label",
                             "ids first (from_csv(..., labels=[...]) does it).")
 
 
-DROPPABLE = ("empty", "unknown", "malformed")
+DROPPABLE = ("malformed", "empty", "missing", "unknown")  # reported in this order: the file's form first
+MISSING = {"", "nan", "na", "n/a", "null", "none", "#n/a"}  # how spreadsheets and pandas write "no label"
 
 
-def _decode_error(path: Path, encoding: str, e: UnicodeDecodeError) -> DataError:
-    raw = path.read_bytes()
-    try:
-        from charset_normalizer import from_bytes
-        best = from_bytes(raw[:200_000]).best()
-        guess = best.encoding if best else None
-    except ImportError:  # charset_normalizer comes with requests; without it, only the usual suspects
-        guess = None
+def _decode_error(path: Path, encoding: str, raw: bytes, e: UnicodeDecodeError) -> DataError:
     line = raw[:e.start].count(b"\n") + 1
-    tries = [c for c in ("cp1252", "latin-1", "utf-16") if c != encoding]
+    try:
+        raw.decode("cp1252")
+        fix = ("from_csv(..., encoding='cp1252') (Windows' Western encoding, what spreadsheets on Windows "
+               "save: it decodes this file)")
+    except UnicodeDecodeError:
+        try:
+            from charset_normalizer import from_bytes
+            best = from_bytes(raw[:200_000]).best()
+            guess = best.encoding if best else None
+        except ImportError:  # charset_normalizer comes with requests; without it, no guess
+            guess = None
+        fix = (f"encoding={guess!r} (charset_normalizer's guess for this file)" if guess else
+               "the encoding the file was saved in, or save it again as 'CSV UTF-8'")
     return DataError(f"{path.name} is not valid {encoding}: byte 0x{raw[e.start]:02x} at position {e.start:,} "
-                     f"(line {line}) cannot be decoded. Pass encoding=, e.g. from_csv(..., encoding={tries[0]!r}) "
-                     f"(Windows' Western encoding, common in spreadsheet exports) or {', '.join(map(repr, tries[1:]))}"
-                     + (f"; charset_normalizer's guess for this file: {guess!r}" if guess else ""))
+                     f"(line {line}) cannot be decoded. Pass {fix}")
+
+
+def _decode(path: Path, raw: bytes, encoding: str) -> str:
+    """The file's text, after refusing what is not a text file in ``encoding`` with the right fix."""
+    if not raw.strip():
+        raise DataError(f"{path.name} is empty ({len(raw)} bytes): nothing to read")
+    if raw[:4] == b"PK\x03\x04":
+        raise DataError(f"{path.name} is a zip archive (an .xlsx workbook is one), not a CSV: open it in your "
+                        "spreadsheet and save it as 'CSV UTF-8', or unzip it first")
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff") or raw[:200].count(b"\x00") > 10:
+        if not encoding.lower().replace("-", "").startswith("utf16"):
+            raise DataError(f"{path.name} is UTF-16 text (a byte-order mark or NUL bytes; what Excel's "
+                            "'Unicode text' writes): pass encoding='utf-16'")
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as e:
+        raise _decode_error(path, encoding, raw, e) from None
+    except LookupError:
+        raise DataError(f"encoding={encoding!r} is not an encoding Python knows (try 'utf-8', 'cp1252', "
+                        "'utf-16')") from None
+    text = text.removeprefix("\ufeff")  # a UTF-8 byte-order mark (Excel's 'CSV UTF-8')
+    c1 = re.search("[\x80-\x9f]", text) if codecs.lookup(encoding).name in ("latin-1", "iso8859-1") else None
+    if c1:
+        line = text[:c1.start()].count("\n") + 1
+        raise DataError(f"{path.name} read as {encoding} holds the control character {c1.group()!r} (line {line}): "
+                        "bytes 0x80-0x9f are curly quotes, dashes and the euro sign in Windows' cp1252, which "
+                        "latin-1 reads as invisible controls: pass encoding='cp1252'")
+    return text
+
+
+def _delimiter(text: str, sep: str | None, columns) -> str:
+    """``sep``, else the first of ',', ';', tab, '|' at which the header line holds both
+    ``columns`` (a header names its columns; text-heavy rows fool general sniffers), else ','."""
+    import csv
+    if sep is not None:
+        if not isinstance(sep, str) or len(sep) != 1:
+            raise DataError(f"sep={sep!r}: give the one character between fields, e.g. ',', ';' or '\\t'")
+        return sep
+    head = (text.splitlines() or [""])[0]
+    for d in ",;\t|":
+        fields = {f.strip() for f in next(csv.reader([head], delimiter=d), [])}
+        if set(columns) <= fields:
+            return d
+    return ","
+
+
+class _RaisedFieldLimit:
+    """csv's field size limit (131,072 characters, process-wide) raised inside a block, restored after."""
+
+    def __enter__(self):
+        import csv
+        import sys
+        self.old = csv.field_size_limit()
+        csv.field_size_limit(min(sys.maxsize, 2 ** 31 - 1))  # a C long: 32 bits on Windows
+
+    def __exit__(self, *exc):
+        import csv
+        csv.field_size_limit(self.old)
+
+
+def csv_rows(path, text_column: str = "text", label_column: str = "label", labels=None,
+             encoding: str = "utf-8", sep: str | None = None) -> tuple[list, dict]:
+    """Every record of a CSV file, loaded or reported: ``(rows, problems)``. ``rows`` are
+    (row, text, label id) of the good records; ``problems`` maps each kind in `DROPPABLE` to
+    [(row, line, reason)] of the records that have it. ``row`` counts records from 0 after
+    the header; ``line`` is the file line the record starts on. See `from_csv`."""
+    import csv
+    import io
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"no such file: {path}")
+    raw = path.read_bytes()
+    text = _decode(path, raw, encoding)
+    delim = _delimiter(text, sep, (text_column, label_column))
+    with _RaisedFieldLimit():
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
+        records, last = [], 0
+        try:
+            for fields in reader:
+                records.append((last + 1, reader.line_num, fields))
+                last = reader.line_num
+        except csv.Error as e:
+            raise DataError(f"{path.name} is not a readable CSV at line {reader.line_num}: {e}") from None
+    records = [r for r in records if r[2]]  # blank lines
+    if not records:
+        raise DataError(f"{path.name} has no header line")
+    (_, _, header), body = records[0], records[1:]
+    header = [h.strip() for h in header]
+    seen = {}
+    for i, h in enumerate(header):
+        if h in seen and h:  # empty names: the trailing empty columns spreadsheets export
+            raise DataError(f"{path.name} has two columns named {h!r} (columns {seen[h] + 1} and {i + 1}): "
+                            "rename one, so it is clear which holds what")
+        seen[h] = i
+    for col, arg in ((text_column, "text_column"), (label_column, "label_column")):
+        if col not in seen:
+            first = (text.splitlines() or [""])[0]
+            others = [d for d in ",;\t|" if d != delim and len(first.split(d)) > len(header)]
+            hint = (f"; the header splits into more columns at {others[0]!r}: pass sep={others[0]!r}" if others
+                    else f"; pass {arg}= naming yours")
+            raise DataError(f"{path.name} has no column {col!r}; read with sep={delim!r} its columns are "
+                            f"{header}{hint}")
+    names = None if labels is None else [str(x) for x in labels]
+    if names is not None and (not names or len(set(names)) != len(names)):
+        raise DataError(f"labels={names}: give each class name once, in id order")
+    t, y = seen[text_column], seen[label_column]
+    rows, problems = [], {k: [] for k in DROPPABLE}
+    end_line = len(text.splitlines())
+    for row, (line, last_line, fields) in enumerate(body):
+        broken = any("\n" in f or "\r" in f for f in fields) and (len(fields) != len(header) or
+                                                                 "\n" in fields[y] or "\r" in fields[y])
+        if broken:  # a field that runs over line ends where it cannot: a quote opened and never closed
+            span = last_line - line + 1
+            reach = "to the end of the file" if last_line >= end_line else f"to line {last_line}"
+            why = (f"a quote opened on line {line} runs {reach}, swallowing {span} lines into one field; "
+                   "close it, or double the quotes inside the text (\"\")")
+            problems["malformed"].append((row, line, why))
+            continue
+        if len(fields) != len(header):
+            problems["malformed"].append((row, line, f"{len(fields)} fields where the header has {len(header)}"))
+            continue
+        label = fields[y].strip()
+        if not fields[t].strip():
+            problems["empty"].append((row, line, "empty text"))
+        elif names is not None and label in names:  # before "missing": a class may be named "none"
+            rows.append((row, fields[t], names.index(label)))
+        elif label.lower() in MISSING:
+            problems["missing"].append((row, line, f"no label ({label!r})"))
+        elif names is not None:
+            problems["unknown"].append((row, line, f"label {label!r} is not one of {names}"))
+        elif re.fullmatch(r"\d+(\.0+)?", label):  # 1.0: an id a spreadsheet or pandas wrote as a float
+            rows.append((row, fields[t], int(float(label))))
+        else:
+            problems["unknown"].append((row, line, f"label {label!r} is not an id 0..k-1"))
+    reported = sum(len(v) for v in problems.values())
+    if len(rows) + reported != len(body):  # every record loaded or reported: never one lost in silence
+        raise AssertionError(f"from_csv lost {len(body) - len(rows) - reported} records of {path}")
+    return rows, problems
 
 
 def from_csv(path, text_column: str = "text", label_column: str = "label", labels=None,
-             encoding: str = "utf-8", drop=()):
+             encoding: str = "utf-8", drop=(), sep: str | None = None):
     """Your own data: a CSV -> Dataset(text, label) with any number of classes, validated.
 
     ``labels``: the label names in id order (e.g. ``["negative", "neutral", "positive"]``);
-    the label column then holds those names. Without it the column must hold ids 0..k-1.
-    The names are kept in the Dataset's ``ClassLabel`` (``ds.features["label"].names``).
-    ``encoding``: the file's (a decode error says where it failed and which to try).
-    ``drop``: rows to leave out instead of refusing the file, any of "empty" (blank text),
-    "unknown" (a label not in ``labels``), "malformed" (a line with the wrong number of
-    fields), or True for all three; each drop is reported with its row numbers.
-    Example: ``from_csv("tweets.csv", labels=["neg", "neu", "pos"], encoding="latin-1", drop=True)``.
+    the label column then holds those names. Without it the column must hold ids 0..k-1,
+    starting at 0, every class present. The names are kept in the Dataset's ``ClassLabel``
+    (``ds.features["label"].names``). ``encoding``: the file's (a decode error says where it
+    failed and which to use). ``sep``: the delimiter (None: sniffed from the file: ',', ';',
+    tab or '|'). Every record is loaded or reported by row and reason (`csv_rows`): ``drop``
+    leaves out, instead of refusing the file, rows of any of these kinds: "empty" (blank
+    text), "missing" (no label: blank, NaN, NA, null), "unknown" (a label not in ``labels``),
+    "malformed" (the wrong number of fields, or a quote left open); True for all four. Each
+    drop is printed with its row numbers.
+    Example: ``from_csv("tweets.csv", labels=["neg", "neu", "pos"], encoding="cp1252", drop=True)``.
     """
-    import pandas as pd
     from datasets import ClassLabel, Dataset, Features, Value
-    path, drop = Path(path), set(DROPPABLE if drop is True else drop or ())
+    drop = set(DROPPABLE if drop is True else drop or ())
     if drop - set(DROPPABLE):
         raise DataError(f"drop={sorted(drop)}: choose from {list(DROPPABLE)}, or drop=True for all")
-    if not path.exists():
-        raise DataError(f"no such file: {path}")
-    malformed = []
-
-    def bad_line(fields):  # pandas calls this for each line with too many fields
-        malformed.append(fields)
-        return None
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding, engine="python",
-                            on_bad_lines=bad_line)
-    except UnicodeDecodeError as e:
-        raise _decode_error(path, encoding, e) from None
-    except pd.errors.ParserError as e:
-        raise DataError(f"{path.name} is not a readable CSV ({e}); check its quoting and delimiter") from None
-    except LookupError:
-        raise DataError(f"encoding={encoding!r} is not an encoding Python knows (try 'utf-8', 'cp1252', "
-                        "'latin-1')") from None
-    for col in (text_column, label_column):
-        if col not in frame.columns:
-            raise DataError(f"{path.name} has no column {col!r}; its columns are "
-                            f"{list(frame.columns)}. Pass text_column=/label_column=.")
-    short = frame[label_column].isna() | (frame[label_column] == "") & (frame[text_column].str.strip() != "")
-    problems = {"malformed": [f"a line of {len(m)} fields starting {m[:2]}" for m in malformed]
-                             + frame.index[short].tolist(),
-                "empty": frame.index[frame[text_column].fillna("").str.strip() == ""].tolist()}
-    raw = frame[label_column].fillna("").str.strip()
-    if labels is not None:
-        labels = [str(x) for x in labels]
-        if len(set(labels)) != len(labels) or not labels:
-            raise DataError(f"labels={labels}: give each class name once, in id order")
-        problems["unknown"] = [i for i in frame.index[~raw.isin(labels)] if i not in set(frame.index[short])]
-    elif not raw[~short].str.fullmatch(r"\d+").all():
-        found = sorted(set(raw[~short & ~raw.str.fullmatch(r"\d+")]))
+    path = Path(path)
+    rows, problems = csv_rows(path, text_column, label_column, labels, encoding, sep)
+    if labels is None and problems["unknown"] and "unknown" not in drop:
+        found = sorted({why.split("'")[1] for _, _, why in problems["unknown"]})
         raise DataError(f"{path.name}: column {label_column!r} holds names such as {found[:8]}, not ids 0..k-1; "
                         f"pass labels=[...] with the names in id order, e.g. labels={found[:8]}")
-    report, rows = [], set()
+    report = []
     for kind, found in problems.items():
         if not found:
             continue
-        what = {"empty": "have empty text", "unknown": f"have a label not in {labels}",
-                "malformed": "are malformed (too many or too few fields)"}[kind]
+        where = ", ".join(f"row {r} (line {ln}): {why}" for r, ln, why in found[:3])
         if kind not in drop:
-            raise DataError(f"{path.name}: {len(found)} rows {what} (rows {found[:5]}, counted from 0 after the "
-                            f"header); fix them, or pass "
+            raise DataError(f"{path.name}: {len(found)} rows are {kind} ({where}{', ...' if len(found) > 3 else ''}; "
+                            "rows counted from 0 after the header); fix them, or pass "
                             f"drop=[{kind!r}] to leave them out (drop=True: every kind)")
-        report.append(f"{len(found)} that {what} "
-                      f"(rows {', '.join(map(str, found[:10]))}{', ...' if len(found) > 10 else ''})")
-        rows |= {i for i in found if isinstance(i, (int, np.integer))}
-    frame = frame.drop(index=sorted(rows))
+        report.append(f"{len(found)} {kind} (rows {', '.join(str(r) for r, _, _ in found[:10])}"
+                      f"{', ...' if len(found) > 10 else ''})")
     if report:
-        print(f"from_csv: {path.name}: dropped " + "; ".join(report) + f"; {len(frame):,} rows kept")
-    if frame.empty:
+        print(f"from_csv: {path.name}: dropped " + "; ".join(report) + f"; {len(rows):,} rows kept")
+    if not rows:
         raise DataError(f"{path.name} has no usable rows (a header only, or every row dropped)")
-    raw = frame[label_column].str.strip()
-    y = [labels.index(v) for v in raw] if labels is not None else raw.astype(int).tolist()
-    names = labels if labels is not None else [str(i) for i in range(max(y) + 1)]
-    ds = Dataset.from_dict({"text": frame[text_column].tolist(), "label": y},
+    y = [label for _, _, label in rows]
+    if labels is None:
+        ids = sorted(set(y))
+        if ids[0] != 0:
+            raise DataError(f"{path.name}: the label ids run {ids[0]}..{ids[-1]}, with no class 0: ids start at "
+                            f"0, so subtract 1 from each (1-based ids), or pass labels=[...] with a name per id")
+        gaps = sorted(set(range(ids[-1] + 1)) - set(ids))
+        if gaps:
+            raise DataError(f"{path.name}: no row has label id {gaps[0]} (ids found: {ids[:10]}): ids must be "
+                            "0..k-1 with every class present; renumber them, or pass labels=[...] naming all k")
+        names = [str(i) for i in range(ids[-1] + 1)]
+    else:
+        names = [str(x) for x in labels]
+    ds = Dataset.from_dict({"text": [text for _, text, _ in rows], "label": y},
                            features=Features({"text": Value("string"), "label": ClassLabel(names=names)}))
     validate(ds, num_labels=len(names))
     return ds
