@@ -38,15 +38,17 @@ async def _post(c, url, body, since, lat, state):
             lat.append(time.perf_counter() - since)
         else:
             state["errors"] += 1
+            state["kinds"][str(r.status_code)] = state["kinds"].get(str(r.status_code), 0) + 1
     except httpx.TimeoutException:
         state["timeouts"] += 1
-    except httpx.HTTPError:
+    except httpx.HTTPError as e:  # a failed connection: which kind, so a failure can be explained
         state["errors"] += 1
+        state["kinds"][type(e).__name__] = state["kinds"].get(type(e).__name__, 0) + 1
 
 
 async def _load(url, texts, concurrency, seconds, max_requests, batch, timeout):
     import httpx
-    lat, state = [], {"sent": 0, "errors": 0, "timeouts": 0}
+    lat, state = [], {"sent": 0, "errors": 0, "timeouts": 0, "kinds": {}}
     deadline = time.perf_counter() + seconds
 
     async def client(c):
@@ -69,8 +71,9 @@ def closed_loop(url: str, texts, concurrency: int = 8, seconds: float = 10.0, ma
     """Closed loop: ``concurrency`` clients, each sending its next request as soon as the last is answered,
     for ``seconds`` (or ``max_requests`` in all), ``batch`` texts a request cycled from
     ``texts``. Returns {requests, requests_per_s, reviews_per_s, p50_ms, p95_ms, p99_ms,
-    errors, timeouts, seconds, latencies_ms}: errors are non-200 answers and failed
-    connections, timeouts the requests unanswered within ``timeout`` seconds. Runs in its
+    errors, error_kinds, timeouts, seconds, latencies_ms}: errors are non-200 answers and failed
+    connections (``error_kinds`` counts them by status code or exception), timeouts the
+    requests unanswered within ``timeout`` seconds. Runs in its
     own thread and event loop, so it works inside Jupyter, whose loop is already running."""
     url = local_url(url)
     texts = list(texts)
@@ -89,7 +92,7 @@ def closed_loop(url: str, texts, concurrency: int = 8, seconds: float = 10.0, ma
     ms = np.array(lat) * 1000
     return {"requests": len(lat), "requests_per_s": round(len(lat) / wall, 2),
             "reviews_per_s": round(len(lat) * batch / wall, 2), **_percentiles(ms),
-            "errors": state["errors"], "timeouts": state["timeouts"],
+            "errors": state["errors"], "error_kinds": state["kinds"], "timeouts": state["timeouts"],
             "seconds": round(wall, 2), "concurrency": concurrency, "batch": batch,
             "latencies_ms": [round(float(x), 2) for x in ms]}
 
@@ -100,7 +103,7 @@ async def _wait_until(t: float) -> None:
 
 async def _open(url, texts, offsets, timeout):
     import httpx
-    lat, state = [], {"errors": 0, "timeouts": 0}
+    lat, state = [], {"errors": 0, "timeouts": 0, "kinds": {}}
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
     async with httpx.AsyncClient(timeout=timeout, limits=limits) as c:
         start = time.perf_counter()
@@ -137,7 +140,8 @@ def open_loop(url: str, texts, rate: float, requests: int = 300, timeout: float 
     lat, state, wall = box["out"]
     ms = np.array(lat) * 1000
     return {"rate": rate, "sent": requests, "answered": len(lat), **_percentiles(ms), "errors": state["errors"],
-            "timeouts": state["timeouts"], "seconds": round(wall, 2), "schedule_s": round(float(offsets[-1]), 2),
+            "error_kinds": state["kinds"], "timeouts": state["timeouts"], "seconds": round(wall, 2),
+            "schedule_s": round(float(offsets[-1]), 2),
             "latencies_ms": [round(float(x), 2) for x in ms]}
 
 

@@ -31,6 +31,8 @@ from labkit.core import measure, procs
 from labkit.labs.evaluate.loadtest import local_url
 
 MAX_CHARS, MAX_BATCH, MAX_BODY = 2000, 64, 1_000_000  # per text, texts per request, bytes per request
+BODY_TIMEOUT = 10.0  # seconds a client may leave a request's body unfinished before it is dropped
+ROUTES = ("/predict", "/health", "/metrics", "/docs", "/openapi.json")  # /metrics' path labels: these, else "other"
 MODELS = {"minilm": "lab 03 (notebooks/03_fine_tuning.ipynb)", "small": "lab 03 (notebooks/03_fine_tuning.ipynb)",
           "student": "lab 05 (notebooks/05_distillation.ipynb)"}
 
@@ -61,15 +63,18 @@ class Model:
         import torch
 
         from labkit.core import classifier
-        self.tokenizer, self.model, self.info = classifier.load_classifier(folder)
+        self.tokenizer, self.model, self.info = classifier.load_classifier(folder, strict=True)
         k = self.model.head.out_features
         self.labels = self.model.label_names or [str(i) for i in range(k)]
         self.temperature, self.max_len = self.model.temperature, self.model.max_len
         self.lock, self.torch = threading.Lock(), torch
 
     def predict(self, texts: list[str]):
-        enc = self.tokenizer(texts, truncation=True, max_length=self.max_len, padding=True, return_tensors="pt")
+        # the tokenizer under the lock too: transformers sets a fast tokenizer's truncation and padding on
+        # every call, and a call while another thread encodes fails with "RuntimeError: Already borrowed"
+        # (huggingface/transformers#47085): one failed request in about 3,000 at 32 clients, lab 09 cold
         with self.lock, self.torch.inference_mode():
+            enc = self.tokenizer(texts, truncation=True, max_length=self.max_len, padding=True, return_tensors="pt")
             logits = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
         probs = (logits / self.temperature).softmax(-1).numpy()
         tokens = enc["attention_mask"].sum(-1).numpy() - 2  # without [CLS] and [SEP]
@@ -103,9 +108,46 @@ class Batcher:
                 for texts, done in jobs:
                     done(tuple(a[start:start + len(texts)] for a in out), None)
                     start += len(texts)
-            except Exception as e:  # every waiting request gets the error, the loop goes on
-                for _, done in jobs:
-                    done(None, e)
+            except Exception:  # one request's texts broke the joined batch: each job alone, so only it fails
+                for texts, done in jobs:
+                    try:
+                        out = self.model.predict(texts)
+                    except Exception as e:
+                        done(None, e)
+                    else:
+                        self.batches.append(len(texts))
+                        done(out, None)
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes is refused with 413 as it arrives,
+    whether its size was declared (Content-Length) or not (chunked), and a body left
+    unfinished for ``timeout`` seconds is answered 408 and dropped."""
+
+    def __init__(self, app, limit: int, timeout: float):
+        self.app, self.limit, self.timeout = app, limit, timeout
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        from fastapi import HTTPException
+        received, finished = 0, False
+
+        async def limited():
+            nonlocal received, finished
+            if finished:  # the body is in: what comes next (a disconnect) may take its time
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout)
+            except asyncio.TimeoutError:
+                raise HTTPException(408, f"the request body stalled: nothing arrived for {self.timeout:g} s") from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                finished = not message.get("more_body", False)
+                if received > self.limit:
+                    raise HTTPException(413, f"request body over the limit of {self.limit:,} bytes")
+            return message
+        await self.app(scope, limited, send)
 
 
 def build_app(model: str = "minilm", threads: int | None = None, batching: bool = False,
@@ -147,6 +189,9 @@ def build_app(model: str = "minilm", threads: int | None = None, batching: bool 
         text: StrictStr | list[StrictStr]
 
     app = FastAPI(title="labkit sentiment service", version="0.1.0")
+    # added first, so it sits inside `count` (the last added is outermost): its 413 and 408 answers are
+    # HTTP answers the route gives, and counted (outermost, anyio's task group would wrap them: a 400)
+    app.add_middleware(BodyLimit, limit=MAX_BODY, timeout=BODY_TIMEOUT)
 
     @app.middleware("http")
     async def count(request: Request, call_next):
@@ -156,8 +201,14 @@ def build_app(model: str = "minilm", threads: int | None = None, batching: bool 
             response = JSONResponse({"detail": f"request body of {int(size):,} bytes is over the limit of "
                                                f"{MAX_BODY:,} bytes"}, status_code=413)
         else:
-            response = await call_next(request)
-        requests.labels(request.url.path, str(response.status_code)).inc()
+            try:
+                response = await call_next(request)
+            except Exception as e:  # a fault of ours: answered, counted, logged; the service goes on
+                print(f"labkit serve: 500 on {request.url.path}: {type(e).__name__}: {e}", file=sys.stderr)
+                response = JSONResponse({"detail": "internal error: the service's log says what failed"},
+                                        status_code=500)
+        path = request.url.path if request.url.path in ROUTES else "other"  # a bounded set of series
+        requests.labels(path, str(response.status_code)).inc()
         if request.url.path == "/predict":
             latency.observe(time.perf_counter() - start)
         return response
@@ -172,6 +223,11 @@ def build_app(model: str = "minilm", threads: int | None = None, batching: bool 
         for i, t in enumerate(texts):
             if not t.strip():
                 raise HTTPException(422, f"text {i} is empty: every text needs at least one non-space character")
+            try:
+                t.encode("utf-8")
+            except UnicodeEncodeError as e:  # a lone surrogate ("\ud800"): valid JSON, not text
+                raise HTTPException(422, f"text {i} is not valid Unicode ({e.reason} at character {e.start}): "
+                                         "send UTF-8 text") from None
             if len(t) > max_chars:
                 raise HTTPException(413, f"text {i} has {len(t):,} characters, over the limit of {max_chars:,}")
         return texts
@@ -209,6 +265,7 @@ def build_app(model: str = "minilm", threads: int | None = None, batching: bool 
     def health():
         return {"status": "ok", "model": model, "folder": str(folder), "labels": m.labels,
                 "threads": torch.get_num_threads(), "batching": batching, "temperature": m.temperature,
+                "max_len": m.max_len,
                 "mean_batch": float(np.mean(batcher.batches[-1000:])) if batcher and batcher.batches else None,
                 "limits": {"max_chars": max_chars, "max_batch": max_batch, "max_body_bytes": MAX_BODY}}
 
@@ -219,18 +276,24 @@ def build_app(model: str = "minilm", threads: int | None = None, batching: bool 
     return app
 
 
-def serve(model: str = "minilm", host: str = "127.0.0.1", port: int = 8000, parent: int | None = None, **options):
+def serve(model: str = "minilm", host: str = "127.0.0.1", port: int = 8000, parent: int | None = None,
+          log: str | None = None, **options):
     """Run `build_app` under uvicorn until interrupted (``labkit serve``). ``parent``: exit
-    when that process is gone (how `Server` makes sure no service outlives its notebook)."""
+    when that process is gone (how `Server` makes sure no service outlives its notebook),
+    deleting its ``log`` file, which that parent would have deleted."""
     import uvicorn
     app = build_app(model, **options)
     if parent:
         def watch():  # orphaned (the parent died and we were re-parented): stop like on Ctrl-C
             while os.getppid() == parent:
                 time.sleep(0.5)
+            if log:
+                Path(log).unlink(missing_ok=True)
             os.kill(os.getpid(), signal.SIGTERM)
         threading.Thread(target=watch, daemon=True).start()
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    # timeout_graceful_shutdown: SIGTERM completes even while a client holds a connection open
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
+                timeout_graceful_shutdown=5)
 
 
 # ---------------------------------------------------------------- the service as a child process
@@ -259,7 +322,7 @@ class Server:
         os.close(fd)
         self.log = Path(name)
         code = "import json, sys; from labkit.labs.evaluate.serve import serve; serve(**json.loads(sys.argv[1]))"
-        options = {**self.options, "host": "127.0.0.1", "port": port, "parent": os.getpid()}
+        options = {**self.options, "host": "127.0.0.1", "port": port, "parent": os.getpid(), "log": str(self.log)}
         self.proc = procs.spawn([sys.executable, "-c", code, json.dumps(options)], self.log)
         _RUNNING.add(self)
         return self.wait() if wait else self
