@@ -27,7 +27,7 @@ CASES = {
                                     TypeError, r"texts must be a list.*\[texts\]"),
     "check_inputs: a number in texts": (lambda: classifier.check_inputs(["ok", 3]), TypeError, "texts must be strings"),
     "check_inputs: float labels": (lambda: classifier.check_inputs(T, [1.0, 0.0, 1.0, 0.0]),
-                                   ValueError, "labels must be class numbers"),
+                                   ValueError, r"labels are floats.*astype\(int\)"),
     "baseline: a number in train_texts": (lambda: curves.baseline_accuracy(["a", 2], [0, 1], T, Y),
                                           TypeError, "train_texts must be strings"),
     "benchmark: not a function": (lambda: measure.benchmark("model", T, 2), TypeError, "predict_fn"),
@@ -84,7 +84,7 @@ CASES = {
     "validate: label 2 of 2 classes": (lambda: data.validate(ds(T, [0, 1, 2, 0])),
                                        ValueError, r"column 'label' must hold ints in 0..1"),
     "check_inputs: label -2": (lambda: classifier.check_inputs(T, [0, 1, -2, 0]),
-                               ValueError, "labels must be class numbers"),
+                               ValueError, r"labels\[2\] = -2 is outside 0\.\.1"),
     "baseline: negative label": (lambda: curves.baseline_accuracy(T, [0, -1, 1, 0], T, Y),
                                  ValueError, "train_labels must be class ids"),
     "ece: label 2 of 2 classes": (lambda: metrics.ece(np.full((2, 2), 0.5), [0, 2]),
@@ -100,3 +100,114 @@ def test_bad_input_is_refused_with_the_argument_named(case):
     fn, exc, says = CASES[case]
     with pytest.raises(exc, match=says):
         fn()
+
+
+# ---------------------------------------------------------------- issue 32: what people really bring
+
+def write(tmp_path, name, content, encoding="utf-8"):
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode(encoding))
+    return path
+
+
+CSV_CASES = {  # file content, from_csv's keyword arguments, the message (the problem and the fix)
+    "a zero-byte file": (b"", {}, r"is empty \(0 bytes\)"),
+    "an xlsx renamed .csv": (b"PK\x03\x04\x14\x00" + b"\x00" * 40, {}, r"zip archive .*\.xlsx.*save it as 'CSV UTF-8'"),
+    "UTF-16 (Excel's Unicode text)": ("text\tlabel\ngood\t1\nbad\t0\n".encode("utf-16"), {}, "pass encoding='utf-16'"),
+    "cp1252 read as UTF-8": ("text,label\n\u201cgreat\u201d \u20ac5,1\nbad,0\n".encode("cp1252"), {},
+                             r"not valid utf-8.*encoding='cp1252'"),
+    "cp1252 read as latin-1": ("text,label\n\u201cgreat\u201d,1\nbad,0\n".encode("cp1252"), {"encoding": "latin-1"},
+                               r"control character.*pass encoding='cp1252'"),
+    "duplicate column names": ("text,label,text\na,1,b\nc,0,d\n", {}, r"two columns named 'text' \(columns 1 and 3\)"),
+    "1-based ids": ("text,label\ngood,2\nbad,1\nfine,2\n", {}, r"ids run 1\.\.2, with no class 0.*subtract 1"),
+    "an id with no row": ("text,label\ngood,2\nbad,0\n", {}, r"no row has label id 1"),
+    "a NaN label": ("text,label\ngood,1\nbad,NaN\n", {"labels": ["neg", "pos"]},
+                    r"1 rows are missing \(row 1 \(line 3\): no label \('NaN'\)"),
+    "a TSV told to use commas": ("text\tlabel\ngood\t1\n", {"sep": ","}, r"no column 'text'.*pass sep='\\t'"),
+    "a quote left open": ('text,label\ngood,1\n"bad,0\nfine,1\nok,0\n', {},
+                          r"row 1 \(line 3\): a quote opened on line 3 runs to the end of the file, swallowing 3"),
+    "a header only": ("text,label\n", {}, "no usable rows"),
+    "sep of two characters": ("text,label\na,1\n", {"sep": ",,"}, "one character between fields"),
+}
+
+
+@pytest.mark.parametrize("case", list(CSV_CASES))
+def test_from_csv_names_each_problem_and_its_fix(case, tmp_path):
+    content, kwargs, says = CSV_CASES[case]
+    with pytest.raises(data.DataError, match=says):
+        data.from_csv(write(tmp_path, "in.csv", content), **kwargs)
+
+
+def test_from_csv_keeps_what_people_legitimately_bring(tmp_path):
+    long = "great " * 40_000  # 240,000 characters: over the csv module's default field limit
+    content = f'\ufefftext;label\n"{long}";1\n"non-ASCII: café, 好, ü";0\n"a ""quoted"" word";1\n'
+    path = write(tmp_path, "semi.csv", content)
+    ds = data.from_csv(path)  # a UTF-8 byte-order mark, ';' sniffed from the header, a huge field
+    assert ds.num_rows == 3 and len(ds[0]["text"]) == len(long) and ds["label"] == [1, 0, 1]
+    assert ds[2]["text"] == 'a "quoted" word'
+    import csv
+    assert csv.field_size_limit() == 131072  # raised inside from_csv only: a process-wide setting, restored
+    tsv = write(tmp_path, "t.tsv", "text\tlabel\r\ngood\t1\r\nbad\t0\r\n", "utf-16")
+    assert data.from_csv(tsv, encoding="utf-16")["label"] == [1, 0]
+    cp = write(tmp_path, "w.csv", "text,label\n\u201cgreat\u201d \u20ac5,1\nbad,0\n", "cp1252")
+    assert data.from_csv(cp, encoding="cp1252")["text"][0] == "\u201cgreat\u201d \u20ac5"
+
+
+def test_from_csv_loads_or_reports_every_record_in_many_dialects(tmp_path):
+    """Random files: delimiters, quoting, line ends, encodings, sizes and damages. The test
+    knows every record it wrote and the line it starts on; each must be loaded, or reported
+    with that row and line (a quote left open at the end reports the lines it swallowed)."""
+    import csv
+    import io
+    rng = np.random.default_rng(32)
+    words = ["good", "bad", "café", "plot, twist", 'said "no"', "line\nbreak", "semi;colon", "tab\there", "ünï"]
+    opened = 0
+    for trial in range(40):
+        delim = str(rng.choice([",", ";", "\t", "|"]))
+        quoting = [csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONNUMERIC][trial % 3]
+        end = str(rng.choice(["\n", "\r\n", "\r"]))
+        encoding = str(rng.choice(["utf-8", "utf-8-sig", "cp1252", "utf-16"]))
+        n = int(rng.integers(1, 40))
+        buf = io.StringIO()
+        w = csv.writer(buf, delimiter=delim, quoting=quoting, lineterminator=end)
+        w.writerow(["text", "label"])
+        want, starts = {}, {}  # row -> "loaded" or the kind it must be reported as; row -> its first line
+        for row in range(n + (trial % 5 == 4)):
+            starts[row] = len(buf.getvalue().splitlines()) + 1
+            if row == n:  # a quote opened on the last record and never closed: it swallows to the end
+                buf.write(f'"an open quote{end}still open{delim}1{end}')
+                want[row] = "malformed"
+                continue
+            pool = words if end != "\r" else [x for x in words if "\n" not in x]  # the writer would not quote it
+            text = " ".join(rng.choice(pool, int(rng.integers(1, 6))))
+            label: object = str(int(rng.integers(0, 3)))
+            damage = rng.random()
+            if damage < 0.08:
+                text, kind = "  ", "empty"
+            elif damage < 0.16:
+                label, kind = str(rng.choice(["", "NaN", "null"])), "missing"
+            elif damage < 0.22:
+                label, kind = "seven", "unknown"
+            elif damage < 0.28:
+                buf.write(delim.join(["x", "1", "extra"]) + end)  # one field too many
+                want[row] = "malformed"
+                continue
+            else:
+                kind = "loaded"
+            if quoting == csv.QUOTE_NONNUMERIC and kind == "loaded":
+                label = int(label)  # written unquoted, as a number
+            w.writerow([text, label])
+            want[row] = kind
+        path = write(tmp_path, f"t{trial}.csv", buf.getvalue(), encoding)
+        rows, problems = data.csv_rows(path, encoding="utf-16" if encoding == "utf-16" else
+                                       "utf-8" if encoding.startswith("utf-8") else "cp1252")
+        got = {r: "loaded" for r, _, _ in rows}
+        for kind, found in problems.items():
+            for r, line, why in found:
+                assert r not in got and line == starts[r] and why, (trial, kind, r, line, starts.get(r))
+                got[r] = kind
+                if r == n and trial % 5 == 4:
+                    assert why.startswith(f"a quote opened on line {starts[r]} runs to the end of the file"), why
+                    opened += 1
+        assert got == want, (trial, delim, quoting, encoding, buf.getvalue()[:300])
+    assert opened == 8  # every fifth file ended with a quote left open, and each was reported as one

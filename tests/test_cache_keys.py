@@ -59,19 +59,20 @@ def samples():
         "labkit.labs.federated._fedavg": (
             dict(x=emb, y=labels, parts=[np.array([0, 1]), np.array([2, 3])], x_test=emb, y_test=labels, rounds=2,
                  per_round=1, lr=0.1, local_epochs=1, batch_size=2, hidden=0, seed=0, mu=0.0, dp_clip=None,
-                 dp_noise=0.0, progress=True),
+                 dp_noise=0.0, progress=True, classes=2),
             dict(x=emb + 1, y=1 - labels, parts=[np.array([0, 2]), np.array([1, 3])], x_test=emb[:2], y_test=labels[:2],
                  rounds=3, per_round=2, lr=0.2, local_epochs=2, batch_size=4, hidden=8, seed=1, mu=0.1, dp_clip=1.0,
-                 dp_noise=0.5)),
+                 dp_noise=0.5, classes=3)),
         "labkit.labs.federated._centralised": (
-            dict(x=emb, y=labels, x_test=emb, y_test=labels, epochs=1, lr=0.1, batch_size=2, hidden=0, seed=0),
+            dict(x=emb, y=labels, x_test=emb, y_test=labels, epochs=1, lr=0.1, batch_size=2, hidden=0, seed=0,
+                 classes=2),
             dict(x=emb + 1, y=1 - labels, x_test=emb[:2], y_test=labels[:2], epochs=2, lr=0.2, batch_size=4, hidden=8,
-                 seed=1)),
+                 seed=1, classes=3)),
         "labkit.labs.federated.privacy._head_run": (
             dict(x=emb, y=labels, evals={"test": emb}, epsilon=None, epochs=1, lr=0.1, batch_size=2, hidden=0,
-                 clip=1.0, delta=1e-5, seed=0),
+                 clip=1.0, delta=1e-5, seed=0, classes=2),
             dict(x=emb + 1, y=1 - labels, evals={"test": emb + 1}, epsilon=1.0, epochs=2, lr=0.2, batch_size=4,
-                 hidden=8, clip=2.0, delta=1e-6, seed=1)),
+                 hidden=8, clip=2.0, delta=1e-6, seed=1, classes=3)),
         "labkit.labs.federated.privacy._bert_run": (
             dict(model=tiny_model(0), tokenizer=tok, texts=TEXTS, labels=labels, evals={"test": TEXTS}, epsilon=None,
                  epochs=1, lr=0.1, batch_size=2, max_len=16, clip=1.0, delta=1e-5, seed=0, progress=True),
@@ -98,7 +99,7 @@ def samples():
             dict(model_key="def", texts=TEXTS[::-1], labels=1 - labels, c=constraints("strict"), seed=1)),
         "labkit.core.export._export": (
             dict(model=tiny_model(0), tokenizer=tok, max_len=16),
-            dict(model=tiny_model(1), tokenizer=other_tok, max_len=32)),
+            dict(model=tiny_model(1), tokenizer=other_tok)),  # max_len only sizes the traced example
         "labkit.labs.compress.runtime._int8": (dict(fp32=Path("runs/onnx-export-a/model.onnx")),
                                                dict(fp32=Path("runs/onnx-export-b/model.onnx"))),
         "labkit.labs.compress._recovered": (
@@ -114,9 +115,10 @@ def samples():
         "labkit.labs.federated.flower._federation": (
             dict(x=emb, y=labels, parts=[np.array([0, 1]), np.array([2, 3])], x_test=emb, y_test=labels, rounds=2,
                  lr=0.1, local_epochs=1, batch_size=2, hidden=0, seed=0, timeout=60.0, one_at_a_time=False,
-                 force=False),
+                 force=False, classes=2),
             dict(x=emb + 1, y=1 - labels, parts=[np.array([0, 2]), np.array([1, 3])], x_test=emb[:2], y_test=labels[:2],
-                 rounds=3, lr=0.2, local_epochs=2, batch_size=4, hidden=8, seed=1, timeout=90.0, one_at_a_time=True)),
+                 rounds=3, lr=0.2, local_epochs=2, batch_size=4, hidden=8, seed=1, timeout=90.0, one_at_a_time=True,
+                 classes=3)),
         "labkit.core.classifier._run_logits": (
             dict(run_folder="student-0123456789abcdef", created=1.0, texts=TEXTS, max_len=16, run=None),
             dict(run_folder="student-fedcba9876543210", created=2.0, texts=TEXTS[:2], max_len=32)),
@@ -142,7 +144,7 @@ def test_each_keyed_argument_changes_the_key_and_no_other_does(name):
         assert fn.key(**{**base, arg: value}) != key, f"{name}: {arg} does not change the key"
     for arg in set(base) - set(fn.keyed):
         other = {"batch_size": 7, "progress": False, "kind": "variant-logits", "name": "defence", "proba_fn": len,
-                 "run": object(), "force": True}[arg]
+                 "run": object(), "force": True, "max_len": 32}[arg]
         assert fn.key(**{**base, arg: other}) == key, f"{name}: {arg} is excluded but changes the key"
 
 

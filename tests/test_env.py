@@ -85,6 +85,9 @@ def test_import_labkit_leaves_torch_for_later():
             "labkit.record, labkit.claim, labkit.doctor; "
             "from labkit.core import classifier; assert 'torch' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+    # the labkit command (and the runner's worker beside each kernel) stays light too
+    code = "import sys, labkit.course.cli; assert 'torch' not in sys.modules, 'the labkit command loaded torch'"
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_every_lab_states_its_measured_cost():
@@ -106,3 +109,12 @@ def test_machine_facts():
     m = env.machine()
     assert m["torch"] == torch.__version__ and m["python"].count(".") == 2
     assert m["memory_limit_gb"] is None or 0 < m["memory_limit_gb"] < m["ram_gb"]
+
+
+def test_doctor_says_which_scales_were_measured_and_which_never_ran(capsys):
+    from labkit.core import env
+    facts = env.doctor()
+    said = capsys.readouterr().out
+    assert facts["measured_scales"] == [s for s in env.SCALES if (env.REFERENCE / f"{s}.json").exists()]
+    assert {"smoke", "cpu"} <= set(facts["measured_scales"]) and "gpu" not in facts["measured_scales"]
+    assert "never run by us: gpu" in said and "you are the first" in said

@@ -38,7 +38,7 @@ def saved(tmp_path_factory, module_cache):
 
 def outside():
     """The docs' code block, run as a reader outside the course would."""
-    code = re.search(r"```python\n(.*?)```", DOCS.read_text(), re.S).group(1)
+    code = next(b for b in re.findall(r"```python\n(.*?)```", DOCS.read_text(), re.S) if "def load_outside" in b)
     scope = {}
     exec(compile(code, str(DOCS), "exec"), scope)
     return scope["load_outside"]
@@ -93,6 +93,8 @@ def test_a_temperature_belongs_to_the_weights_it_was_fitted_for(saved, tmp_path)
 @pytest.mark.parametrize("edit, match", [
     (lambda m: {**m, "temperature": 0}, "temperature=0"),
     (lambda m: {**m, "temperature": -1}, "temperature=-1"),
+    (lambda m: {**m, "temperature": float("nan")}, "temperature=nan"),
+    (lambda m: {**m, "temperature": "2"}, "temperature='2'"),
     (lambda m: {**m, "num_labels": 2}, "does not match"),
     (lambda m: {**m, "max_len": "64"}, "max_len"),
     (lambda m: {**m, "label_names": ["a", "b"]}, "does not match"),
@@ -139,3 +141,27 @@ def test_a_model_saved_without_onnx_gets_its_file_added_once(saved, tmp_path):
     proba, names = outside()(tmp_path / "m")
     want, _, _ = serve.Model(tmp_path / "m").predict(POS + NEG)
     assert names == ["n", "m", "p"] and np.abs(proba(POS + NEG) - want).max() < 1e-4
+
+
+def test_a_folder_saved_before_the_contract_is_refused_where_the_contract_matters(saved, tmp_path):
+    """A learner's cache from before labkit kept max_len, temperature and weights: read as it
+    was (64 tokens, temperature 1) where nothing depends on them, refused by the service,
+    set_temperature and add_onnx with the command that rebuilds it."""
+    folder, tok, model = saved
+    old = tmp_path / "finetuned-minilm-smoke"
+    shutil.copytree(folder, old)
+    (old / "model.onnx").unlink()
+    (old / "classifier.json").write_text(json.dumps({"num_labels": 3, "label_names": None, "info": {"labels": 10}}))
+    _, m, info = C.load_classifier(old)
+    assert (m.max_len, m.temperature, info) == (64, 1.0, {"labels": 10})
+    why = r"older labkit.*no max_len, temperature, weights, onnx.*rerun lab 03"
+    for call in (lambda: serve.Model(old), lambda: C.set_temperature(old, m, 2.0), lambda: C.add_onnx(old)):
+        with pytest.raises(C.CheckpointError, match=why):
+            call()
+
+
+def test_class_names_given_as_one_string_are_refused(saved, tmp_path):
+    _, tok, model = saved
+    with pytest.raises(ValueError, match="one string"):
+        C.save_classifier(model, tok, tmp_path / "x", label_names="abc", onnx=False)
+

@@ -122,7 +122,8 @@ def save_smoke_teacher():
     run = finetune.minilm_run(x_train[rows], y_train[rows], 0, cfg)
     classifier.save_classifier(run.model, run.tokenizer, classifier.best_dir("minilm"),
                                {"labels": n, "sample_seed": 0, "scale": "smoke",
-                                "test_accuracy": run.accuracy(x_test, y_test, cfg.max_len)})
+                                "test_accuracy": run.accuracy(x_test, y_test, cfg.max_len)},
+                               max_len=cfg.max_len, onnx=False)
 
 
 def test_lab05_study_at_smoke(tmp_path, monkeypatch):

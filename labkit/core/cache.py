@@ -176,7 +176,7 @@ def mark_done(folder: Path, info: dict | None = None) -> None:
 
 
 def done_info(folder: Path) -> dict:
-    return json.loads((Path(folder) / DONE).read_text())["info"]
+    return read_json(Path(folder) / DONE)["info"]
 
 
 def save_arrays(path: Path, arrays_: dict) -> Path:
@@ -193,13 +193,50 @@ def save_arrays(path: Path, arrays_: dict) -> Path:
     return path
 
 
+class DamagedFile(ValueError):
+    """A file labkit wrote that cannot be read back (truncated, edited, damaged on disk); the
+    message names the file and what rebuilds it."""
+
+
+def rebuild_hint(path: Path) -> str:
+    """What rebuilds ``path``: for a run-cache entry, deleting its run folder (the next call
+    computes it again); else running again what wrote it."""
+    path = Path(path).resolve()
+    runs = (cache_dir() / "runs").resolve()
+    if runs in path.parents:
+        folder = runs / path.relative_to(runs).parts[0]
+        return f"delete its run folder (rm -r {folder}); the next call that needs it computes it again"
+    return "delete it and run again the lab or command that wrote it"
+
+
+def read_json(path: Path, fix: str | None = None):
+    """The JSON in ``path``; a truncated or damaged file is a `DamagedFile` naming it and
+    ``fix`` (default: `rebuild_hint`)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise DamagedFile(f"cannot read {path}: it is damaged or truncated ({type(e).__name__}: {str(e)[:120]}). "
+                          f"Fix: {fix or rebuild_hint(path)}") from None
+
+
+def read_arrays(path: Path) -> dict:
+    """{name: numpy array} saved by `save_arrays`; a damaged file is a `DamagedFile`."""
+    from safetensors.numpy import load_file
+    try:
+        return load_file(str(path))
+    except Exception as e:  # safetensors raises its own SafetensorError (and OSError, ValueError)
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise DamagedFile(f"cannot read {path}: it is damaged or truncated ({type(e).__name__}: {str(e)[:120]}). "
+                          f"Fix: {rebuild_hint(path)}") from None
+
+
 def arrays(name: str, run_key: str, compute) -> dict:
     """``compute() -> {name: numpy array}``, or the arrays saved by an earlier call with
     the same ``name`` and ``run_key`` (safetensors in `run_dir`)."""
-    from safetensors.numpy import load_file
     folder = run_dir(name, run_key)
     if is_done(folder):
-        return load_file(str(folder / "arrays.safetensors"))
+        return read_arrays(folder / "arrays.safetensors")
     out = compute()
     with atomic_folder(folder) as tmp:
         save_arrays(tmp / "arrays.safetensors", out)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from labkit.core import cache, metrics
+from labkit.core import cache, checks, metrics
 from labkit.core.env import release_memory, scale, seed_everything
 from labkit.core.models import check_vocab, load_minilm, mean_pool
 from labkit.core.text import check_texts, pad
@@ -64,6 +64,8 @@ def check_label_names(names, num_labels: int) -> list[str] | None:
     """``names`` as a list of distinct strings, one per class (None stays None)."""
     if names is None:
         return None
+    if isinstance(names, str):
+        raise ValueError(f"label_names={names!r} is one string: give a list of {num_labels} names, one per class")
     names = list(names)
     if len(names) != num_labels or not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
         raise ValueError(f"label_names={names!r}: give {num_labels} distinct, non-empty names, one per class in id "
@@ -71,18 +73,27 @@ def check_label_names(names, num_labels: int) -> list[str] | None:
     return names
 
 
-def check_inputs(texts, labels=None) -> tuple[list, np.ndarray | None]:
-    """(texts as a list, labels as an int array) after checking both; label -1 = unlabelled."""
+def check_inputs(texts, labels=None, classes: int | None = None, unlabelled: bool = False,
+                 why: str = "cross entropy") -> tuple[list, np.ndarray | None]:
+    """(texts as a list, labels as an int64 array) after checking both (`labkit.core.checks.labels`):
+    one label per text, each in 0..classes-1 (``classes`` None: 2), or -1 (unlabelled) where
+    ``unlabelled`` (the loss can take it; ``why`` names the one that cannot)."""
     texts = check_texts(texts, "texts is empty: give at least one review")
     if labels is None:
         return texts, None
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or len(labels) != len(texts):
-        raise ValueError(f"texts and labels must align: {len(texts)} texts but labels of shape {labels.shape}")
-    if labels.dtype.kind not in "iu" or (labels < -1).any():
-        raise ValueError(f"labels must be class numbers 0, 1, ... (-1: unlabelled); got dtype "
-                         f"{labels.dtype} with values like {labels[:3].tolist()}")
-    return texts, labels
+    if np.ndim(labels) != 1 or len(labels) != len(texts):
+        raise ValueError(f"texts and labels must align: {len(texts)} texts but labels of shape {np.shape(labels)}")
+    return texts, checks.labels(labels, classes=classes, unlabelled=unlabelled, why=why)
+
+
+def num_labels(model) -> int | None:
+    """The classes ``model`` predicts: a `Classifier`'s head, a transformers model's
+    ``config.num_labels``; None when it does not say."""
+    if isinstance(model, Classifier):
+        return model.head.out_features
+    if isinstance(getattr(model, "num_labels", None), int):  # lab 07's Head
+        return model.num_labels
+    return getattr(getattr(model, "config", None), "num_labels", None)
 
 
 # ---------------------------------------------------------------- data in, predictions out
@@ -110,8 +121,9 @@ def loader(tokenizer, texts, labels=None, max_len: int = 64, batch_size: int = 3
     """A DataLoader of padded batches {input_ids, attention_mask[, labels][, targets]};
     with ``shuffle``, batches are drawn by `length_grouped_batches` (a new draw each epoch).
     ``targets`` (one row of numbers per text, e.g. a teacher's logits in lab 05) ride along
-    as a float tensor; a label of -1 marks an unlabelled text."""
-    texts, labels = check_inputs(texts, labels)
+    as a float tensor; a label of -1 marks an unlabelled text. The caller checks the labels'
+    range against its model (`check_inputs` with ``classes``); here only their form."""
+    texts, labels = check_inputs(texts, labels, classes=checks.ANY, unlabelled=True)
     ids = tokenizer(texts, truncation=True, max_length=max_len)["input_ids"]
     if targets is not None and len(targets) != len(ids):
         raise ValueError(f"{len(targets)} target rows for {len(ids)} texts")
@@ -187,7 +199,7 @@ def predict_proba(model, tokenizer, texts, max_len: int = 64) -> np.ndarray:
 
 def accuracy(model, tokenizer, texts, labels, max_len: int = 64) -> float:
     """Share of ``texts`` whose most likely class is the label."""
-    texts, labels = check_inputs(texts, labels)
+    texts, labels = check_inputs(texts, labels, classes=num_labels(model) or checks.ANY)
     return metrics.accuracy(predict_logits(model, tokenizer, texts, max_len), labels)
 
 
@@ -251,6 +263,21 @@ def minilm_classifier(seed: int = 0, num_labels: int = 2, train_word_embeddings:
     return tokenizer, Classifier(encoder, num_labels)
 
 
+def _check_training_labels(model, labels, loss_fn) -> int | None:
+    """Refuse labels the model or the loss cannot take, before any training: a class beyond
+    the model's head, or -1 (unlabelled) for a loss that needs every label (only a loss that
+    says ``.unlabelled``, such as `labkit.core.kd.kd_loss_fn`, takes it). Returns the model's
+    class count."""
+    k = num_labels(model)
+    if k and labels.max() >= k:
+        raise ValueError(f"labels hold class {labels.max()} but the model has {k} classes (0..{k - 1}): build it "
+                         f"with num_labels={labels.max() + 1} (e.g. minilm_classifier(num_labels=...))")
+    spec = getattr(loss_fn, "spec", None) or {"loss": "cross entropy"}
+    checks.labels(labels, classes=k or checks.ANY, unlabelled=getattr(loss_fn, "unlabelled", False),
+                  why=f"the loss {spec.get('loss')!r}")
+    return k
+
+
 def fine_tune(model, tokenizer, texts, labels, lr: float, steps: int | None = None,
               epochs: int | None = None, batch_size: int = 32, max_len: int = 64,
               seed: int = 0, progress: bool = True, loss_fn=None, targets=None):
@@ -258,11 +285,8 @@ def fine_tune(model, tokenizer, texts, labels, lr: float, steps: int | None = No
     then linear decay, `train.warmup_linear`) for ``steps`` optimizer steps or ``epochs``
     passes (default: 1 epoch). Returns the History. ``loss_fn`` and ``targets`` go to
     `labkit.core.train.train` and `loader` (lab 05 passes a distillation loss and teacher logits)."""
-    texts, labels = check_inputs(texts, labels)
-    k = model.head.out_features if isinstance(model, Classifier) else None
-    if k and labels.max() >= k:
-        raise ValueError(f"labels hold class {labels.max()} but the model has {k} classes (0..{k - 1}): build it "
-                         f"with num_labels={labels.max() + 1} (e.g. minilm_classifier(num_labels=...))")
+    texts, labels = check_inputs(texts, labels, classes=checks.ANY, unlabelled=True)
+    k = _check_training_labels(model, labels, loss_fn)
     if targets is not None and np.shape(targets) != (len(texts), k or np.shape(targets)[-1]):
         raise ValueError(f"targets must have one row of {k} logits per text: shape {np.shape(targets)} for "
                          f"{len(texts)} texts")
@@ -291,11 +315,19 @@ def _write(model: Classifier, tokenizer, folder: Path, info: dict | None, max_le
               str(folder / "head.safetensors"))
     if onnx:  # the whole model (encoder, mean pooling, head) for ONNX Runtime: docs/models.md
         from labkit.core.export import ONNX, cached_onnx
-        shutil.copyfile(cached_onnx(model, tokenizer, max_len), folder / ONNX)
+        _link_or_copy(cached_onnx(model, tokenizer, max_len), folder / ONNX)
     cache.write_json(folder / CONTRACT, {
         "num_labels": model.head.out_features, "label_names": getattr(model, "label_names", None),
         "max_len": max_len, "temperature": 1.0, "fitted_on": None, "weights": cache.fingerprint(model),
         "onnx": "model.onnx" if onnx else None, "info": info or {}})
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """``target`` as a hard link to ``source`` (no second copy on disk), else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def save_classifier(model: Classifier, tokenizer, folder, info: dict | None = None, label_names=None,
@@ -338,7 +370,7 @@ def set_temperature(folder, model: Classifier, temperature: float, fitted_on: st
     the temperature is refused: it was fitted for another model."""
     folder = Path(folder)
     t = check_temperature(temperature)
-    meta = _contract(folder)
+    meta = _contract(folder, strict=True)
     if meta.get("weights") != cache.fingerprint(model):
         raise ValueError(f"the temperature was fitted for other weights than the model saved in {folder} "
                          "(retrained since?): fit it again on the model loaded from that folder "
@@ -352,28 +384,42 @@ def add_onnx(folder) -> Path:
     has none (saved with ``onnx=False``); ``classifier.json`` then names it. Returns its path."""
     from labkit.core.export import ONNX, cached_onnx
     folder = Path(folder)
-    meta = _contract(folder)
+    meta = _contract(folder, strict=True)
     if meta.get("onnx") and (folder / meta["onnx"]).is_file():
         return folder / meta["onnx"]
-    tokenizer, model, _ = load_classifier(folder)
+    tokenizer, model, _ = load_classifier(folder, strict=True)
     tmp = folder / f".{ONNX}.{os.getpid()}.tmp"
     try:
-        shutil.copyfile(cached_onnx(model, tokenizer, meta.get("max_len", 64)), tmp)
+        _link_or_copy(cached_onnx(model, tokenizer, meta["max_len"]), tmp)
         os.replace(tmp, folder / ONNX)
     finally:
         tmp.unlink(missing_ok=True)
-    cache.write_json(folder / CONTRACT, {**meta, "onnx": ONNX})
+    cache.write_json(folder / CONTRACT, {**_contract(folder), "onnx": ONNX})  # read again: another writer
     return folder / ONNX
 
 
+def _lab(folder: Path) -> str | None:
+    """The lab whose saved model ``folder`` is ('03_fine_tuning'), or None."""
+    return next((v[1] for v in SAVED.values() if Path(folder).name.startswith(v[0])), None)
+
+
 def _fix(folder: Path) -> str:
-    lab = next((v[1] for v in SAVED.values() if folder.name.startswith(v[0])), None)
-    return f"rerun lab {lab[:2]} (`labkit run notebooks/{lab}.ipynb`)" if lab else "save it again (save_classifier)"
+    if (lab := _lab(folder)) is not None:
+        return f"rerun lab {lab[:2]} (`labkit run notebooks/{lab}.ipynb`)"
+    if (cache.cache_dir() / "runs").resolve() in Path(folder).resolve().parents:
+        return cache.rebuild_hint(Path(folder) / CONTRACT)
+    return "save it again (save_classifier)"
 
 
-def _contract(folder: Path) -> dict:
+FULL_CONTRACT = ("num_labels", "label_names", "max_len", "temperature", "weights", "onnx", "info")
+
+
+def _contract(folder: Path, strict: bool = False) -> dict:
     """A saved model's ``classifier.json``, checked; a missing, damaged or wrong one is a
-    `CheckpointError` naming the file and the fix."""
+    `CheckpointError` naming the file and the fix. ``strict``: a folder saved by a labkit
+    older than the contract (no ``max_len``, temperature or weights' fingerprint) is refused
+    too (the service, `set_temperature` and `add_onnx` need them); otherwise they default to
+    64 tokens and temperature 1 (cached runs from before)."""
     if not (folder / "head.safetensors").exists():
         raise FileNotFoundError(f"no classifier saved in {folder} (no head.safetensors); save "
                                 "one with labkit.core.classifier.save_classifier")
@@ -388,16 +434,21 @@ def _contract(folder: Path) -> dict:
     except (OSError, ValueError, AttributeError) as e:
         raise CheckpointError(f"cannot read the saved classifier: {path} is damaged or was edited "
                               f"({type(e).__name__}: {str(e)[:200]}). Fix: {_fix(folder)}") from e
+    missing = [k for k in FULL_CONTRACT if k not in meta]
+    if strict and missing:
+        raise CheckpointError(f"{path} was written by an older labkit: it has no {', '.join(missing)} (the max "
+                              f"length, temperature and weights a saved model now carries). Fix: {_fix(folder)}")
     return meta
 
 
-def load_classifier(folder):
+def load_classifier(folder, strict: bool = False):
     """(tokenizer, `Classifier`, info) saved by `save_classifier`; safetensors only. The model
-    carries its ``label_names``, ``max_len`` and ``temperature`` from ``classifier.json``."""
+    carries its ``label_names``, ``max_len`` and ``temperature`` from ``classifier.json``.
+    ``strict``: refuse a folder saved before labkit kept those (see `_contract`)."""
     from safetensors.torch import load_file
     from transformers import AutoModel, AutoTokenizer
     folder = Path(folder)
-    meta, fix = _contract(folder), _fix(folder)
+    meta, fix = _contract(folder, strict), _fix(folder)
     try:
         step = folder
         tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -410,7 +461,7 @@ def load_classifier(folder):
                               f"({type(e).__name__}: {str(e)[:200]}). Fix: {fix}") from e
     check_vocab(encoder, tokenizer)
     names = meta.get("label_names")
-    if names is None and _fix(folder) != "save it again (save_classifier)" and meta["num_labels"] == 2:
+    if names is None and _lab(folder) and meta["num_labels"] == 2:
         from labkit.core.data import LABEL_NAMES  # a course model saved before names were kept
         names = LABEL_NAMES
     try:
@@ -420,7 +471,7 @@ def load_classifier(folder):
         raise CheckpointError(f"{folder / CONTRACT} does not match {folder / 'head.safetensors'}: "
                               f"{str(e)[:200]}. Fix: {fix}") from e
     model.max_len, model.temperature = meta.get("max_len", 64), float(meta.get("temperature", 1.0))
-    return tokenizer, model.eval(), meta["info"]
+    return tokenizer, model.eval(), meta.get("info", {})
 
 
 # What labs save for later labs: kind -> (folder name, the lab that makes it)
@@ -476,7 +527,7 @@ class Run:
         in the run cache (a second lab that scores the same run on the same reviews reads
         them back)."""
         texts, _ = check_inputs(texts)
-        created = json.loads((self.folder / cache.DONE).read_text())["created"]
+        created = cache.read_json(self.folder / cache.DONE)["created"]
         return _run_logits(self.folder.name, created, texts, max_len, self)["logits"]
 
     def proba(self, texts, max_len: int = 64) -> np.ndarray:
@@ -485,7 +536,7 @@ class Run:
 
     def accuracy(self, texts, labels, max_len: int = 64) -> float:
         """Share of ``texts`` whose most likely class (from `logits`) is the label."""
-        texts, labels = check_inputs(texts, labels)
+        texts, labels = check_inputs(texts, labels, classes=checks.ANY)
         return metrics.accuracy(self.logits(texts, max_len), labels)
 
 
@@ -504,8 +555,9 @@ def cached_fine_tune(make_model, texts, labels, *, name: str, lr: float, steps: 
     the tokenizer's vocabulary, the texts, labels and targets, every setting, the loss
     (``loss_fn.spec``) and the training recipe (`train.RECIPE`): change any of them and
     the run is redone. Example: lab 04's un-augmented runs are lab 03's, read back."""
-    texts, labels = check_inputs(texts, labels)
+    texts, labels = check_inputs(texts, labels, classes=checks.ANY, unlabelled=True)
     tokenizer, model = make_model()
+    _check_training_labels(model, labels, loss_fn)
     loss_fn = loss_fn or cross_entropy_loss
     if not isinstance(getattr(loss_fn, "spec", None), dict):
         raise TypeError("a cached run's loss_fn needs a .spec dict naming it and its settings "
@@ -522,6 +574,7 @@ def _fine_tune_run(model, tokenizer, texts, labels, name, lr, steps, epochs, bat
         return Run(folder, cache.done_info(folder), tokenizer, hit=True)
     hist = fine_tune(model, tokenizer, texts, labels, lr, steps, epochs, batch_size, max_len,
                      seed, progress, loss_fn, targets)
+    model.max_len = max_len  # as a run read back from its folder carries it
     with cache.artifact(folder) as (tmp, info):
         _write(model, tokenizer, tmp, None, max_len, onnx=False)  # a run: no ONNX file
         info.update(seconds=round(hist.seconds, 1), steps=len(hist.step), examples=len(texts),

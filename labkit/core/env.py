@@ -181,7 +181,13 @@ REFERENCE = Path(__file__).resolve().parents[1] / "reference"
 def reference(name: str) -> dict | None:
     """A committed reference report (``labkit/reference/<name>.json``), or None."""
     path = REFERENCE / f"{name}.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError as e:
+        raise ValueError(f"cannot read {path}: it is damaged ({e}). Fix: it is a committed file, restore it "
+                         f"(git checkout -- {path.name} in labkit/reference/, or reinstall labkit)") from None
 
 
 NORMAL_GFLOPS = 60  # times are stated as on a machine of this fp32 matmul speed
@@ -247,6 +253,7 @@ def doctor(verbose: bool = True) -> dict:
     }
     facts["matmul_gflops"] = round(matmul_gflops()) if facts["device"] != "no torch" else None
     facts["expected"] = expected(facts["scale"], facts["matmul_gflops"] or NORMAL_GFLOPS)
+    facts["measured_scales"] = measured_scales()
     ref = reference(facts["scale"])
     if verbose:
         usable = "" if facts["usable_cores"] == facts["cores"] else f" ({facts['usable_cores']} usable)"
@@ -275,7 +282,16 @@ def doctor(verbose: bool = True) -> dict:
                 print(f"  {lab:<18} ~{minutes:g} min, peak ~{mb:,} MB")
         else:
             print(f"time per lab at scale {facts['scale']}: not measured yet")
+        never = [s for s in SCALES if s not in facts["measured_scales"]]
+        print(f"scales the course has been measured at (labkit/reference/): {', '.join(facts['measured_scales'])}"
+              + (f"; never run by us: {', '.join(never)} (its settings are tested for structure only: if "
+                 "you run it, you are the first; please report what you see)" if never else ""))
     return facts
+
+
+def measured_scales() -> list[str]:
+    """The scales with a committed reference run (``labkit/reference/<scale>.json``)."""
+    return [s for s in SCALES if (REFERENCE / f"{s}.json").exists()]
 
 
 if sys.version_info < (3, 10):  # pragma: no cover

@@ -29,7 +29,7 @@ def export_onnx(model, tokenizer, path, max_len: int = 64) -> Path:
     example the exporter traces). Atomic: a failed export leaves nothing behind. The model
     is exported in eval mode (no dropout) and given back in the mode it came in."""
     path = Path(path)
-    training = model.training
+    training, device = model.training, next(model.parameters()).device
     model = model.to("cpu").eval()
     enc = tokenizer(["a first example review", "and a second, longer one to pad the batch"],
                     truncation=True, max_length=max_len, padding=True, return_tensors="pt")
@@ -47,18 +47,19 @@ def export_onnx(model, tokenizer, path, max_len: int = 64) -> Path:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-        model.train(training)
+        model.to(device).train(training)
     return path
 
 
 def cached_onnx(model, tokenizer, max_len: int = 64) -> Path:
     """`export_onnx` of ``model``, kept in the run cache under its weights' fingerprint (and
     its tokenizer's vocabulary): a model saved by one lab and quantized by another is
-    exported once."""
+    exported once. ``max_len`` only sizes the traced example (the graph takes any length),
+    so it is left out of the key."""
     return _export(model, tokenizer, max_len) / ONNX
 
 
-@cache.keyed("onnx-export")
+@cache.keyed("onnx-export", exclude=("max_len",))
 def _export(model, tokenizer, max_len, *, folder) -> Path:
     if not cache.is_done(folder):
         with cache.artifact(folder) as (tmp, _):

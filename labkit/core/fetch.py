@@ -41,6 +41,7 @@ import tarfile
 import tempfile
 import urllib.request
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,6 +146,22 @@ def path(name: str, registry: dict | None = None) -> Path:
         raise FetchError(f"{name} in the cache is damaged: {'; '.join(bad[:3])}. Run `labkit fetch {name}`: "
                          "it re-extracts the damaged files from the verified archive")
     return folder
+
+
+@contextmanager
+def reading(name: str):
+    """Reading a fetched source's files: a file damaged without changing size (which `path`
+    cannot see) fails with a `FetchError` naming the source and the command that repairs it,
+    instead of a decompressor's or parser's own error."""
+    import zlib
+    try:
+        yield
+    except FetchError:
+        raise
+    except (OSError, EOFError, ValueError, zlib.error) as e:
+        raise FetchError(f"cannot read the fetched {name} ({type(e).__name__}: {str(e)[:160]}): a file in "
+                         f"{cache_dir() / 'data' / name} is damaged. Fix: `labkit fetch --verify {name}` checks "
+                         "every file's sha256 and extracts the damaged ones again from the verified archive") from e
 
 
 def damaged(name: str, registry: dict | None = None, hashes: bool = False, unlisted: bool = True) -> list:

@@ -11,31 +11,42 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from labkit.core import checks
 from labkit.core.classifier import Run, cached_fine_tune, small_classifier
+from labkit.core.text import check_texts
 from labkit.core.train import check_logits
 
 KINDS = ("hard labels", "distilled", "distilled + unlabelled")
 
 
 def student_run(mlm, tokenizer, kind: str, texts, labels, teacher, rows, seed: int,
-                cfg, **override) -> Run:
+                cfg, classes: int | None = None, **override) -> Run:
     """One of lab 05's students (lab 02's architecture from scratch), cached: trained on the
     labelled ``rows`` with cross entropy ("hard labels") or `kd_loss` against the teacher's
     logits ``teacher`` ("distilled"); "distilled + unlabelled" also sees every other review,
     unlabelled (-1), with the teacher's logits as its only signal. ``cfg``: lab 05's
-    `DistillConfig` (steps, temperature, alpha, lr, batch_size, max_len); ``override``: steps,
-    temperature or alpha instead of ``cfg``'s."""
+    `DistillConfig` (steps, temperature, alpha, lr, batch_size, max_len); ``classes``: how many
+    (None: 2; every label is checked against it); ``override``: steps, temperature or alpha
+    instead of ``cfg``'s."""
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
+    k = checks.classes_of(classes)
+    texts = np.asarray(check_texts(texts, "texts is empty: give the reviews"), dtype=object)
+    labels = checks.labels(labels, n=len(texts), classes=k, unlabelled=True)  # rows outside `rows` may be -1
+    rows = np.asarray(rows)
+    if rows.ndim != 1 or not rows.size or rows.dtype.kind not in "iu" or rows.min() < 0 or rows.max() >= len(texts):
+        raise ValueError(f"rows must be a non-empty list of row numbers in 0..{len(texts) - 1} (the labelled rows)")
+    checks.labels(labels[rows], classes=k, name="labels[rows]", why="the labelled rows of a student run")
+    teacher = checks.finite(teacher, "teacher", "the teacher's logits, one row per text")
+    if teacher.shape != (len(texts), k):
+        raise ValueError(f"teacher has shape {teacher.shape}: give one row of {k} logits per text ({len(texts)})")
     settings = {"steps": cfg.steps, "temperature": cfg.temperature, "alpha": cfg.alpha, **override}
-    texts, labels, teacher = np.asarray(texts, dtype=object), np.asarray(labels), np.asarray(teacher)
     x, y, t = texts[rows], labels[rows], teacher[rows]
     loss_fn = None if kind == "hard labels" else kd_loss_fn(settings["temperature"], settings["alpha"])
     if kind == "distilled + unlabelled":
         y = np.full(len(labels), -1)
         y[rows] = labels[rows]
         x, t = texts, teacher
-    k = max(2, int(np.max(labels)) + 1)  # as many outputs as classes (the reviews have 2)
     return cached_fine_tune(lambda: (tokenizer, small_classifier(mlm, pretrained=False, seed=seed, num_labels=k)),
                             list(x), y, name="student", lr=cfg.lr, steps=settings["steps"],
                             batch_size=cfg.batch_size, max_len=cfg.max_len, seed=seed,
@@ -82,7 +93,11 @@ def kd_logits_loss(temperature: float = 2.0, alpha: float = 0.5):
     and ``batch['labels']``; lab 06 computes the logits from perturbed embeddings."""
     kd_loss(torch.zeros(1, 2), torch.zeros(1, 2), torch.zeros(1, dtype=torch.long),
             temperature, alpha)  # refuse bad settings now, not at the first step
-    return lambda logits, batch: kd_loss(logits, batch["targets"], batch["labels"], temperature, alpha)
+
+    def loss(logits, batch):
+        return kd_loss(logits, batch["targets"], batch["labels"], temperature, alpha)
+    loss.unlabelled = True  # rows labelled -1 learn from the teacher's logits alone
+    return loss
 
 
 def kd_loss_fn(temperature: float = 2.0, alpha: float = 0.5):
@@ -93,4 +108,5 @@ def kd_loss_fn(temperature: float = 2.0, alpha: float = 0.5):
     def loss_fn(model, batch):
         return loss(model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]), batch)
     loss_fn.spec = {"loss": "kd", "temperature": temperature, "alpha": alpha}  # for the run cache
+    loss_fn.unlabelled = True  # rows labelled -1 learn from the teacher's logits alone
     return loss_fn

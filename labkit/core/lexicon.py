@@ -86,7 +86,7 @@ class Thesaurus:
 
 def frequent_words(n: int = 40000) -> set:
     """The ``n`` most frequent English words (Norvig's web counts, from `thesaurus-en`)."""
-    with open(fetch.path("thesaurus-en") / "count_1w.txt", encoding="utf-8") as f:
+    with fetch.reading("thesaurus-en"), open(fetch.path("thesaurus-en") / "count_1w.txt", encoding="utf-8") as f:
         return {line.split("\t", 1)[0] for _, line in zip(range(n), f)}
 
 
@@ -95,7 +95,7 @@ def _load_sources(common_words: int):
     import bz2
     folder = fetch.path("thesaurus-en")
     categories: dict[str, set] = {}
-    with bz2.open(folder / "roget.csv.bz2", "rt", encoding="utf-8") as f:
+    with fetch.reading("thesaurus-en"), bz2.open(folder / "roget.csv.bz2", "rt", encoding="utf-8") as f:
         for line in f:  # word,CATEGORY; split on the last comma (the csv module trips on
             word, _, cat = line.rstrip("\n").rpartition(",")  # an unbalanced quote)
             word = word.strip().lower()
@@ -103,7 +103,7 @@ def _load_sources(common_words: int):
                 categories.setdefault(word, set()).add(cat)
     common = frequent_words(common_words)
     senses: dict[str, set] = {}
-    with open(folder / "inqtabs.txt", encoding="latin-1") as f:
+    with fetch.reading("thesaurus-en"), open(folder / "inqtabs.txt", encoding="latin-1") as f:
         next(f)
         for line in f:  # Entry, Source, Positiv, Negativ, ...; one row per word sense
             cols = line.split("\t", 4)

@@ -13,13 +13,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from labkit.core import checks
+
 BINS = 15  # ECE over 15 equal-width confidence bins (Guo et al. 2017)
 
 
 def check_scores(logits, labels, what: str = "logits") -> tuple[np.ndarray, np.ndarray]:
     """(logits, labels) as arrays, after checking their shapes agree and every label names a
-    class; a ValueError that names ``what`` otherwise."""
+    class, with no NaN or infinity; a ValueError that names ``what`` otherwise."""
     logits, labels = np.asarray(logits, dtype=np.float64), np.asarray(labels)
+    if logits.size and not np.isfinite(logits).all():
+        bad = np.flatnonzero(~np.isfinite(logits.reshape(len(logits), -1)).all(-1))
+        raise ValueError(f"{what} hold NaN or infinity at row {bad[0]} ({bad.size} rows): a model that diverged, "
+                         "or a broken score; fix or drop those rows before scoring")
     if logits.ndim != 2 or logits.shape[1] < 2:
         raise ValueError(f"{what} must be a 2-D array (reviews, classes) with at least 2 classes; "
                          f"got shape {logits.shape}")
@@ -35,6 +41,7 @@ def check_scores(logits, labels, what: str = "logits") -> tuple[np.ndarray, np.n
 
 def softmax(logits, temperature: float = 1.0) -> np.ndarray:
     """Class probabilities of ``logits / temperature`` (rows sum to 1)."""
+    _temperature(temperature)
     z = np.asarray(logits, dtype=np.float64) / temperature
     z = np.exp(z - z.max(-1, keepdims=True))
     return z / z.sum(-1, keepdims=True)
@@ -43,7 +50,7 @@ def softmax(logits, temperature: float = 1.0) -> np.ndarray:
 def nll(logits, labels, temperature: float = 1.0) -> float:
     """Mean negative log-likelihood of the labels (nats) under ``softmax(logits / T)``."""
     logits, labels = check_scores(logits, labels)
-    z = logits / temperature
+    z = logits / _temperature(temperature)
     m = z.max(-1, keepdims=True)
     logp = z - m - np.log(np.exp(z - m).sum(-1, keepdims=True))
     return float(-logp[np.arange(len(labels)), labels].mean())
@@ -53,6 +60,8 @@ def reliability(probs, labels, bins: int = BINS) -> dict:
     """Per confidence bin (equal width on (0, 1]): reviews, mean confidence, accuracy.
     The confidence of a review is its top class probability."""
     probs, labels = check_scores(probs, labels, "probs")
+    checks.probabilities(probs)  # logits here would give a meaningless ECE
+    bins = checks.number(bins, "bins", low=1, low_open=False, integer=True, fix="equal-width confidence bins, e.g. 15")
     conf, right = probs.max(-1), probs.argmax(-1) == labels
     which = np.clip(np.ceil(conf * bins).astype(int) - 1, 0, bins - 1)
     n = np.bincount(which, minlength=bins)
@@ -71,8 +80,11 @@ def ece(probs, labels, bins: int = BINS) -> float:
 
 def macro_f1(labels, pred, classes: int) -> np.ndarray:
     """Macro-F1 of each row of ``pred`` against the same row of ``labels`` (2-D arrays of
-    resampled reviews, or 1-D for one score); a class never predicted nor present scores 0."""
+    resampled reviews, or 1-D for one score); a class never predicted nor present scores 0.
+    ``classes`` must cover every label and prediction (a class left out would vanish from
+    the average)."""
     labels, pred = np.atleast_2d(labels), np.atleast_2d(pred)
+    classes = _classes_cover(classes, labels, pred)
     f1 = []
     for c in range(classes):
         tp = ((pred == c) & (labels == c)).sum(-1)
@@ -89,6 +101,9 @@ def bootstrap(labels, pred, classes: int = 2, resamples: int = 2000, seed: int =
     if labels.shape != pred.shape or labels.ndim != 1 or len(labels) == 0:
         raise ValueError(f"labels and pred must be equally long, non-empty 1-D arrays; got shapes "
                          f"{labels.shape} and {pred.shape}")
+    labels = checks.labels(labels, classes=_classes_cover(classes, labels, pred))
+    pred = checks.labels(pred, classes=classes, name="pred")
+    resamples, confidence = _resampling(resamples, confidence)
     idx = np.random.default_rng(seed).integers(0, len(labels), (resamples, len(labels)))
     acc = (labels[idx] == pred[idx]).mean(-1)
     f1 = macro_f1(labels[idx], pred[idx], classes)
@@ -107,6 +122,7 @@ def paired_difference(labels, pred_a, pred_b, resamples: int = 2000, seed: int =
     if not labels.shape == a.shape == b.shape or labels.ndim != 1 or len(labels) == 0:
         raise ValueError(f"labels and both predictions must be equally long, non-empty 1-D arrays; got shapes "
                          f"{labels.shape}, {a.shape} and {b.shape}")
+    resamples, confidence = _resampling(resamples, confidence)
     per_review = (a == labels).astype(float) - (b == labels)
     idx = np.random.default_rng(seed).integers(0, len(labels), (resamples, len(labels)))
     q = [(1 - confidence) / 2 * 100, (1 + confidence) / 2 * 100]
@@ -116,6 +132,7 @@ def paired_difference(labels, pred_a, pred_b, resamples: int = 2000, seed: int =
 
 def confusion(labels, pred, classes: int = 2) -> np.ndarray:
     """Counts: rows are the true class, columns the predicted one."""
+    classes = _classes_cover(classes, np.asarray(labels), np.asarray(pred))
     return np.bincount(np.asarray(labels) * classes + np.asarray(pred),
                        minlength=classes ** 2).reshape(classes, classes)
 
@@ -144,3 +161,25 @@ def summary(y_true, y_pred, num_labels: int | None = None) -> dict:
     k = num_labels or int(max(y_true.max(), y_pred.max())) + 1
     return {"accuracy": float((y_true == y_pred).mean()), "macro_f1": float(macro_f1(y_true, y_pred, k)[0]),
             "confusion": confusion(y_true, y_pred, k).tolist(), "n": int(len(y_true))}
+
+
+def _temperature(t) -> float:
+    return checks.number(t, "temperature", low=0, fix="logits are divided by it; 1 leaves them as they are")
+
+
+def _resampling(resamples, confidence) -> tuple[int, float]:
+    """(resamples, confidence) checked: at least one resample, a confidence in (0, 1)."""
+    return (checks.number(resamples, "resamples", low=1, low_open=False, integer=True,
+                          fix="bootstrap resamples; 2000 is the course's"),
+            checks.number(confidence, "confidence", low=0, high=1, high_open=True,
+                          fix="a share, e.g. 0.95 for a 95% interval, not 95"))
+
+
+def _classes_cover(classes, labels, pred) -> int:
+    """``classes`` checked to cover every label and prediction."""
+    k = checks.number(classes, "classes", low=1, low_open=False, integer=True, fix="the number of classes")
+    top = int(max(np.max(labels), np.max(pred))) if np.size(labels) else -1
+    if top >= k:
+        raise ValueError(f"classes={classes} but the labels or predictions hold class {top}: pass classes={top + 1} "
+                         "(or more), or every class above would be left out of the scores")
+    return k

@@ -19,7 +19,8 @@ def load_minilm():
     """(tokenizer, encoder) of all-MiniLM-L6-v2 from the fetched weights; no hub access."""
     from transformers import AutoModel, AutoTokenizer
     folder = fetch.path("minilm")
-    return AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder)
+    with fetch.reading("minilm"):
+        return AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder)
 
 
 def minilm_word_table() -> tuple[list, np.ndarray]:

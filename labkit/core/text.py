@@ -7,7 +7,6 @@ with ``AutoTokenizer.from_pretrained``. Leaves out: byte-level BPE, sentencepiec
 """
 from __future__ import annotations
 
-import json
 import re
 
 import numpy as np
@@ -76,7 +75,7 @@ def _vocabulary(texts, vocab_size, min_frequency, *, folder) -> dict:
     """{token: id} learned from ``texts``, or read back from the run ``folder``."""
     from tokenizers import trainers
     if cache.is_done(folder):
-        return json.loads((folder / "vocab.json").read_text())
+        return cache.read_json(folder / "vocab.json")
     trained = _bare()
     trained.train_from_iterator(texts, trainers.WordPieceTrainer(
         vocab_size=vocab_size, min_frequency=min_frequency, show_progress=False,

@@ -90,7 +90,8 @@ def execute(notebook: Path, scale: str, out_dir: Path, fresh_since: float | None
     from traitlets.config import Config
     config = Config()
     sockets = Path(tempfile.mkdtemp(prefix="labkit-kernel-"))
-    if os.name == "posix":  # the kernel talks to us over local sockets, not TCP (no port, no warning)
+    if os.name == "posix" and len(str(sockets / "k-99999")) < 100:  # under AF_UNIX's ~104-byte path limit
+        # the kernel talks to us over local sockets, not TCP (no port, no warning)
         config.KernelManager.transport, config.KernelManager.ip = "ipc", str(sockets / "k")
     client = NotebookClient(nb, timeout=3600, kernel_name="python3", config=config,
                             resources={"metadata": {"path": str(notebook.parent)}})

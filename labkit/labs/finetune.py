@@ -16,6 +16,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from labkit.core import checks
 from labkit.core.classifier import Run, cached_fine_tune, check_inputs, minilm_classifier, small_classifier
 from labkit.core.config import ScaledConfig
 
@@ -51,27 +52,28 @@ class FinetuneConfig(ScaledConfig):
 
 
 def small_run(mlm, tokenizer, texts, labels, seed: int, cfg: FinetuneConfig,
-              pretrained: bool = False) -> Run:
+              pretrained: bool = False, classes: int | None = None) -> Run:
     """Fine-tune lab 02's architecture (its pretrained encoder, or the same architecture from
-    scratch) on (texts, labels) with lab 03's settings, or read the run from the cache."""
-    k = max(2, int(np.max(labels)) + 1)  # as many outputs as classes (the reviews have 2)
+    scratch) on (texts, labels) with lab 03's settings, or read the run from the cache.
+    ``classes``: how many (None: 2, the reviews'); every label is checked against it."""
+    k = checks.classes_of(classes)
     return cached_fine_tune(lambda: (tokenizer, small_classifier(mlm, pretrained, seed, num_labels=k)),
                             texts, labels, name="small-bert", lr=cfg.small_lr,
                             steps=cfg.small_steps, batch_size=cfg.small_batch_size,
                             max_len=cfg.max_len, seed=seed)
 
 
-def minilm_run(texts, labels, seed: int, cfg: FinetuneConfig, adapted=None) -> Run:
+def minilm_run(texts, labels, seed: int, cfg: FinetuneConfig, adapted=None, classes: int | None = None) -> Run:
     """Fine-tune MiniLM (word embeddings frozen) on (texts, labels) with lab 03's settings,
     or read the run from the cache (~90 MB a run). ``adapted``: None for the stock MiniLM, or
     lab 02's `pretrain.load_or_adapt` to start from MiniLM adapted to the reviews instead,
     with the same seed: the same head, the same batches. It is called on every call (the
     starting weights are part of the run's key), and the run is cached as "minilm-adapted":
-    pass nothing else."""
+    pass nothing else. ``classes`` as in `small_run`."""
     if adapted is not None and not callable(adapted):
         raise TypeError(f"adapted={adapted!r}: pass None (stock MiniLM) or lab 02's "
                         "pretrain.load_or_adapt (the function, not its result)")
-    k = max(2, int(np.max(labels)) + 1)
+    k = checks.classes_of(classes)
     source = adapted or (lambda: None)
     return cached_fine_tune(lambda: minilm_classifier(seed, num_labels=k, source=source()), texts, labels,
                             name="minilm-adapted" if adapted else "minilm",
@@ -104,7 +106,11 @@ def rare_words(texts, tokenizer, share: float = 1 / 3) -> np.ndarray:
 def confident_mistakes(texts, labels, probs, k: int = 5) -> list[tuple[float, int, int, str]]:
     """The ``k`` wrong predictions made with the highest confidence:
     (confidence, predicted, true label, text), most confident first."""
-    texts, labels = check_inputs(texts, labels)
+    probs = checks.probabilities(probs)
+    texts, labels = check_inputs(texts, labels, classes=checks.ANY)
+    checks.labels(labels, classes=probs.shape[1], fix=f"probs have {probs.shape[1]} classes")
+    if len(probs) != len(texts):
+        raise ValueError(f"probs has {len(probs)} rows for {len(texts)} texts: give one row per text")
     pred = probs.argmax(-1)
     wrong = np.flatnonzero(pred != labels)
     top = wrong[np.argsort(-probs[wrong].max(-1), kind="stable")][:k]

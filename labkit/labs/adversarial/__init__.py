@@ -16,14 +16,13 @@ attacks that read the attacked model's gradients.
 from __future__ import annotations
 
 import functools
-import json
 import random
 from dataclasses import asdict, dataclass
 from typing import ClassVar
 
 import numpy as np
 
-from labkit.core import cache
+from labkit.core import cache, checks
 from labkit.core.config import ScaledConfig
 from labkit.core.lexicon import (
     Thesaurus,
@@ -202,7 +201,9 @@ def attack(proba_fn, text: str, label: int, preset="lax", seed: int = 0) -> Atta
     def fn(texts):  # every text scored is a query
         queries.append(len(texts))
         return proba_fn(texts)
-    words, p0 = text.split(), fn([text])[0]
+    words, p0 = text.split(), checks.probabilities(fn([text]), "proba_fn's output")[0]
+    label = int(checks.labels([label], classes=len(p0), name="label",  # "1" or 5: refused, not "skipped"
+                              fix=f"proba_fn gives {len(p0)} classes: a label is one of them")[0])
     before = int(p0.argmax())
     result = AttackResult(text, text, int(label), before, before, 0, 0, len(words))
     if before != label:
@@ -241,15 +242,16 @@ def attack(proba_fn, text: str, label: int, preset="lax", seed: int = 0) -> Atta
 
 
 def attack_many(proba_fn, texts, labels, preset="lax", seed: int = 0, model_key=None,
-                progress: bool = True) -> list[AttackResult]:
+                progress: bool = True, classes: int | None = None) -> list[AttackResult]:
     """`attack` each review; with ``model_key`` (whatever ``proba_fn``'s scores depend on:
     `attack_model` gives the model, its tokenizer and max length; anything `cache.keyable`)
     the results are kept in the run cache: the same model, reviews, constraints and seed are
-    never attacked twice."""
+    never attacked twice. ``classes``: how many the model predicts (None: 2); every label is
+    checked against it before the first attack."""
     texts = check_texts(texts, "no reviews to attack")
-    labels = np.asarray(labels)
-    if len(labels) != len(texts):
+    if np.ndim(labels) != 1 or len(labels) != len(texts):
         raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
+    labels = checks.labels(labels, classes=classes)
     c = constraints(preset)
     if model_key is None:
         return [AttackResult(**r) for r in _attacks(proba_fn, texts, labels, c, seed, progress)]
@@ -268,7 +270,7 @@ def _cached_attacks(model_key, texts, labels, c, seed, proba_fn, progress, *, fo
     if not cache.is_done(folder):
         with cache.artifact(folder) as (tmp, _):
             cache.write_json(tmp / "results.json", _attacks(proba_fn, texts, labels, c, seed, progress))
-    return json.loads((folder / "results.json").read_text())
+    return cache.read_json(folder / "results.json")
 
 
 def attack_model(model, tokenizer, texts, labels, preset="lax", seed: int = 0, max_len: int = 64,
@@ -277,7 +279,7 @@ def attack_model(model, tokenizer, texts, labels, preset="lax", seed: int = 0, m
     from labkit.core.classifier import proba_predictor
     key = {"model": model, "tokenizer": tokenizer, "max_len": max_len}  # what the scores depend on
     return attack_many(proba_predictor(model, tokenizer, max_len), texts, labels, preset, seed, model_key=key,
-                       progress=progress)
+                       progress=progress, classes=model.head.out_features)
 
 
 def summary(results: list[AttackResult]) -> dict:

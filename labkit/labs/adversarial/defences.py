@@ -13,7 +13,6 @@ Leaves out: certified defences, and adversarial training of MiniLM (too slow on 
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, replace
 
 import numpy as np
@@ -67,6 +66,7 @@ def embedding_adversarial_loss_fn(base_loss, epsilon: float, steps: int = 1,
         return clean + adv
     loss_fn.spec = {"loss": "embedding-adversarial", "epsilon": epsilon, "steps": steps,
                     "step_size": size, "base": spec or {}}
+    loss_fn.unlabelled = getattr(base_loss, "unlabelled", False)  # rows labelled -1: as the base loss takes them
     return loss_fn
 
 
@@ -112,6 +112,7 @@ def adversarial_mix_loss_fn(base_loss_fn, tokenizer, pools: dict, rows: int, max
         b, m = len(batch["input_ids"]), len(pick)
         return (b * clean + m * base_loss_fn(model, adv)) / (b + m)
     loss_fn.spec = {"loss": "adversarial-mix", "rows": rows, "seed": seed, "base": spec}
+    loss_fn.unlabelled = getattr(base_loss_fn, "unlabelled", False)
     return loss_fn
 
 
@@ -154,7 +155,7 @@ def defended_student(mlm, tokenizer, texts, labels, teacher, rows, seed: int, cf
         return none, 0
     teacher, y = np.asarray(teacher, dtype=np.float32), np.full(len(labels), -1)
     y[rows] = np.asarray(labels)[rows]
-    kd, k, start = kd_loss_fn(cfg.temperature, cfg.alpha), max(2, int(np.max(labels)) + 1), cfg.steps // 2
+    kd, k, start = kd_loss_fn(cfg.temperature, cfg.alpha), none.model.head.out_features, cfg.steps // 2
     made = 0
     if defence in ("FGM", "PGD"):
         fgm = defence == "FGM"
@@ -190,5 +191,5 @@ def defended_student(mlm, tokenizer, texts, labels, teacher, rows, seed: int, cf
         side = run.folder / "adversarial.json"
         if not run.hit:
             cache.write_json(side, {"made": sum(made_by_round.values()), "by_step": made_by_round})
-        made = json.loads(side.read_text())["made"] if side.exists() else None
+        made = cache.read_json(side)["made"] if side.exists() else None
     return run, made

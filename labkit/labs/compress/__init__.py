@@ -37,7 +37,7 @@ from torch.ao import quantization as q
 from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
 from torch.nn.utils import prune
 
-from labkit.core import cache, measure
+from labkit.core import cache, checks, measure
 from labkit.core.classifier import check_inputs, fine_tune, loader
 from labkit.core.config import ScaledConfig
 from labkit.core.env import seed_everything
@@ -388,9 +388,10 @@ def variant(predict_fn, texts, labels, sample, params: int, disk_bytes: int, rep
     variant's batch-32 speed over the reference's in those rounds (1.0 without one). ``scores``:
     texts -> logits of the same model, used for the accuracies instead of ``predict_fn`` (e.g.
     `labkit.core.classifier.cached_logits`, which a second run reads back); the timings always run."""
-    texts, labels = check_inputs(texts, labels)
+    texts, labels = check_inputs(texts, labels, classes=checks.ANY)  # the range: against the logits below
     score = scores or (lambda t: logits(predict_fn, t))
     out = np.asarray(score(texts))
+    checks.labels(labels, classes=out.shape[-1], fix=f"The model gives {out.shape[-1]} classes")
     if scores is not None and not np.allclose(np.asarray(predict_fn(texts[:8])), out[:8], atol=1e-3):
         raise ValueError("variant(): scores= and predict_fn give different logits for the same texts: "
                          "pass the scores of the model predict_fn runs")

@@ -47,7 +47,6 @@ class DeployConfig(ScaledConfig):
     batch: int = 32                 # texts a request in the batched run
     drift_texts: int = 300          # texts sent in each drift window
     outside_reviews: int = 200      # validation reviews scored by ONNX Runtime outside the course
-    max_len: int = 64
     seed: int = 0
 
     SCALES: ClassVar[dict] = {  # what differs from the cpu defaults above
@@ -151,7 +150,8 @@ def lab_results(lab: str) -> tuple[dict, str]:
     else the committed reference run's, else {}; ``source`` says which."""
     path = cache.results_path(lab, env.scale())
     if path.exists():
-        return json.loads(path.read_text()), f"this machine ({path})"
+        return cache.read_json(path, f"run lab {lab[:2]} again (labkit run notebooks/{lab}.ipynb), or delete "
+                               "the file to use the committed reference's results"), f"this machine ({path})"
     name = {"smoke": "smoke"}.get(env.scale(), "cpu")
     ref = json.loads((env.REFERENCE / f"{name}.json").read_text())
     for row in ref["notebooks"]:

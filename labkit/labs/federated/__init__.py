@@ -24,7 +24,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from labkit.core import cache
+from labkit.core import cache, checks
 from labkit.core.config import ScaledConfig
 from labkit.core.env import seed_everything
 from labkit.core.train import adamw, cross_entropy_loss, train
@@ -101,6 +101,7 @@ def partition(labels, clients: int, how: str = "iid", seed: int = 0, sources=Non
     Example: ``partition([0, 1] * 50, 4)`` -> 4 arrays of 25 rows."""
     labels = np.asarray(labels)
     n = len(labels)
+    checks.number(clients, "clients", integer=True, fix="how many clients share the rows")
     if clients < 1 or clients > n:
         raise ValueError(f"clients={clients}: need between 1 and the number of rows ({n})")
     rng = np.random.default_rng(seed)
@@ -111,8 +112,8 @@ def partition(labels, clients: int, how: str = "iid", seed: int = 0, sources=Non
             alpha = float(how.split()[1])
         except (IndexError, ValueError):
             raise ValueError(f"how={how!r}: write the concentration after it, e.g. 'dirichlet 0.5'") from None
-        if alpha <= 0:
-            raise ValueError(f"Dirichlet alpha={alpha}: it must be > 0 (smaller = more skewed)")
+        checks.number(alpha, "Dirichlet alpha", low=0, fix="write it after 'dirichlet', e.g. 'dirichlet 0.5'; "
+                      "smaller = more skewed")
         for _ in range(1000):
             parts = [[] for _ in range(clients)]
             for y in np.unique(labels):
@@ -169,6 +170,7 @@ class Head(torch.nn.Module):
 
     def __init__(self, dim: int = 384, hidden: int = 0, num_labels: int = 2):
         super().__init__()
+        self.num_labels = num_labels
         self.net = (torch.nn.Sequential(torch.nn.Linear(dim, hidden), torch.nn.ReLU(),
                                         torch.nn.Linear(hidden, num_labels))
                     if hidden else torch.nn.Linear(dim, num_labels))
@@ -266,7 +268,7 @@ def client_dp_noise(noise_multiplier: float, clip: float, per_round: int) -> flo
 def fedavg(x, y, parts, x_test, y_test, rounds: int, per_round: int, lr: float,
            local_epochs: int = 1, batch_size: int = 32, hidden: int = 0, seed: int = 0,
            mu: float = 0.0, dp_clip: float | None = None, dp_noise: float = 0.0,
-           progress: bool = True) -> dict:
+           progress: bool = True, classes: int | None = None) -> dict:
     """FedAvg (FedProx with ``mu`` > 0; client-level DP-FedAvg with ``dp_clip``) of a `Head`
     over the clients ``parts`` (row indices into ``x``, ``y``). Returns {"accuracy": test
     accuracy after each round, "bytes": bytes sent each round (weights down and up)}.
@@ -278,21 +280,29 @@ def fedavg(x, y, parts, x_test, y_test, rounds: int, per_round: int, lr: float,
     `privacy.client_dp_epsilon`, so a round may hold more or fewer than ``per_round``, even
     none), each update (new - global) is clipped to that norm, the clipped updates are summed
     and divided by the expected count ``per_round``, and Gaussian noise of std ``dp_noise`` x
-    clip / per_round is added. Cached in the run cache."""
-    if not 1 <= per_round <= len(parts):
-        raise ValueError(f"per_round={per_round} with {len(parts)} clients")
+    clip / per_round is added. ``classes``: how many (None: 2), the head's outputs; every
+    label is checked against it up front, as is every client's rows. Cached in the run cache."""
+    x, y, x_test, y_test, k = check_rows(x, y, x_test, y_test, classes)
+    parts = check_parts(parts, len(y))
+    checks.number(per_round, "per_round", low=1, low_open=False, high=len(parts), integer=True,
+                  fix=f"clients taking part in a round, at most the {len(parts)} clients")
+    checks.number(rounds, "rounds", low=1, low_open=False, integer=True, fix="federated rounds")
+    checks.number(lr, "lr", low=0, fix="the clients' learning rate")
+    checks.number(mu, "mu", low=0, low_open=False, fix="FedProx's proximal weight; 0 is FedAvg")
+    if dp_clip is not None:
+        checks.number(dp_clip, "dp_clip", low=0, fix="the norm each client's update is clipped to")
+        checks.number(dp_noise, "dp_noise", low=0, low_open=False, fix="the noise multiplier")
     with one_thread():
-        return _fedavg(np.asarray(x, np.float32), np.asarray(y), [np.asarray(p) for p in parts],
-                       np.asarray(x_test, np.float32), np.asarray(y_test), rounds, per_round, lr, local_epochs,
-                       batch_size, hidden, seed, mu, dp_clip, dp_noise, progress)
+        return _fedavg(x, y, parts, x_test, y_test, rounds, per_round, lr, local_epochs,
+                       batch_size, hidden, seed, mu, dp_clip, dp_noise, progress, k)
 
 
 @cache.cached("fedavg", exclude=("progress",))
 def _fedavg(x, y, parts, x_test, y_test, rounds, per_round, lr, local_epochs, batch_size, hidden,
-            seed, mu, dp_clip, dp_noise, progress) -> dict:
+            seed, mu, dp_clip, dp_noise, progress, classes) -> dict:
     from tqdm.auto import tqdm
     seed_everything(seed)
-    model = Head(x.shape[1], hidden, int(y.max()) + 1)
+    model = Head(x.shape[1], hidden, classes)
     state, rng, accs, taking_part = weights(model), np.random.default_rng(seed), [], []
     for r in tqdm(range(rounds), desc="rounds", disable=not progress, leave=False):
         if dp_clip is None:
@@ -327,21 +337,48 @@ def dp_average(state, new, clip, noise, expected, seed) -> dict:
 
 
 def centralised(x, y, x_test, y_test, epochs: int, lr: float, batch_size: int = 32,
-                hidden: int = 0, seed: int = 0) -> float:
+                hidden: int = 0, seed: int = 0, classes: int | None = None) -> float:
     """The reference: the same `Head` trained on all the rows in one place, ``epochs``
-    passes, same optimizer; returns its test accuracy (cached)."""
+    passes, same optimizer; returns its test accuracy (cached). ``classes`` as in `fedavg`."""
+    x, y, x_test, y_test, k = check_rows(x, y, x_test, y_test, classes)
+    return float(_centralised(x, y, x_test, y_test, epochs, lr, batch_size, hidden, seed, k)["accuracy"][0])
+
+
+def check_rows(x, y, x_test, y_test, classes) -> tuple:
+    """The federation's arrays after checking them: feature rows (finite) and their labels
+    aligned, labels in 0..classes-1 (None: 2)."""
     if len(x) != len(y) or len(x_test) != len(y_test) or not len(y) or not len(y_test):
         raise ValueError(f"x and y ({len(x)}, {len(y)} rows), x_test and y_test ({len(x_test)}, {len(y_test)}) "
                          "must be non-empty and align row for row")
-    return float(_centralised(np.asarray(x, np.float32), np.asarray(y), np.asarray(x_test, np.float32),
-                              np.asarray(y_test), epochs, lr, batch_size, hidden, seed)["accuracy"][0])
+    k = checks.classes_of(classes)
+    why = "a federated head's cross entropy"
+    rows = lambda a, name: checks.finite(a, name, "the feature rows").astype(np.float32)  # noqa: E731
+    return (rows(x, "x"), checks.labels(y, classes=k, name="y", why=why),
+            rows(x_test, "x_test"), checks.labels(y_test, classes=k, name="y_test", why=why), k)
+
+
+def check_parts(parts, n: int) -> list[np.ndarray]:
+    """Each client's rows as an int array, every row index in 0..n-1 (checked now, not when
+    a round happens to sample that client)."""
+    out = []
+    for i, p in enumerate(parts):
+        p = np.asarray(p)
+        if p.ndim != 1 or (p.size and p.dtype.kind not in "iu"):
+            raise ValueError(f"parts[{i}] must be a list of row numbers (labkit.labs.federated.partition makes them)")
+        if p.size and (p.min() < 0 or p.max() >= n):
+            raise ValueError(f"parts[{i}] holds row {p.max() if p.max() >= n else p.min()}, outside 0..{n - 1}: "
+                             "the parts index the rows of x and y")
+        out.append(p.astype(np.int64))
+    if not out:
+        raise ValueError("parts is empty: give each client's rows (labkit.labs.federated.partition)")
+    return out
 
 
 @cache.cached("centralised")
-def _centralised(x, y, x_test, y_test, epochs, lr, batch_size, hidden, seed) -> dict:
+def _centralised(x, y, x_test, y_test, epochs, lr, batch_size, hidden, seed, classes) -> dict:
     with one_thread():
         seed_everything(seed)
-        model = Head(np.shape(x)[1], hidden, int(np.max(y)) + 1)
+        model = Head(np.shape(x)[1], hidden, classes)
         train(model, feature_loader(x, y, batch_size, shuffle=True, seed=seed), adamw(model, lr),
               epochs=epochs, progress=False)
     return {"accuracy": np.array([head_accuracy(model, x_test, y_test)])}

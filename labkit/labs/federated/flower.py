@@ -28,6 +28,7 @@ import torch
 
 from labkit.core import cache, procs
 from labkit.core.env import release_memory
+from labkit.labs.federated import check_parts, check_rows
 
 APP = "labkit_flower_app"  # the module `flwr run` loads; it only asks labkit for the two apps
 
@@ -76,7 +77,7 @@ def _write_app(folder: Path, config: dict) -> None:
 
 def run(x, y, parts, x_test, y_test, rounds: int, lr: float, local_epochs: int = 1,
         batch_size: int = 32, hidden: int = 0, seed: int = 0, timeout: float = 240.0,
-        one_at_a_time: bool = False, force: bool = False) -> dict:
+        one_at_a_time: bool = False, force: bool = False, classes: int | None = None) -> dict:
     """FedAvg of a `labkit.labs.federated.Head` on a real Flower federation: a SuperLink and one
     SuperNode per client in ``parts`` (row indices into ``x``, ``y``), every node in every
     round, ``rounds`` rounds. ``one_at_a_time``: the ServerApp asks the nodes one after
@@ -86,21 +87,22 @@ def run(x, y, parts, x_test, y_test, rounds: int, lr: float, local_epochs: int =
     weights). Returns {"accuracy": test accuracy per round, "wall_s",
     "folder": where the logs are, "commands"}. The whole run (start-up included) must end
     within ``timeout`` seconds; every process is stopped either way. Cached like every run
-    (``force`` runs it again)."""
-    x, y = np.asarray(x, np.float32), np.asarray(y)
-    return _federation(x, y, [np.asarray(p) for p in parts], np.asarray(x_test, np.float32), np.asarray(y_test),
-                       rounds, lr, local_epochs, batch_size, hidden, seed, float(timeout), one_at_a_time, force)
+    (``force`` runs it again). ``classes``: how many (None: 2); the labels and every client's
+    rows are checked before any process starts."""
+    x, y, x_test, y_test, k = check_rows(x, y, x_test, y_test, classes)
+    return _federation(x, y, check_parts(parts, len(y)), x_test, y_test,
+                       rounds, lr, local_epochs, batch_size, hidden, seed, float(timeout), one_at_a_time, force, k)
 
 
 @cache.keyed("flower", exclude=("force",))
 def _federation(x, y, parts, x_test, y_test, rounds, lr, local_epochs, batch_size, hidden, seed, timeout,
-                one_at_a_time, force, *, folder) -> dict:
+                one_at_a_time, force, classes, *, folder) -> dict:
     """`run`'s federation, written into its run ``folder``."""
     settings = dict(rounds=rounds, lr=lr, local_epochs=local_epochs, batch_size=batch_size,
                     hidden=hidden, seed=seed, nodes=len(parts), timeout=timeout,
-                    labels=int(y.max()) + 1, one_at_a_time=one_at_a_time)
+                    labels=classes, one_at_a_time=one_at_a_time)
     if cache.is_done(folder) and not force:
-        return {**json.loads((folder / "result.json").read_text()), "folder": folder}
+        return {**cache.read_json(folder / "result.json"), "folder": folder}
     with cache.artifact(folder, keep_failed=True) as (work, _):  # a failed run's logs: <folder>.failed
         (work / "app").mkdir(parents=True)
         for k, rows in enumerate(parts):

@@ -24,8 +24,8 @@ import warnings
 import numpy as np
 import torch
 
-from labkit.core import cache
-from labkit.core.classifier import loader, predict_logits, small_classifier
+from labkit.core import cache, checks
+from labkit.core.classifier import check_inputs, loader, num_labels, predict_logits, small_classifier
 from labkit.core.env import seed_everything
 from labkit.core.metrics import accuracy
 from labkit.core.train import RECIPE, adamw, train
@@ -43,10 +43,23 @@ def budget_label(epsilon) -> str:
 
 
 def check_epsilon(epsilon) -> None:
-    """Raise ValueError unless ``epsilon`` is None (non-private) or a number > 0."""
-    if epsilon is not None and not (isinstance(epsilon, (int, float)) and epsilon > 0):
-        raise ValueError(f"epsilon={epsilon!r}: the privacy budget must be a number > 0 "
-                         "(None trains without privacy)")
+    """Raise ValueError unless ``epsilon`` is None (non-private) or a number > 0 (a numpy
+    number too)."""
+    if epsilon is not None:
+        checks.number(epsilon, "epsilon", low=0, fix="the privacy budget must be a number > 0; None trains "
+                      "without privacy")
+
+
+def check_accounting(delta, sample_rate=None, steps=None) -> None:
+    """Refuse settings the accountant would answer with nonsense or a math error: delta in
+    (0, 1), a sampling rate in (0, 1], at least one step."""
+    checks.number(delta, "delta", low=0, high=1, high_open=True,
+                  fix=f"the chance the privacy guarantee fails; below 1 / (training rows), e.g. {DELTA:g}")
+    if sample_rate is not None:
+        checks.number(sample_rate, "sample_rate", low=0, high=1,
+                      fix="the share of rows (or clients) in each step (round): batch size / rows")
+    if steps is not None:
+        checks.number(steps, "steps", low=1, low_open=False, integer=True, fix="noisy steps (or rounds) taken")
 
 
 @functools.lru_cache(maxsize=256)
@@ -56,6 +69,7 @@ def noise_multiplier(epsilon: float, delta: float, sample_rate: float, steps: in
     ``ACCOUNTANT``; remembered, because every seed of a setting needs the same one."""
     from opacus.accountants.utils import get_noise_multiplier
     check_epsilon(epsilon)
+    check_accounting(delta, sample_rate, steps)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return float(get_noise_multiplier(target_epsilon=epsilon, target_delta=delta, sample_rate=sample_rate,
@@ -66,6 +80,8 @@ def spent_epsilon(noise: float, sample_rate: float, steps: int, delta: float = D
     """The epsilon at ``delta`` after ``steps`` Poisson-sampled steps at ``sample_rate`` with
     noise multiplier ``noise``, from a fresh Opacus accountant ``ACCOUNTANT``."""
     from opacus.accountants import create_accountant
+    checks.number(noise, "noise", low=0, fix="the noise multiplier: noise std / clipping norm")
+    check_accounting(delta, sample_rate, steps)
     accountant = create_accountant(ACCOUNTANT)
     accountant.history = [(noise, sample_rate, steps)]
     with warnings.catch_warnings():  # RDP: "optimal order is the largest alpha", a looser bound
@@ -81,13 +97,21 @@ def client_dp_epsilon(noise_multiplier: float, per_round: int, clients: int, rou
     different accountant) and adds noise ``noise_multiplier`` x the clip norm over the
     expected count, so it is accounted like DP-SGD with clients for examples and rounds for
     steps."""
-    return spent_epsilon(noise_multiplier, per_round / clients, rounds, delta)
+    return spent_epsilon(noise_multiplier, _client_rate(per_round, clients), rounds, delta)
+
+
+def _client_rate(per_round, clients) -> float:
+    """per_round / clients, after checking both are whole numbers with per_round <= clients."""
+    checks.number(clients, "clients", low=1, low_open=False, integer=True, fix="clients in the federation")
+    checks.number(per_round, "per_round", low=1, low_open=False, high=clients, integer=True,
+                  fix=f"clients taking part in a round, at most the {clients} clients")
+    return per_round / clients
 
 
 def client_dp_noise_multiplier(epsilon: float, per_round: int, clients: int, rounds: int,
                                delta: float = DELTA) -> float:
     """The noise multiplier that makes `client_dp_epsilon` equal ``epsilon``."""
-    return noise_multiplier(epsilon, delta, per_round / clients, rounds)
+    return noise_multiplier(epsilon, delta, _client_rate(per_round, clients), rounds)
 
 
 def dp_fit(model, data, epochs: int, lr: float, epsilon: float | None, delta: float = DELTA,
@@ -95,8 +119,17 @@ def dp_fit(model, data, epochs: int, lr: float, epsilon: float | None, delta: fl
     """Train ``model`` on the DataLoader ``data`` for ``epochs`` passes with AdamW.
     ``epsilon`` None: ordinary training. Otherwise DP-SGD through Opacus at (epsilon,
     delta): per-example clipping at ``clip``, Poisson batches of the same mean size, the
-    noise the accountant (`ACCOUNTANT`) needs. Returns (trained model, epsilon spent or None, seconds)."""
+    noise the accountant (`ACCOUNTANT`) needs. Returns (trained model, epsilon spent or None, seconds).
+    Every label in ``data`` is checked against the model's classes first (not when a
+    Poisson batch happens to draw its row)."""
     check_epsilon(epsilon)
+    check_accounting(delta)
+    checks.number(clip, "clip", low=0, fix="the per-example gradient norm DP-SGD clips to")
+    labels = _loader_labels(data)
+    if labels is not None:
+        k = num_labels(model) or checks.ANY
+        checks.labels(labels, classes=k, why="DP-SGD's cross entropy",
+                      fix=f"The model has {k} outputs: build it with as many as there are classes")
     seed_everything(seed)
     optimizer, start = adamw(model, lr), time.perf_counter()
     if epsilon is None:
@@ -116,21 +149,39 @@ def dp_fit(model, data, epochs: int, lr: float, epsilon: float | None, delta: fl
     return private._module, spent, time.perf_counter() - start
 
 
+def _loader_labels(data):
+    """The labels of every row a DataLoader can draw (lab 07's feature rows, or
+    `labkit.core.classifier.loader`'s items); None for a dataset of another form."""
+    ds = getattr(data, "dataset", None)
+    if hasattr(ds, "y"):
+        return ds.y.numpy()
+    if isinstance(ds, list) and ds and isinstance(ds[0], tuple) and len(ds[0]) == 3:
+        return np.array([row[1] for row in ds])
+    return None
+
+
 def head_run(x, y, evals: dict, epsilon: float | None, epochs: int, lr: float,
              batch_size: int = 256, hidden: int = 0, clip: float = 1.0, delta: float = DELTA,
-             seed: int = 0) -> dict:
-    """A `Head` on feature rows ``x`` (labels ``y``) trained by `dp_fit`; returns (cached)
-    {"epsilon": spent (nan when non-private), name: logits for each ``evals[name]``}."""
+             seed: int = 0, classes: int | None = None) -> dict:
+    """A `Head` on feature rows ``x`` (labels ``y``, ``classes`` of them; None: 2) trained by
+    `dp_fit`; returns (cached) {"epsilon": spent (nan when non-private), name: logits for each
+    ``evals[name]``}."""
     check_epsilon(epsilon)
-    return _head_run(np.asarray(x, np.float32), np.asarray(y), {k: np.asarray(v, np.float32) for k, v in evals.items()},
-                     epsilon, epochs, lr, batch_size, hidden, clip, delta, seed)
+    check_accounting(delta)
+    k = checks.classes_of(classes)
+    if len(x) != len(y):
+        raise ValueError(f"x has {len(x)} rows but y has {len(y)} labels: give one label per row")
+    y = checks.labels(y, classes=k, name="y", why="DP-SGD's cross entropy")
+    return _head_run(checks.finite(x, "x").astype(np.float32), y,
+                     {k_: checks.finite(v, f"evals[{k_!r}]").astype(np.float32) for k_, v in evals.items()},
+                     epsilon, epochs, lr, batch_size, hidden, clip, delta, seed, k)
 
 
 @cache.cached("dp-head", depends=lambda: {"recipe": RECIPE})
-def _head_run(x, y, evals, epsilon, epochs, lr, batch_size, hidden, clip, delta, seed) -> dict:
+def _head_run(x, y, evals, epsilon, epochs, lr, batch_size, hidden, clip, delta, seed, classes) -> dict:
     with one_thread():
         seed_everything(seed)
-        model = Head(x.shape[1], hidden, int(y.max()) + 1)
+        model = Head(x.shape[1], hidden, classes)
         model, spent, _ = dp_fit(model, feature_loader(x, y, batch_size, True, seed), epochs, lr,
                                  epsilon, delta, clip, seed)
         model.eval()
@@ -141,17 +192,19 @@ def _head_run(x, y, evals, epsilon, epochs, lr, batch_size, hidden, clip, delta,
 
 def bert_run(mlm, tokenizer, texts, labels, evals: dict, epsilon: float | None, epochs: int,
              lr: float, batch_size: int = 64, max_len: int = 32, clip: float = 1.0,
-             delta: float = DELTA, seed: int = 0, progress: bool = True) -> dict:
+             delta: float = DELTA, seed: int = 0, progress: bool = True, classes: int | None = None) -> dict:
     """Lab 02's small BERT architecture from scratch (`classifier.small_classifier`,
     ``pretrained=False``) trained by `dp_fit` on ``texts`` (a progress bar unless not
     ``progress``); returns (cached) {"epsilon", name: logits for each ``evals[name]``}.
     Position and segment embeddings stay at their random start: Opacus cannot give them
     per-example gradients (BERT shares one row of position ids across the batch), and they
-    carry no review's content."""
+    carry no review's content. ``classes``: how many (None: 2)."""
     check_epsilon(epsilon)
-    k = max(2, int(np.max(labels)) + 1)  # as many outputs as classes (the reviews have 2)
+    check_accounting(delta)
+    k = checks.classes_of(classes)
+    texts, labels = check_inputs(texts, labels, classes=k, why="DP-SGD's cross entropy")
     start = small_classifier(mlm, pretrained=False, seed=seed, num_labels=k)  # keyed by these weights
-    return _bert_run(start, tokenizer, list(texts), np.asarray(labels), evals, epsilon, epochs, lr, batch_size,
+    return _bert_run(start, tokenizer, texts, labels, evals, epsilon, epochs, lr, batch_size,
                      max_len, clip, delta, seed, progress)
 
 
