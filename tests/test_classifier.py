@@ -212,7 +212,7 @@ def test_a_truncated_checkpoint_names_the_file_and_the_fix(tok, tmp_cache, monke
 
 def test_labels_outside_the_model_and_misshapen_targets_are_refused(tok):
     model = tiny(tok)
-    with pytest.raises(ValueError, match=r"labels hold class 5 but the model has 2 classes.*num_labels=6"):
+    with pytest.raises(ValueError, match=r"labels\[0\] = 5 is outside 0\.\.1.*The model has 2 outputs.*num_labels=K"):
         C.fine_tune(model, tok, TEXTS, [5] + LABELS[1:], lr=1e-3, steps=1, progress=False)
     with pytest.raises(ValueError, match="targets must have one row of 2 logits per text"):
         C.fine_tune(model, tok, TEXTS, LABELS, lr=1e-3, steps=1, progress=False, targets=np.zeros((10, 3)))

@@ -48,9 +48,11 @@ def test_budget_curve_and_frozen_accuracy():
     curve = curves.budget_curve(run, y, (10, None), seeds=(10, 12))
     assert seen == [(10, 10), (10, 12), (100, 10)] and len(curve[10]) == 2
     assert len(curves.budget_curve(run, y, (10,), seeds=np.int64(2))[10]) == 2  # a numpy count is a count
-    for bad in ((), (3, 3), 0):
+    for bad in ((), (3, 3)):
         with pytest.raises(ValueError, match="no seed twice"):
             curves.budget_curve(run, y, (10,), seeds=bad)
+    with pytest.raises(ValueError, match=r"seeds=0: it must be >= 1"):
+        curves.budget_curve(run, y, (10,), seeds=0)
 
 
 

@@ -7,7 +7,8 @@ of failing later inside torch, numpy or Opacus, or being silently coerced.
   where the loss can take it. The class count is what the data or model declares, never the
   largest label: an out-of-range label is refused with "pass classes=K".
 - `number`: a numeric setting (Python or numpy number; never a bool, string or NaN) inside
-  its range.
+  its range; `temperature`, the one that divides logits (> 0); `schedule`, a training run's
+  learning rate, steps, epochs and batch size.
 - `probabilities`: rows of class probabilities, refused when they look like logits.
 - `finite`: an array of scores with no NaN or infinity.
 
@@ -70,8 +71,10 @@ def labels(values, n: int | None = None, classes: int | None = None, unlabelled:
         i, v = int(bad[0]), int(arr[bad[0]])
         if v == -1:
             raise ValueError(f"{name}[{i}] is -1 (unlabelled; {bad.size} such rows): {why} needs a label for "
-                             f"every row. Keep the labelled rows only ({name} >= 0); distillation "
-                             "(labkit.core.kd) is the loss that learns from unlabelled rows")
+                             f"every row. Keep the labelled rows only ({name} >= 0); to train on unlabelled "
+                             "rows, distillation (labkit.core.kd) is the loss that learns from them")
+        if k == ANY:
+            raise ValueError(f"{name}[{i}] = {v} is negative ({bad.size} such rows): class numbers start at 0")
         more = fix or "If there are more classes, pass classes=K (K = how many)"
         raise ValueError(f"{name}[{i}] = {v} is outside 0..{k - 1} ({bad.size} such rows): with {k} classes a "
                          f"label is 0..{k - 1}. {more}; if the ids start at 1, subtract 1")
@@ -100,6 +103,23 @@ def number(value, name: str, *, low=None, high=None, low_open: bool = True, high
         hi = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
         raise ValueError(f"{name}={value!r}: it must be {' and '.join(p for p in (lo, hi) if p)}{hint}")
     return v
+
+
+def schedule(lr, steps=None, epochs=None, batch_size=None) -> None:
+    """The settings of a training run, checked where it enters: ``lr`` > 0; ``steps``,
+    ``epochs`` and ``batch_size`` whole numbers >= 1 where given (None: not given)."""
+    number(lr, "lr", low=0, fix="the learning rate, e.g. 5e-5 to fine-tune MiniLM, 1e-2 for a small head")
+    for value, name, what in ((steps, "steps", "optimizer steps"), (epochs, "epochs", "passes over the data"),
+                              (batch_size, "batch_size", "rows per step")):
+        if value is not None:
+            number(value, name, low=1, low_open=False, integer=True, fix=what)
+
+
+def temperature(value, name: str = "temperature") -> float:
+    """``value`` as a float, refused unless a finite number > 0: a temperature divides logits
+    (0 gives NaN probabilities, a negative one inverts every prediction)."""
+    return number(value, name, low=0, fix="a temperature divides logits: 1 leaves them as they are; "
+                  "fit one with labkit.labs.evaluate.fit_temperature on validation")
 
 
 def finite(values, name: str, fix: str = "") -> np.ndarray:

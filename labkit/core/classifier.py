@@ -74,16 +74,17 @@ def check_label_names(names, num_labels: int) -> list[str] | None:
 
 
 def check_inputs(texts, labels=None, classes: int | None = None, unlabelled: bool = False,
-                 why: str = "cross entropy") -> tuple[list, np.ndarray | None]:
+                 why: str = "cross entropy", fix: str | None = None) -> tuple[list, np.ndarray | None]:
     """(texts as a list, labels as an int64 array) after checking both (`labkit.core.checks.labels`):
     one label per text, each in 0..classes-1 (``classes`` None: 2), or -1 (unlabelled) where
-    ``unlabelled`` (the loss can take it; ``why`` names the one that cannot)."""
+    ``unlabelled`` (the loss can take it; ``why`` names the one that cannot); ``fix`` replaces
+    "pass classes=K" where the class count comes from a model."""
     texts = check_texts(texts, "texts is empty: give at least one review")
     if labels is None:
         return texts, None
     if np.ndim(labels) != 1 or len(labels) != len(texts):
         raise ValueError(f"texts and labels must align: {len(texts)} texts but labels of shape {np.shape(labels)}")
-    return texts, checks.labels(labels, classes=classes, unlabelled=unlabelled, why=why)
+    return texts, checks.labels(labels, classes=classes, unlabelled=unlabelled, why=why, fix=fix)
 
 
 def num_labels(model) -> int | None:
@@ -269,12 +270,10 @@ def _check_training_labels(model, labels, loss_fn) -> int | None:
     says ``.unlabelled``, such as `labkit.core.kd.kd_loss_fn`, takes it). Returns the model's
     class count."""
     k = num_labels(model)
-    if k and labels.max() >= k:
-        raise ValueError(f"labels hold class {labels.max()} but the model has {k} classes (0..{k - 1}): build it "
-                         f"with num_labels={labels.max() + 1} (e.g. minilm_classifier(num_labels=...))")
     spec = getattr(loss_fn, "spec", None) or {"loss": "cross entropy"}
     checks.labels(labels, classes=k or checks.ANY, unlabelled=getattr(loss_fn, "unlabelled", False),
-                  why=f"the loss {spec.get('loss')!r}")
+                  why=f"the loss {spec.get('loss')!r}", fix=f"The model has {k} outputs: build it with as many as "
+                  "there are classes (e.g. minilm_classifier(num_labels=K))")
     return k
 
 
@@ -286,6 +285,7 @@ def fine_tune(model, tokenizer, texts, labels, lr: float, steps: int | None = No
     passes (default: 1 epoch). Returns the History. ``loss_fn`` and ``targets`` go to
     `labkit.core.train.train` and `loader` (lab 05 passes a distillation loss and teacher logits)."""
     texts, labels = check_inputs(texts, labels, classes=checks.ANY, unlabelled=True)
+    checks.schedule(lr, steps, epochs, batch_size)
     k = _check_training_labels(model, labels, loss_fn)
     if targets is not None and np.shape(targets) != (len(texts), k or np.shape(targets)[-1]):
         raise ValueError(f"targets must have one row of {k} logits per text: shape {np.shape(targets)} for "
@@ -352,24 +352,13 @@ def save_classifier(model: Classifier, tokenizer, folder, info: dict | None = No
     return Path(folder)
 
 
-def check_temperature(temperature, where: str = "temperature") -> float:
-    """``temperature`` as a float, refused unless finite and > 0 (it divides the logits: 0
-    gives NaN probabilities, a negative one inverts every prediction)."""
-    number = isinstance(temperature, (int, float, np.integer, np.floating)) and not isinstance(temperature, bool)
-    t = float(temperature) if number else float("nan")
-    if not np.isfinite(t) or t <= 0:
-        raise ValueError(f"{where}={temperature!r}: a temperature divides logits, it must be a finite "
-                         "number > 0 (fit one with labkit.labs.evaluate.fit_temperature on validation)")
-    return t
-
-
 def set_temperature(folder, model: Classifier, temperature: float, fitted_on: str = "validation") -> Path:
     """Give the model saved in ``folder`` the temperature fitted for it (lab 09): written into
     its ``classifier.json``, which `load_classifier` and the service read. ``model`` is the
     model the temperature was fitted on; it must be the one saved there (same weights), else
     the temperature is refused: it was fitted for another model."""
     folder = Path(folder)
-    t = check_temperature(temperature)
+    t = checks.temperature(temperature)
     meta = _contract(folder, strict=True)
     if meta.get("weights") != cache.fingerprint(model):
         raise ValueError(f"the temperature was fitted for other weights than the model saved in {folder} "
@@ -428,7 +417,7 @@ def _contract(folder: Path, strict: bool = False) -> dict:
         meta = json.loads(path.read_text())
         if not isinstance(meta.get("num_labels"), int) or meta["num_labels"] < 2:
             raise ValueError(f"num_labels={meta.get('num_labels')!r} is not a class count")
-        check_temperature(meta.get("temperature", 1.0))
+        checks.temperature(meta.get("temperature", 1.0))
         if not isinstance(meta.get("max_len", 64), int) or meta.get("max_len", 64) < 3:
             raise ValueError(f"max_len={meta.get('max_len')!r} is not a token count")
     except (OSError, ValueError, AttributeError) as e:
@@ -556,6 +545,7 @@ def cached_fine_tune(make_model, texts, labels, *, name: str, lr: float, steps: 
     (``loss_fn.spec``) and the training recipe (`train.RECIPE`): change any of them and
     the run is redone. Example: lab 04's un-augmented runs are lab 03's, read back."""
     texts, labels = check_inputs(texts, labels, classes=checks.ANY, unlabelled=True)
+    checks.schedule(lr, steps, epochs, batch_size)
     tokenizer, model = make_model()
     _check_training_labels(model, labels, loss_fn)
     loss_fn = loss_fn or cross_entropy_loss

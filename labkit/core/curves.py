@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from labkit.core import cache
+from labkit.core import cache, checks
 from labkit.core.data import DataError, check_lang, sample_per_class
 from labkit.core.text import check_texts
 
@@ -45,8 +45,7 @@ def baseline_accuracy(train_texts, train_labels, test_texts, test_labels, lang: 
         check_texts(texts, f"{what}_texts is empty: give at least one text", f"{what}_texts")
         if len(texts) != len(labels):
             raise DataError(f"{what}_texts has {len(texts)} texts but {what}_labels has {len(labels)} labels")
-        if np.asarray(labels).dtype.kind not in "iu" or np.min(labels) < 0:
-            raise DataError(f"{what}_labels must be class ids 0, 1, ...; got values like {list(labels)[:3]}")
+        checks.labels(labels, classes=checks.ANY, name=f"{what}_labels", why="the TF-IDF baseline")
     train_texts, test_texts = list(train_texts), list(test_texts)
     if len(set(np.asarray(train_labels).tolist())) < 2:
         raise DataError("train_labels hold one class only: a classifier needs at least two")
@@ -69,6 +68,10 @@ def frozen_accuracy(train_x, train_y, test_x, test_y, C: float = FROZEN_C,
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+    checks.number(C, "C", low=0, fix="the inverse strength of the regularisation, e.g. 4.0")
+    for what, x, y in (("train", train_x, train_y), ("test", test_x, test_y)):
+        checks.finite(x, f"{what}_x", "the feature rows")
+        checks.labels(y, n=len(x), classes=checks.ANY, name=f"{what}_y", why="a logistic regression")
     clf = LogisticRegression(C=C, max_iter=3000)
     clf = make_pipeline(StandardScaler(), clf) if standardize else clf
     return float(clf.fit(train_x, train_y).score(test_x, test_y))
@@ -84,9 +87,19 @@ def budget_curve(run, labels, budgets, seeds: int | Sequence[int] = 3, seeds_on_
     data), or once per seed with ``seeds_on_all`` (for models whose initialisation depends on
     the seed).
     """
-    seeds = list(range(seeds)) if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]
+    if not callable(run):
+        raise TypeError(f"run={run!r}: pass a function run(rows, seed) -> accuracy")
+    labels = checks.labels(labels, classes=checks.ANY, why="a learning curve")
+    seeds = (list(range(checks.number(seeds, "seeds", low=1, low_open=False, integer=True, fix="how many seeds")))
+             if isinstance(seeds, (int, np.integer)) else [checks.number(s, "a seed", integer=True) for s in seeds])
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"budget_curve needs at least one seed and no seed twice; got seeds={seeds}")
+    if isinstance(budgets, (str, int, np.integer)) or budgets is None:
+        raise TypeError(f"budgets={budgets!r}: give a list of label budgets, e.g. (100, 500, None); None is all rows")
+    budgets = list(budgets)  # read twice below: a generator would be empty the second time
+    for n in budgets:
+        if n is not None:
+            checks.number(n, "a budget", low=1, low_open=False, integer=True, fix="labelled rows, or None for all")
     out = {}
     for n in budgets:
         n_eff = len(labels) if n is None else min(n, len(labels))

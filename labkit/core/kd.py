@@ -58,8 +58,7 @@ def soft_targets(logits, temperature: float = 1.0) -> np.ndarray:
 
     Example: ``soft_targets([[2.0, 0.0]], 1)`` -> [[0.881, 0.119]]; at T=4 -> [[0.622, 0.378]].
     """
-    if temperature <= 0:
-        raise ValueError(f"temperature={temperature}: it must be > 0")
+    checks.temperature(temperature)
     return torch.as_tensor(np.asarray(logits, dtype=np.float32) / temperature).softmax(-1).numpy()
 
 
@@ -71,10 +70,8 @@ def kd_loss(student_logits, teacher_logits, labels, temperature: float = 2.0,
     (label -1 = unlabelled; a batch with none adds 0). T^2 keeps the soft part's gradients
     the same size whatever T is. With alpha=0 it is plain cross entropy.
     """
-    if temperature <= 0:
-        raise ValueError(f"temperature={temperature}: it must be > 0")
-    if not 0 <= alpha <= 1:
-        raise ValueError(f"alpha={alpha}: it is the weight of the soft loss, between 0 and 1")
+    checks.temperature(temperature)
+    checks.number(alpha, "alpha", low=0, high=1, low_open=False, fix="the weight of the soft loss")
     if student_logits.shape != teacher_logits.shape:
         raise ValueError(f"student_logits {tuple(student_logits.shape)} and teacher_logits "
                          f"{tuple(teacher_logits.shape)} must have the same shape (rows, classes)")

@@ -21,11 +21,9 @@ BINS = 15  # ECE over 15 equal-width confidence bins (Guo et al. 2017)
 def check_scores(logits, labels, what: str = "logits") -> tuple[np.ndarray, np.ndarray]:
     """(logits, labels) as arrays, after checking their shapes agree and every label names a
     class, with no NaN or infinity; a ValueError that names ``what`` otherwise."""
-    logits, labels = np.asarray(logits, dtype=np.float64), np.asarray(labels)
-    if logits.size and not np.isfinite(logits).all():
-        bad = np.flatnonzero(~np.isfinite(logits.reshape(len(logits), -1)).all(-1))
-        raise ValueError(f"{what} hold NaN or infinity at row {bad[0]} ({bad.size} rows): a model that diverged, "
-                         "or a broken score; fix or drop those rows before scoring")
+    logits = checks.finite(logits, what, "a model that diverged, or a broken score; fix or drop those rows "
+                           "before scoring")
+    labels = np.asarray(labels)
     if logits.ndim != 2 or logits.shape[1] < 2:
         raise ValueError(f"{what} must be a 2-D array (reviews, classes) with at least 2 classes; "
                          f"got shape {logits.shape}")
@@ -34,14 +32,14 @@ def check_scores(logits, labels, what: str = "logits") -> tuple[np.ndarray, np.n
                          f"for {len(logits)} rows")
     if len(labels) == 0:
         raise ValueError(f"no reviews: {what} and labels are empty")
-    if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= logits.shape[1]:
-        raise ValueError(f"labels must be integers in 0..{logits.shape[1] - 1} (one per class of {what})")
+    labels = checks.labels(labels, classes=logits.shape[1], why="a score of the labels",
+                           fix=f"{what} have {logits.shape[1]} classes: a label is one of them")
     return logits, labels
 
 
 def softmax(logits, temperature: float = 1.0) -> np.ndarray:
     """Class probabilities of ``logits / temperature`` (rows sum to 1)."""
-    _temperature(temperature)
+    checks.temperature(temperature)
     z = np.asarray(logits, dtype=np.float64) / temperature
     z = np.exp(z - z.max(-1, keepdims=True))
     return z / z.sum(-1, keepdims=True)
@@ -50,7 +48,7 @@ def softmax(logits, temperature: float = 1.0) -> np.ndarray:
 def nll(logits, labels, temperature: float = 1.0) -> float:
     """Mean negative log-likelihood of the labels (nats) under ``softmax(logits / T)``."""
     logits, labels = check_scores(logits, labels)
-    z = logits / _temperature(temperature)
+    z = logits / checks.temperature(temperature)
     m = z.max(-1, keepdims=True)
     logp = z - m - np.log(np.exp(z - m).sum(-1, keepdims=True))
     return float(-logp[np.arange(len(labels)), labels].mean())
@@ -83,8 +81,7 @@ def macro_f1(labels, pred, classes: int) -> np.ndarray:
     resampled reviews, or 1-D for one score); a class never predicted nor present scores 0.
     ``classes`` must cover every label and prediction (a class left out would vanish from
     the average)."""
-    labels, pred = np.atleast_2d(labels), np.atleast_2d(pred)
-    classes = _classes_cover(classes, labels, pred)
+    labels, pred, classes = _classes_cover(classes, np.atleast_2d(labels), np.atleast_2d(pred))
     f1 = []
     for c in range(classes):
         tp = ((pred == c) & (labels == c)).sum(-1)
@@ -101,8 +98,7 @@ def bootstrap(labels, pred, classes: int = 2, resamples: int = 2000, seed: int =
     if labels.shape != pred.shape or labels.ndim != 1 or len(labels) == 0:
         raise ValueError(f"labels and pred must be equally long, non-empty 1-D arrays; got shapes "
                          f"{labels.shape} and {pred.shape}")
-    labels = checks.labels(labels, classes=_classes_cover(classes, labels, pred))
-    pred = checks.labels(pred, classes=classes, name="pred")
+    labels, pred, classes = _classes_cover(classes, labels, pred)
     resamples, confidence = _resampling(resamples, confidence)
     idx = np.random.default_rng(seed).integers(0, len(labels), (resamples, len(labels)))
     acc = (labels[idx] == pred[idx]).mean(-1)
@@ -122,6 +118,8 @@ def paired_difference(labels, pred_a, pred_b, resamples: int = 2000, seed: int =
     if not labels.shape == a.shape == b.shape or labels.ndim != 1 or len(labels) == 0:
         raise ValueError(f"labels and both predictions must be equally long, non-empty 1-D arrays; got shapes "
                          f"{labels.shape}, {a.shape} and {b.shape}")
+    labels, a, b = (checks.labels(v, classes=checks.ANY, name=n) for v, n in ((labels, "labels"), (a, "pred_a"),
+                                                                             (b, "pred_b")))
     resamples, confidence = _resampling(resamples, confidence)
     per_review = (a == labels).astype(float) - (b == labels)
     idx = np.random.default_rng(seed).integers(0, len(labels), (resamples, len(labels)))
@@ -132,9 +130,8 @@ def paired_difference(labels, pred_a, pred_b, resamples: int = 2000, seed: int =
 
 def confusion(labels, pred, classes: int = 2) -> np.ndarray:
     """Counts: rows are the true class, columns the predicted one."""
-    classes = _classes_cover(classes, np.asarray(labels), np.asarray(pred))
-    return np.bincount(np.asarray(labels) * classes + np.asarray(pred),
-                       minlength=classes ** 2).reshape(classes, classes)
+    labels, pred, classes = _classes_cover(classes, labels, pred)
+    return np.bincount(labels * classes + pred, minlength=classes ** 2).reshape(classes, classes)
 
 
 def accuracy(scores, labels) -> float:
@@ -145,12 +142,18 @@ def accuracy(scores, labels) -> float:
     if pred.shape != labels.shape or labels.ndim != 1 or len(labels) == 0:
         raise ValueError(f"need one prediction per label (>0, 1-D); got predictions of shape {pred.shape} "
                          f"for labels of shape {labels.shape}")
+    if scores.ndim == 2:
+        scores, labels = check_scores(scores, labels, "scores")
+    else:
+        labels = checks.labels(labels, classes=checks.ANY, why="accuracy")
+        checks.labels(pred, n=len(labels), classes=checks.ANY, name="predictions", why="accuracy")
     return float((pred == labels).mean())
 
 
 def summary(y_true, y_pred, num_labels: int | None = None) -> dict:
     """Accuracy, macro-F1 and the confusion matrix (rows = truth, columns = prediction), and
-    the number of reviews. ``num_labels``: the number of classes (default: the largest seen + 1).
+    the number of reviews. ``num_labels``: the number of classes (None: 2, the reviews'; every
+    label and prediction is checked against it).
 
     Example: ``summary([0, 1, 1], [0, 1, 0])["accuracy"]`` -> 0.667.
     """
@@ -158,13 +161,9 @@ def summary(y_true, y_pred, num_labels: int | None = None) -> dict:
     if len(y_true) == 0 or len(y_true) != len(y_pred):
         raise ValueError(f"need as many predictions as labels (>0); got {len(y_pred)} "
                          f"predictions for {len(y_true)} labels")
-    k = num_labels or int(max(y_true.max(), y_pred.max())) + 1
+    y_true, y_pred, k = _classes_cover(checks.classes_of(num_labels, "num_labels"), y_true, y_pred)
     return {"accuracy": float((y_true == y_pred).mean()), "macro_f1": float(macro_f1(y_true, y_pred, k)[0]),
             "confusion": confusion(y_true, y_pred, k).tolist(), "n": int(len(y_true))}
-
-
-def _temperature(t) -> float:
-    return checks.number(t, "temperature", low=0, fix="logits are divided by it; 1 leaves them as they are")
 
 
 def _resampling(resamples, confidence) -> tuple[int, float]:
@@ -175,11 +174,13 @@ def _resampling(resamples, confidence) -> tuple[int, float]:
                           fix="a share, e.g. 0.95 for a 95% interval, not 95"))
 
 
-def _classes_cover(classes, labels, pred) -> int:
-    """``classes`` checked to cover every label and prediction."""
-    k = checks.number(classes, "classes", low=1, low_open=False, integer=True, fix="the number of classes")
-    top = int(max(np.max(labels), np.max(pred))) if np.size(labels) else -1
-    if top >= k:
-        raise ValueError(f"classes={classes} but the labels or predictions hold class {top}: pass classes={top + 1} "
-                         "(or more), or every class above would be left out of the scores")
-    return k
+def _classes_cover(classes, labels, pred) -> tuple[np.ndarray, np.ndarray, int]:
+    """(labels, pred, classes): both as int64 arrays of their shape (1-D, or 2-D rows of
+    resampled reviews) after checking that they are class numbers in 0..classes-1, so that
+    no class is left out of the scores."""
+    k = checks.classes_of(classes)
+    labels, pred = np.asarray(labels), np.asarray(pred)
+    flat = [checks.labels(a.reshape(-1), classes=k, name=name, why="a score",
+                          fix=f"pass classes=K (K = how many; classes={classes} leaves a class out of the scores)")
+            for a, name in ((labels, "labels"), (pred, "pred"))]
+    return flat[0].reshape(labels.shape), flat[1].reshape(pred.shape), k

@@ -27,6 +27,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from labkit.core import checks
 from labkit.core.config import ScaledConfig
 from labkit.core.curves import budget_curve
 from labkit.core.lexicon import NEGATION_RE, Thesaurus, protected_positions, split_token, stop_words
@@ -160,9 +161,11 @@ def augment(texts, labels, n_aug: int = 4, strength: float = 0.1, seed: int = 0,
     """The labelled set plus ``n_aug`` variants of each review (same label), originals
     first. Example: 100 reviews, n_aug=4 -> 500 reviews."""
     texts = check_texts(texts, "no texts to augment")
-    labels = np.asarray(labels)
+    if np.ndim(labels) != 1:
+        raise ValueError(f"labels must be 1-D, one per text; got shape {np.shape(labels)}")
     if len(labels) != len(texts):
-        raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
+        raise ValueError(f"{len(texts)} texts but {len(labels)} labels: give one label per text")
+    labels = checks.labels(labels, classes=checks.ANY, unlabelled=True)  # copied to the variants, any class
     thesaurus = Thesaurus.load() if {"replace", "insert"} & set(ops) else None
     new = [v for t in texts for v in eda(t, n_aug, strength, seed, guard, ops, thesaurus)]
     return texts + new, np.concatenate([labels, np.repeat(labels, n_aug)])
@@ -206,7 +209,8 @@ def paired_gains(fit_score, texts, labels, budgets, seeds, n_aug: int = 4,
     only in the augmentation and the model's initialisation).
     Returns {"plain": {n: [accuracy per seed]}, "augmented": {...}}.
     """
-    texts, labels = np.asarray(check_texts(texts, "no texts to augment"), dtype=object), np.asarray(labels)
+    texts = np.asarray(check_texts(texts, "no texts to augment"), dtype=object)
+    labels = checks.labels(labels, n=len(texts), classes=checks.ANY, why="a learning curve")
 
     def arm(augmented):
         def run(rows, seed):

@@ -18,7 +18,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from labkit.core import cache
+from labkit.core import cache, checks
 from labkit.core.config import ScaledConfig
 from labkit.core.curves import FROZEN_C, C, baseline, baseline_accuracy
 from labkit.core.data import DataError, dedup_key
@@ -266,10 +266,11 @@ def corrupt(texts, rate: float = 0.05, seed: int = 0):
 
 
 def inject_label_noise(labels, rate: float = 0.15, seed: int = 0, num_labels: int = 2):
-    """Flip exactly round(rate * n) labels to another class. Returns (noisy, flipped mask)."""
-    if not 0 <= rate <= 1:
-        raise DataError(f"rate must be between 0 and 1, got {rate}")
-    labels = np.asarray(labels)
+    """Flip exactly round(rate * n) labels to another of the ``num_labels`` classes.
+    Returns (noisy, flipped mask)."""
+    checks.number(rate, "rate", low=0, high=1, low_open=False, fix="the share of labels flipped")
+    k = checks.classes_of(num_labels, "num_labels")
+    labels = checks.labels(labels, classes=k, why="flipping a label", fix="With more classes, pass num_labels=K")
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(labels), round(rate * len(labels)), replace=False)
     noisy = labels.copy()
@@ -281,19 +282,27 @@ def inject_label_noise(labels, rate: float = 0.15, seed: int = 0, num_labels: in
 
 # ---------------------------------------------------------------- label issues
 
-def find_label_issues(texts, labels, folds: int = 5, seed: int = 0, embeddings=None):
+def find_label_issues(texts, labels, folds: int = 5, seed: int = 0, embeddings=None, classes: int | None = None):
     """Confident learning: flag rows whose given label disagrees confidently with
     out-of-fold predicted probabilities. Returns (issue mask, out-of-fold probabilities).
 
     The probabilities come from the TF-IDF baseline, averaged with a logistic regression on
     ``embeddings`` (rows aligned with ``texts``, e.g. `labkit.core.models.embed`) when given:
     a better model finds label errors more precisely. The ``folds`` fits are kept in the
-    run cache: the same call a second time reads them back.
+    run cache: the same call a second time reads them back. ``classes``: how many (None: 2);
+    each needs at least 2 rows, so that every fold's model has seen every class.
     """
     from cleanlab.filter import find_label_issues as cl_find
-    texts, labels = list(texts), np.asarray(labels)
-    if len(texts) != len(labels):
-        raise DataError(f"{len(texts)} texts but {len(labels)} labels")
+    texts = check_texts(texts, "no texts to check")
+    k = checks.classes_of(classes)
+    labels = checks.labels(labels, n=len(texts), classes=k, why="confident learning")
+    folds = checks.number(folds, "folds", low=2, low_open=False, integer=True, fix="cross-validation folds, e.g. 5")
+    counts = np.bincount(labels, minlength=k)
+    if counts.min() < 2:  # with 2+ rows a class is in every fold's training rows (stratified folds)
+        c = int(counts.argmin())
+        raise DataError(f"class {c} has {counts[c]} rows: each fold's model must see every class, so confident "
+                        f"learning needs 2 or more of each. Add rows of that class, or pass the classes that are "
+                        f"present (classes={k} now)")
     if embeddings is not None and len(embeddings) != len(texts):
         raise DataError(f"{len(embeddings)} embeddings for {len(texts)} texts")
 
@@ -307,7 +316,7 @@ def _out_of_fold(texts, labels, folds, seed, embeddings) -> dict:
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
     x = np.asarray(texts, dtype=object)
-    probs = np.zeros((len(labels), int(labels.max()) + 1))
+    probs = np.zeros((len(labels), int(labels.max()) + 1))  # every class has rows: find_label_issues checked
     for fit, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, labels):
         p = baseline().fit(list(x[fit]), labels[fit]).predict_proba(list(x[held]))
         if embeddings is not None:
@@ -318,16 +327,18 @@ def _out_of_fold(texts, labels, folds, seed, embeddings) -> dict:
 
 
 def label_noise_draw(train_texts, y_clean, test_texts, y_test, rate: float, folds: int, seed: int,
-                     embeddings=None) -> dict:
+                     embeddings=None, classes: int | None = None) -> dict:
     """One draw of lab 01's label-noise experiment: ``rate`` of the clean training labels
     flipped with ``seed`` (`inject_label_noise`), confident learning's flags on the noisy ones
     (`find_label_issues`), and the TF-IDF baseline's test accuracy trained on the clean labels,
     the noisy ones, the flagged rows dropped or relabelled to the model's guess, and a review
     (the flipped labels put right) of the flagged rows or of as many random rows. What lab 01
-    runs live and the lab01 study over its seeds; every fit is read back from the run cache."""
-    y_clean = np.asarray(y_clean)
-    noisy, flipped = inject_label_noise(y_clean, rate, seed=seed)
-    flagged, probs = find_label_issues(train_texts, noisy, folds=folds, seed=seed, embeddings=embeddings)
+    runs live and the lab01 study over its seeds; every fit is read back from the run cache.
+    ``classes``: how many (None: 2)."""
+    k = checks.classes_of(classes)
+    y_clean = checks.labels(y_clean, classes=k, name="y_clean", why="a label-noise draw")
+    noisy, flipped = inject_label_noise(y_clean, rate, seed=seed, num_labels=k)
+    flagged, probs = find_label_issues(train_texts, noisy, folds=folds, seed=seed, embeddings=embeddings, classes=k)
     random_rows = np.zeros(len(noisy), bool)
     random_rows[np.random.default_rng(seed).choice(len(noisy), flagged.sum(), replace=False)] = True
     x = np.asarray(list(train_texts), dtype=object)

@@ -107,8 +107,7 @@ def confident_mistakes(texts, labels, probs, k: int = 5) -> list[tuple[float, in
     """The ``k`` wrong predictions made with the highest confidence:
     (confidence, predicted, true label, text), most confident first."""
     probs = checks.probabilities(probs)
-    texts, labels = check_inputs(texts, labels, classes=checks.ANY)
-    checks.labels(labels, classes=probs.shape[1], fix=f"probs have {probs.shape[1]} classes")
+    texts, labels = check_inputs(texts, labels, classes=probs.shape[1], fix=f"probs have {probs.shape[1]} classes")
     if len(probs) != len(texts):
         raise ValueError(f"probs has {len(probs)} rows for {len(texts)} texts: give one row per text")
     pred = probs.argmax(-1)

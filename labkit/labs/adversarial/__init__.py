@@ -193,9 +193,6 @@ def attack(proba_fn, text: str, label: int, preset="lax", seed: int = 0) -> Atta
     c = constraints(preset)
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"text={text!r}: an attack needs a non-empty review")
-    rng = random.Random(f"{seed}|{text}")
-    vectors = WordVectors.load()
-    thesaurus = Thesaurus.load() if c.source == "thesaurus" or c.same_polarity else None
     queries = []
 
     def fn(texts):  # every text scored is a query
@@ -204,6 +201,9 @@ def attack(proba_fn, text: str, label: int, preset="lax", seed: int = 0) -> Atta
     words, p0 = text.split(), checks.probabilities(fn([text]), "proba_fn's output")[0]
     label = int(checks.labels([label], classes=len(p0), name="label",  # "1" or 5: refused, not "skipped"
                               fix=f"proba_fn gives {len(p0)} classes: a label is one of them")[0])
+    rng = random.Random(f"{seed}|{text}")
+    vectors = WordVectors.load()
+    thesaurus = Thesaurus.load() if c.source == "thesaurus" or c.same_polarity else None
     before = int(p0.argmax())
     result = AttackResult(text, text, int(label), before, before, 0, 0, len(words))
     if before != label:

@@ -18,7 +18,7 @@ from dataclasses import asdict, replace
 import numpy as np
 import torch
 
-from labkit.core import cache
+from labkit.core import cache, checks
 from labkit.core.text import check_texts
 from labkit.labs.adversarial import PRESETS, VERSION, AdversarialConfig, attack_model
 
@@ -41,8 +41,7 @@ def embedding_adversarial_loss_fn(base_loss, epsilon: float, steps: int = 1,
     ``step_size`` (default epsilon / 2), each projected back into the epsilon ball.
     ``base_loss(logits, batch)`` is the loss without attack (cross entropy, or lab 05's
     `kd_loss`); ``spec`` names it for the run cache."""
-    if steps < 1:
-        raise ValueError(f"steps={steps}: at least one (1 = FGM)")
+    checks.number(steps, "steps", low=1, low_open=False, integer=True, fix="attack steps: 1 is FGM, more is PGD")
     fgm_perturbation(torch.zeros(1, 1, 1), torch.ones(1, 1), epsilon)  # refuse bad settings now
     size = step_size or epsilon / 2
 

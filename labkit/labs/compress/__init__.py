@@ -38,7 +38,7 @@ from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
 from torch.nn.utils import prune
 
 from labkit.core import cache, checks, measure
-from labkit.core.classifier import check_inputs, fine_tune, loader
+from labkit.core.classifier import check_inputs, fine_tune, loader, num_labels
 from labkit.core.config import ScaledConfig
 from labkit.core.env import seed_everything
 from labkit.core.kd import kd_loss_fn
@@ -122,7 +122,8 @@ def recover(model, tokenizer, texts, targets, steps: int, lr: float, batch_size:
     unpruned model's logits ``targets``, through the one loop, with its zeros held at zero
     (a fixed mask on each `prunable` weight) and its embeddings frozen (pruning did not touch
     them; their dense gradient would cost a third of each MiniLM step). Returns the History."""
-
+    texts, _ = check_inputs(texts)
+    _check_targets(model, targets, len(texts))
     layers = prunable(model).values()
     frozen = [p for p in model.encoder.embeddings.parameters() if p.requires_grad]
     for m in layers:
@@ -140,12 +141,24 @@ def recover(model, tokenizer, texts, targets, steps: int, lr: float, batch_size:
             p.requires_grad_(True)
 
 
+def _check_targets(model, targets, n: int) -> np.ndarray:
+    """The teacher's logits ``targets`` as float32, one finite row per text with as many
+    columns as ``model`` has classes (where it says)."""
+    targets = checks.finite(targets, "targets", "the unpruned model's logits, one row per text").astype(np.float32)
+    k = num_labels(model)
+    if targets.ndim != 2 or len(targets) != n or (k and targets.shape[1] != k):
+        raise ValueError(f"targets has shape {targets.shape}: give the unpruned model's logits, one row of "
+                         f"{k or 'its classes'} per text ({n} texts)")
+    return targets
+
+
 def recovered(model, tokenizer, texts, targets, steps: int, lr: float, batch_size: int = 32,
               max_len: int = 64, seed: int = 0):
     """A copy of the pruned ``model`` after `recover` (same arguments), kept in the run cache
     (kind ``recovered``: its weights as safetensors, keyed by the pruned weights and every
     setting), so that a second run of lab 08 reads it back instead of training again."""
-    return _recovered(model, tokenizer, list(texts), np.asarray(targets, np.float32), steps, lr, batch_size,
+    texts, _ = check_inputs(texts)
+    return _recovered(model, tokenizer, texts, _check_targets(model, targets, len(texts)), steps, lr, batch_size,
                       max_len, seed)
 
 
@@ -174,6 +187,7 @@ def importance(model, tokenizer, texts, labels, max_len: int = 64, batch_size: i
     (Michel et al. 2019). A gate multiplies the head's output (the input of the attention's
     output projection) or the neuron's activation, so its gradient says how much the loss
     would change if that head or neuron were scaled down."""
+    texts, labels = check_inputs(texts, labels, classes=num_labels(model) or checks.ANY, why="the importance loss")
     model.eval()
     gates, hooks = [], []
     for block in _blocks(model):
@@ -243,8 +257,12 @@ def structured_run(teacher, tokenizer, texts, labels, targets, cfg: CompressConf
     """(model, info): ``teacher`` with the ``cfg.heads_keep`` most important heads and
     ``cfg.ffn_keep`` neurons kept per layer (`importance` on the first
     ``cfg.importance_reviews`` of (texts, labels)), then recovered for ``cfg.structured_steps``
-    by distillation on ``targets`` (the teacher's logits for ``texts``). Cached."""
-    return _structured(teacher, tokenizer, list(texts), np.asarray(labels), np.asarray(targets, np.float32),
+    by distillation on ``targets`` (the teacher's logits for ``texts``). Cached. Every label is
+    checked against the teacher's classes first."""
+    k = num_labels(teacher)
+    texts, labels = check_inputs(texts, labels, classes=k or checks.ANY)
+    targets = _check_targets(teacher, targets, len(texts))
+    return _structured(teacher, tokenizer, texts, labels, targets,
                        cfg.heads_keep, cfg.ffn_keep, cfg.importance_reviews, cfg.structured_steps, cfg.structured_lr,
                        cfg.batch_size, cfg.max_len, cfg.seed)
 

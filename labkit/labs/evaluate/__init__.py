@@ -26,7 +26,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from labkit.core import cache, env, text
+from labkit.core import cache, checks, env, text
 from labkit.core.config import ScaledConfig
 from labkit.core.lexicon import split_word, typos
 from labkit.core.metrics import BINS, bootstrap, check_scores, confusion, ece, nll, softmax
@@ -127,16 +127,26 @@ def slice_masks(texts, bounds=(10, 25)) -> dict:
             f"long (> {bounds[1]} words)": words > bounds[1]}
 
 
-def slice_table(overall: float, groups: dict, seed: int = 0) -> dict:
+def slice_table(overall: float, groups: dict, seed: int = 0, classes: int | None = None) -> dict:
     """{slice: {n, accuracy, ci, gap, flagged}} from {slice: (labels, predictions)}. A slice
     is flagged when its interval excludes the ``overall`` accuracy: its gap is more than its
     resampling noise. With k slices tested, each interval is widened to 1 - 0.05 / k
-    (Bonferroni), so that all k hold together at 95% and noise flags none by chance."""
-    out, confidence = {}, 1 - 0.05 / max(1, len(groups))
-    for name, (y, p) in groups.items():
+    (Bonferroni), so that all k hold together at 95% and noise flags none by chance.
+    ``classes``: how many (None: 2); every label and prediction is checked against it."""
+    overall = checks.number(overall, "overall", low=0, high=1, low_open=False, fix="the accuracy on every test review")
+    k = checks.classes_of(classes)
+    if not isinstance(groups, dict) or not groups:
+        raise ValueError("groups must be a non-empty dict {slice name: (labels, predictions)}")
+    out, confidence = {}, 1 - 0.05 / len(groups)
+    for name, pair in groups.items():
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError(f"groups[{name!r}] must be a pair (labels, predictions) of the slice's reviews")
+        y, p = pair
         if len(y) == 0:
             raise ValueError(f"slice {name!r} is empty: leave it out or use more test reviews")
-        b = bootstrap(y, p, max(int(np.max(y)), int(np.max(p)), 1) + 1, seed=seed, confidence=confidence)
+        y = checks.labels(y, classes=k, name=f"groups[{name!r}] labels", why="accuracy")
+        p = checks.labels(p, n=len(y), classes=k, name=f"groups[{name!r}] predictions", why="accuracy")
+        b = bootstrap(y, p, k, seed=seed, confidence=confidence)
         out[name] = {"n": b["n"], "accuracy": b["accuracy"], "ci": b["ci"],
                      "gap": b["accuracy"] - overall, "flagged": not b["ci"][0] <= overall <= b["ci"][1]}
     return out

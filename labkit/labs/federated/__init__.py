@@ -99,11 +99,10 @@ def partition(labels, clients: int, how: str = "iid", seed: int = 0, sources=Non
     redrawn until every client has ``min_size`` rows) or "by movie" (each of ``sources``'
     movies goes whole to one client, clients drawn with Dirichlet(1) weights: sizes differ).
     Example: ``partition([0, 1] * 50, 4)`` -> 4 arrays of 25 rows."""
-    labels = np.asarray(labels)
+    labels = checks.labels(labels, classes=checks.ANY, why="a partition by class")
     n = len(labels)
-    checks.number(clients, "clients", integer=True, fix="how many clients share the rows")
-    if clients < 1 or clients > n:
-        raise ValueError(f"clients={clients}: need between 1 and the number of rows ({n})")
+    checks.number(clients, "clients", low=1, low_open=False, high=n, integer=True,
+                  fix=f"how many clients share the rows: between 1 and the number of rows ({n})")
     rng = np.random.default_rng(seed)
     if how == "iid":
         return [np.sort(p) for p in np.array_split(rng.permutation(n), clients)]
@@ -138,14 +137,15 @@ def partition(labels, clients: int, how: str = "iid", seed: int = 0, sources=Non
     raise ValueError(f"unknown partition {how!r}; use 'iid', 'dirichlet <alpha>' or 'by movie'")
 
 
-def label_skew(labels, parts) -> float:
+def label_skew(labels, parts, classes: int | None = None) -> float:
     """Mean over clients of the total-variation distance between the client's class shares
     and everyone's: 0 for IID, 1 when clients hold disjoint classes. With two classes it is
-    |client's share of positives - everyone's share|."""
-    labels = np.asarray(labels)
-    if len(labels) == 0 or any(len(p) == 0 for p in parts):
+    |client's share of positives - everyone's share|. ``classes``: how many (None: 2)."""
+    if len(labels) == 0 or not len(parts) or any(len(p) == 0 for p in parts):
         raise ValueError("label_skew needs labels and non-empty parts (row numbers of each client)")
-    k = int(labels.max()) + 1
+    k = checks.classes_of(classes)
+    labels = checks.labels(labels, classes=k, why="label skew")
+    parts = check_parts(parts, len(labels))
     share = lambda rows: np.bincount(labels[rows], minlength=k) / len(rows)  # noqa: E731
     return float(np.mean([0.5 * np.abs(share(p) - share(np.arange(len(labels)))).sum() for p in parts]))
 
@@ -202,9 +202,11 @@ def _collate(items):
 
 
 def feature_loader(x, y, batch_size: int = 32, shuffle: bool = False, seed: int = 0):
-    """A DataLoader of {"features", "labels"} batches over feature rows ``x`` and labels ``y``."""
+    """A DataLoader of {"features", "labels"} batches over feature rows ``x`` and labels ``y``
+    (class numbers; their range is checked by what trains on it, against its model)."""
     if len(x) != len(y) or len(y) == 0:
         raise ValueError(f"{len(x)} feature rows for {len(y)} labels: need as many, at least one")
+    y = checks.labels(y, classes=checks.ANY, unlabelled=True, name="y")
     g = torch.Generator().manual_seed(seed)
     return torch.utils.data.DataLoader(_Rows(x, y), batch_size=batch_size, shuffle=shuffle,
                                        generator=g, collate_fn=_collate)
@@ -212,9 +214,10 @@ def feature_loader(x, y, batch_size: int = 32, shuffle: bool = False, seed: int 
 
 def head_accuracy(model, x, y) -> float:
     """Share of feature rows ``x`` whose most likely class is the label ``y``."""
+    y = checks.labels(y, n=len(x), classes=model.num_labels, name="y", why="accuracy")
     with torch.no_grad():
         model.eval()
-        return float((model(torch.as_tensor(np.asarray(x, np.float32))).argmax(-1).numpy() == np.asarray(y)).mean())
+        return float((model(torch.as_tensor(np.asarray(x, np.float32))).argmax(-1).numpy() == y).mean())
 
 
 def weights(model) -> dict:
@@ -287,7 +290,7 @@ def fedavg(x, y, parts, x_test, y_test, rounds: int, per_round: int, lr: float,
     checks.number(per_round, "per_round", low=1, low_open=False, high=len(parts), integer=True,
                   fix=f"clients taking part in a round, at most the {len(parts)} clients")
     checks.number(rounds, "rounds", low=1, low_open=False, integer=True, fix="federated rounds")
-    checks.number(lr, "lr", low=0, fix="the clients' learning rate")
+    checks.schedule(lr, epochs=local_epochs, batch_size=batch_size)
     checks.number(mu, "mu", low=0, low_open=False, fix="FedProx's proximal weight; 0 is FedAvg")
     if dp_clip is not None:
         checks.number(dp_clip, "dp_clip", low=0, fix="the norm each client's update is clipped to")
@@ -341,6 +344,7 @@ def centralised(x, y, x_test, y_test, epochs: int, lr: float, batch_size: int = 
     """The reference: the same `Head` trained on all the rows in one place, ``epochs``
     passes, same optimizer; returns its test accuracy (cached). ``classes`` as in `fedavg`."""
     x, y, x_test, y_test, k = check_rows(x, y, x_test, y_test, classes)
+    checks.schedule(lr, epochs=epochs, batch_size=batch_size)
     return float(_centralised(x, y, x_test, y_test, epochs, lr, batch_size, hidden, seed, k)["accuracy"][0])
 
 

@@ -124,6 +124,7 @@ def dp_fit(model, data, epochs: int, lr: float, epsilon: float | None, delta: fl
     Poisson batch happens to draw its row)."""
     check_epsilon(epsilon)
     check_accounting(delta)
+    checks.schedule(lr, epochs=epochs)
     checks.number(clip, "clip", low=0, fix="the per-example gradient norm DP-SGD clips to")
     labels = _loader_labels(data)
     if labels is not None:
@@ -168,6 +169,7 @@ def head_run(x, y, evals: dict, epsilon: float | None, epochs: int, lr: float,
     ``evals[name]``}."""
     check_epsilon(epsilon)
     check_accounting(delta)
+    checks.schedule(lr, epochs=epochs, batch_size=batch_size)
     k = checks.classes_of(classes)
     if len(x) != len(y):
         raise ValueError(f"x has {len(x)} rows but y has {len(y)} labels: give one label per row")
@@ -201,6 +203,7 @@ def bert_run(mlm, tokenizer, texts, labels, evals: dict, epsilon: float | None, 
     carry no review's content. ``classes``: how many (None: 2)."""
     check_epsilon(epsilon)
     check_accounting(delta)
+    checks.schedule(lr, epochs=epochs, batch_size=batch_size)
     k = checks.classes_of(classes)
     texts, labels = check_inputs(texts, labels, classes=k, why="DP-SGD's cross entropy")
     start = small_classifier(mlm, pretrained=False, seed=seed, num_labels=k)  # keyed by these weights
@@ -227,7 +230,11 @@ def per_example_loss(logits, labels) -> np.ndarray:
     below ~1e-7 to exactly 0 (12% of lab 07's unseen rows on the overfitted head), and a
     threshold cannot rank rows that all read 0: it blinded the attack at low false-positive
     rates."""
-    z, labels = np.asarray(logits, np.float64), np.asarray(labels)
+    z = checks.finite(logits, "logits", "the model's scores, one row per example")
+    if z.ndim != 2:
+        raise ValueError(f"logits must be (rows, classes); got shape {z.shape}")
+    labels = checks.labels(labels, n=len(z), classes=z.shape[1], why="a per-example loss",
+                           fix=f"the logits have {z.shape[1]} classes: a label is one of them")
     rows = np.arange(len(labels))
     others = z - z[rows, labels][:, None]  # each class's logit over the label's
     others[rows, labels] = -np.inf
