@@ -1,4 +1,10 @@
-"""The reference studies run end to end at smoke size, and the committed ones are complete."""
+"""The reference studies run end to end at smoke size, and the committed ones are complete.
+
+The studies that train transformers (lab02, lab02-seeds, lab03, lab03-curves, lab05, lab06,
+lab08: minutes each at smoke, most of the test command's time when they were in it) are marked
+slow: run them with `pytest -m slow tests/test_study.py` before re-running a study (docs/contributing.md).
+CI runs the others (lab01, lab04, lab07), which exercise the same machinery (`study.run`, its
+claims and provenance) in seconds, and checks every committed study's claims."""
 import json
 
 import numpy as np
@@ -79,6 +85,7 @@ def test_lab01_study_at_smoke(tmp_path, monkeypatch):
     assert set(out["claims"]) == {"01.review_flagged_beats_random_every_draw"}
 
 
+@pytest.mark.slow
 def test_lab02_seeds_study_at_smoke_draws_seeds_after_the_labs(tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_SCALE", "smoke")
     out = json.loads(study.run("lab02-seeds", seeds=2, out=tmp_path).read_text())
@@ -90,6 +97,7 @@ def test_lab02_seeds_study_at_smoke_draws_seeds_after_the_labs(tmp_path, monkeyp
         "02.pretraining_fall_every_seed", "02.adapted_beats_head_alone_every_seed"}
 
 
+@pytest.mark.slow
 def test_lab03_curves_study_at_smoke_pairs_every_model_on_the_same_samples(tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_SCALE", "smoke")
     out = json.loads(study.run("lab03-curves", seeds=2, out=tmp_path).read_text())
@@ -126,6 +134,7 @@ def save_smoke_teacher():
                                max_len=cfg.max_len, onnx=False)
 
 
+@pytest.mark.slow
 def test_lab05_study_at_smoke(tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_SCALE", "smoke")
     save_smoke_teacher()
@@ -146,6 +155,7 @@ def test_lab05_study_at_smoke(tmp_path, monkeypatch):
         study.run("lab99")
 
 
+@pytest.mark.slow
 def test_lab06_study_at_smoke(tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_SCALE", "smoke")
     save_smoke_teacher()
@@ -171,6 +181,7 @@ def test_lab06_study_at_smoke(tmp_path, monkeypatch):
     assert all(r["status"].startswith("not asserted") for r in out["claims"].values())  # cpu and gpu only
 
 
+@pytest.mark.slow
 def test_lab02_study_at_smoke(tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_SCALE", "smoke")
     out = json.loads(study.run("lab02", seeds=2, out=tmp_path).read_text())
@@ -187,6 +198,7 @@ def test_lab02_study_at_smoke(tmp_path, monkeypatch):
         assert set(p["probe"]) == set(res["random_probe"]) and all(len(a) == 2 for a in p["probe"].values())
 
 
+@pytest.mark.slow
 def test_lab03_study_at_smoke_pairs_the_adapted_minilm_with_the_original(tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_SCALE", "smoke")
     out = json.loads(study.run("lab03", seeds=2, out=tmp_path).read_text())
@@ -209,6 +221,7 @@ def test_lab03_study_at_smoke_pairs_the_adapted_minilm_with_the_original(tmp_pat
     assert not np.allclose(query[0].detach().numpy(), query[1].detach().numpy())  # two different starts
 
 
+@pytest.mark.slow
 def test_lab08_study_at_smoke_chooses_on_validation_and_scores_both_recoveries_on_test(tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_SCALE", "smoke")
     save_smoke_teacher()
