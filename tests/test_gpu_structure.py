@@ -2,8 +2,9 @@
 is the first to run it. This checks its structure without a GPU: every name a notebook reads
 from a lab's configuration exists at `gpu` and has the kind of value it has at `cpu` (a tuple
 where the cpu setting is a tuple, a number where it is a number), and every scale a notebook
-branches on is a real one. (Issue 32's slow dry run, each notebook with the gpu settings at
-tiny data, is not written yet.)"""
+branches on is a real one. Issue 32's slow dry run runs each notebook with the gpu settings at
+tiny sizes (`tests/test_slow.py::test_gpu_dry_run`); here, that a config's dry-run sizes name
+its own fields and keep their kind."""
 import dataclasses
 import json
 import re
@@ -82,3 +83,12 @@ def test_the_checker_sees_what_notebooks_read():
     assert not same_kind((1, 2), 3, "tuple") and same_kind(None, 5, "int | None") and not same_kind(5, None, "int")
     assert same_kind((100, None), (10, 20, None), "tuple") and not same_kind((1, 2), ("a",), "tuple")
     assert same_kind((1, 2), (1, None), "tuple", "small_budgets") and not same_kind((1, 2), (1, None), "tuple", "seeds")
+
+
+@pytest.mark.parametrize("config", lab_configs(), ids=lambda c: c.__name__)
+def test_dry_run_sizes_are_fields_of_their_config_with_the_kind_gpu_has(config):
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    gpu = config.for_scale("gpu")
+    for name, value in config.DRY_RUN.items():
+        assert name in fields, f"{config.__name__}.DRY_RUN names {name!r}, not one of its fields"
+        assert kind(value) == kind(getattr(gpu, name)) or getattr(gpu, name) is None, (config.__name__, name)

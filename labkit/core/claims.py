@@ -178,6 +178,7 @@ def _row(e: dict, value, scale: str, closed_by: str | None = None) -> dict:
     (``closed_by``: the shut gate's reading, which suspends the entry)."""
     value, margin, holds = compare(e, value)
     status = (f"not asserted at {scale}" if scale not in e["scales"] else
+              "dry run: not asserted" if e["kind"] != "gate" and env.dry_run() else
               f"gate closed ({closed_by})" if closed_by else STATUS[e["kind"]][not holds])
     return {"kind": e["kind"], "value": round(value, 4) if math.isfinite(value) else None, "op": e["op"],
             "bound": e["bound"], "margin": round(margin, 4) if math.isfinite(margin) else None, "holds": holds,

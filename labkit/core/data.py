@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from labkit.core import cache, fetch
+from labkit.core import cache, env, fetch
 
 LABEL_NAMES = ["negative", "positive"]
 LANGS = ("en", "zh")
@@ -489,6 +489,9 @@ def review_splits(lang: str = "en", seed: int = 0):
     from datasets import DatasetDict
     ds = load_reviews(lang)
     rows = _split_rows(lang, seed, 0.15, 0.1, fetch.REGISTRY[f"reviews-{lang}"].archive.sha256)
+    if env.dry_run():  # `labkit run --dry-run`: a stratified cut of each split
+        rows = {k: r[np.sort(sample_per_class(np.asarray(ds["label"])[r], env.DRY_RUN[k], seed))]
+                for k, r in rows.items()}
     return DatasetDict({k: ds.select(rows[k].tolist()) for k in ("train", "validation", "test")})
 
 

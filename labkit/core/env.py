@@ -39,6 +39,32 @@ def scale() -> str:
     return value
 
 
+# `labkit run --dry-run`: the gpu configuration (every arm, budget, seed and key the notebooks
+# read at gpu) at these sizes, on any machine: optimizer steps per training run, and the rows
+# kept of each review split (the corpora stay whole: lab 02's vocabulary needs them). What a
+# real gpu run would compute differs; what it would read, branch on and record is the same.
+# 8 steps: lab 03 checks its by-hand loop against labkit's over 8 steps, and a dry run must not cut that
+DRY_RUN = {"steps": 8, "train": 2400, "validation": 300, "test": 300}
+
+
+def dry_run() -> bool:
+    """Whether this process runs the `gpu` configuration dry (``LABKIT_DRY_RUN=1``, which
+    `labkit run --dry-run` sets): every training run stops after ``DRY_RUN["steps"]`` steps,
+    the review splits are cut to ``DRY_RUN``'s rows, and claims and targets are
+    recorded "dry run", never asserted. Its runs live in a cache folder of their own
+    (``<cache>/dry-run``), never beside real ones."""
+    if os.environ.get("LABKIT_DRY_RUN", "") != "1":
+        return False
+    if scale() != "gpu":
+        raise ScaleError("LABKIT_DRY_RUN=1 runs the gpu configuration at tiny sizes: set LABKIT_SCALE=gpu too "
+                         "(`labkit run --scale gpu --dry-run` sets both)")
+    if Path(os.environ.get("LABKIT_CACHE", "")).name != "dry-run":
+        raise ScaleError("LABKIT_DRY_RUN=1 keeps its runs in a cache of their own, or they would stand in for "
+                         "real gpu runs: start it with `labkit run --scale gpu --dry-run`, which sets "
+                         "LABKIT_CACHE to <cache>/dry-run")
+    return True
+
+
 def _cuda() -> bool:
     try:
         import torch

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from labkit.core import env
 from labkit.core.env import device as default_device
 from labkit.core.metrics import summary
 
@@ -98,6 +99,13 @@ def warmup_linear(optimizer, warmup: int, total: int):
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
 
 
+def steps_taken(total: int) -> int:
+    """The optimizer steps `train` takes when asked for ``total``: all of them, except in a
+    dry run (`labkit.core.env.dry_run`: every branch, hardly any training), where it stops
+    after ``env.DRY_RUN["steps"]``. What accounts for the steps (DP-SGD's noise) asks here."""
+    return min(total, env.DRY_RUN["steps"]) if env.dry_run() else total
+
+
 def train(model, train_loader, optimizer, loss_fn=None, scheduler=None, epochs: int | None = None,
           steps: int | None = None, eval_loader=None, eval_every: int | None = None,
           eval_fn=None, device=None, progress: bool = True, clip_grad: float | None = 1.0):
@@ -107,6 +115,7 @@ def train(model, train_loader, optimizer, loss_fn=None, scheduler=None, epochs: 
     ``loss_fn(model, batch) -> scalar tensor`` (default: cross entropy on ``labels``);
     ``eval_fn(model, loader) -> dict`` (default: `evaluate`), run every ``eval_every``
     steps and at the end when ``eval_loader`` is given. Raises if the loss becomes NaN or inf.
+    In a dry run (`labkit.core.env.dry_run`) it stops after ``env.DRY_RUN["steps"]`` steps.
     """
     from tqdm.auto import tqdm
     device = device or default_device()
@@ -119,7 +128,7 @@ def train(model, train_loader, optimizer, loss_fn=None, scheduler=None, epochs: 
     n_batches = len(train_loader)
     if n_batches == 0:
         raise ValueError("train_loader is empty: no batches to train on")
-    total = steps if steps is not None else epochs * n_batches
+    total = steps_taken(steps if steps is not None else epochs * n_batches)
     model.to(device)
     hist, step, start = History(), 0, time.perf_counter()
     bar = tqdm(total=int(total), desc="train", disable=not progress, leave=False)

@@ -59,6 +59,9 @@ def main(argv=None) -> int:
     r.add_argument("--keep", action="append", default=[], metavar="KIND",
                    help="with --fresh: still reuse this kind of cached run (e.g. minilm-embeddings, "
                         "which lab 03 computes and lab 07 reads): a lab measured cold as the course runs it")
+    r.add_argument("--dry-run", action="store_true",
+                   help="with --scale gpu: every arm, budget and key of the gpu configuration at tiny sizes, on "
+                        "any machine, its claims recorded, not asserted, in <cache>/dry-run (before a reference)")
     r.add_argument("--binder", action="store_true",
                    help="as Binder runs it: one core, and stopped above 2 GB (labkit.course.report.BINDER)")
     p = sub.add_parser("report", help="check a report, or regenerate the README's tables")
@@ -121,14 +124,18 @@ def main(argv=None) -> int:
     if args.cmd == "report":
         return _report(args)
     scale = args.scale or env.scale()
+    if args.dry_run and scale != "gpu":
+        print(f"labkit run --dry-run: it runs the gpu configuration (add --scale gpu), not {scale}", file=sys.stderr)
+        return 2
     notebooks = args.notebooks or sorted(Path("notebooks").glob("[0-9]*.ipynb"))
     if not notebooks:
         print("labkit run: no notebooks given and none in ./notebooks (run it from the "
               "repository root, or name the notebooks)", file=sys.stderr)
         return 2
     try:
-        rep = report.run(notebooks, scale, Path(args.out or f"reports/{scale}"), fresh=args.fresh,
-                         keep=args.keep, binder=args.binder)
+        out = args.out or (f"reports/{scale}-dry-run" if args.dry_run else f"reports/{scale}")
+        rep = report.run(notebooks, scale, Path(out), fresh=args.fresh, keep=args.keep, binder=args.binder,
+                         dry_run=args.dry_run)
     except FileNotFoundError as e:
         print(e, file=sys.stderr)
         return 2

@@ -133,13 +133,31 @@ BINDER = {"cores": 1, "memory_cap_mb": 2048,
 BINDER_RUNS = {"binder-smoke": "`smoke`, 1 core, 2 GB", "binder-cpu": "`cpu`, cold, 1 core, 2 GB"}  # reference files
 
 
-def run(notebooks, scale: str, out_dir, fresh: bool = False, keep=(), binder: bool = False) -> dict:
+def dry_cache() -> Path:
+    """A new, empty ``<cache>/dry-run`` whose ``data`` and ``archives`` are the cache's own
+    (linked): a dry run reads what `labkit fetch` put there and computes everything else."""
+    root = cache.cache_dir()
+    if not (root / "data").is_dir():
+        raise FileNotFoundError(f"nothing fetched in {root}: run `labkit fetch` before a dry run")
+    dry = root / "dry-run"
+    shutil.rmtree(dry, ignore_errors=True)
+    dry.mkdir(parents=True)
+    for sub in ("data", "archives"):
+        if (root / sub).is_dir():
+            (dry / sub).symlink_to(root / sub, target_is_directory=True)
+    return dry
+
+
+def run(notebooks, scale: str, out_dir, fresh: bool = False, keep=(), binder: bool = False,
+        dry_run: bool = False) -> dict:
     """Run each notebook in a fresh worker process (so each is measured alone) and write
     ``report.json`` and ``report.md`` into ``out_dir``. ``fresh``: ignore the run cache's
     entries from before this run (cold timings; entries made during the run are reused),
     except the kinds in ``keep`` (what earlier labs of the course leave for a later one).
     ``binder``: as Binder runs it (`BINDER`: one core, 2 GB), said in the report's meta.
-    Every path handed to a kernel is absolute: the kernels run in the notebooks' folder."""
+    ``dry_run`` (scale gpu): the gpu configuration at tiny sizes (`labkit.core.env.dry_run`), in
+    a new ``<cache>/dry-run`` that reads the fetched data from the cache and computes every run
+    afresh. Every path handed to a kernel is absolute: the kernels run in the notebooks' folder."""
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [Path(nb).resolve() for nb in notebooks]
@@ -150,9 +168,14 @@ def run(notebooks, scale: str, out_dir, fresh: bool = False, keep=(), binder: bo
         raise ValueError("--keep only means something with --fresh")
     child_env = dict(os.environ, LABKIT_CACHE=str(cache.cache_dir()), LABKIT_FRESH_KEEP=",".join(keep),
                      LABKIT_MEMORY_CAP_MB=str(BINDER["memory_cap_mb"] if binder else ""))
+    if dry_run:
+        if scale != "gpu":
+            raise ValueError(f"a dry run runs the gpu configuration, not {scale}")
+        child_env.update(LABKIT_CACHE=str(dry_cache()), LABKIT_DRY_RUN="1")
     one_core = (lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})) if binder else None
     since = time.time() if fresh else None
     report = {"meta": {**meta(scale, fresh), **({"fresh_keep": list(keep)} if keep else {}),
+                       **({"dry_run": dict(env.DRY_RUN)} if dry_run else {}),
                        "constrained": BINDER if binder else None}, "notebooks": []}
     for nb in paths:
         print(f"[{scale}] {nb.name} ...", flush=True)

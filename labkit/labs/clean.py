@@ -45,6 +45,7 @@ class DataConfig(ScaledConfig):
         # gpu: the study's size, live
         "gpu": dict(noise_seeds=tuple(range(10, 20))),
     }
+    DRY_RUN: ClassVar[dict] = {"n_reviews": 2500}  # lab 01 splits the reviews itself
 
 
 # ---------------------------------------------------------------- duplicates

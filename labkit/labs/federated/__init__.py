@@ -87,6 +87,7 @@ class FederatedConfig(ScaledConfig):
         "gpu": dict(rounds=50, seeds=5, head_seeds=(5, 6, 7, 8, 9), bert_epsilons=(0.5, 1.0, 3.0, 8.0), bert_epochs=3,
                     bert_max_len=64, bert_seeds=(5, 6, 7, 8, 9)),
     }
+    DRY_RUN: ClassVar[dict] = {"mia_others": 1500}  # the membership attack draws its own rows from env.DRY_RUN["train"]
 
 
 # ---------------------------------------------------------------- clients

@@ -28,7 +28,7 @@ from labkit.core import cache, checks
 from labkit.core.classifier import check_inputs, loader, num_labels, predict_logits, small_classifier
 from labkit.core.env import seed_everything
 from labkit.core.metrics import accuracy
-from labkit.core.train import RECIPE, adamw, train
+from labkit.core.train import RECIPE, adamw, steps_taken, train
 from labkit.labs.federated import Head, feature_loader, one_thread
 
 DELTA = 1e-5                 # the course's delta: below 1 / (number of training reviews)
@@ -140,7 +140,7 @@ def dp_fit(model, data, epochs: int, lr: float, epsilon: float | None, delta: fl
     with warnings.catch_warnings():  # Opacus warns that its RNG is not cryptographically
         warnings.simplefilter("ignore")  # secure (fine for a course) and about its accountant's
         engine = PrivacyEngine(accountant=ACCOUNTANT)  # range of orders; neither changes a result
-        sigma = noise_multiplier(epsilon, delta, 1 / len(data), epochs * len(data))
+        sigma = noise_multiplier(epsilon, delta, 1 / len(data), steps_taken(epochs * len(data)))
         private, optimizer, data = engine.make_private(
             module=model, optimizer=optimizer, data_loader=data, noise_multiplier=sigma,
             max_grad_norm=clip, noise_generator=torch.Generator().manual_seed(seed))
