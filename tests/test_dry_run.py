@@ -1,5 +1,7 @@
 """The `gpu` dry run's switches (issue 32), fast: what `labkit run --scale gpu --dry-run` turns on
 and where it keeps its runs. The dry run itself, every notebook, is `tests/test_slow.py::test_gpu_dry_run`."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,7 @@ def dry(tmp_path, monkeypatch):
     """A dry run's environment, as the runner sets it: gpu, LABKIT_DRY_RUN=1, <cache>/dry-run."""
     folder = tmp_path / "dry-run"
     folder.mkdir()
+    (folder / env.DRY_MARKER).write_text("")
     monkeypatch.setenv("LABKIT_SCALE", "gpu")
     monkeypatch.setenv("LABKIT_DRY_RUN", "1")
     monkeypatch.setenv("LABKIT_CACHE", str(folder))
@@ -28,6 +31,10 @@ def test_a_dry_run_needs_gpu_and_a_cache_of_its_own(tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_SCALE", "gpu")
     monkeypatch.setenv("LABKIT_CACHE", str(tmp_path / "cache"))  # a real cache: dry runs would stand in for real ones
     with pytest.raises(env.ScaleError, match="cache of their own.*--dry-run"):
+        env.dry_run()
+    (tmp_path / "dry-run").mkdir()  # named like one, but not made by the runner (no marker)
+    monkeypatch.setenv("LABKIT_CACHE", str(tmp_path / "dry-run"))
+    with pytest.raises(env.ScaleError, match="cache of their own"):
         env.dry_run()
     monkeypatch.delenv("LABKIT_DRY_RUN")
     assert env.dry_run() is False
@@ -63,6 +70,11 @@ def test_the_configs_take_gpu_arms_and_the_dry_sizes(dry):
     assert clean.DataConfig.for_scale("cpu").n_reviews is None  # other scales: as they are
 
 
+def test_without_the_switch_gpu_is_gpu(monkeypatch):
+    monkeypatch.delenv("LABKIT_DRY_RUN", raising=False)
+    assert clean.DataConfig.for_scale("gpu").n_reviews is None and train.steps_taken(6000) == 6000
+
+
 def test_the_review_splits_are_cut_stratified(dry, monkeypatch):
     from labkit.core import cache
     monkeypatch.delenv("LABKIT_CACHE")
@@ -91,16 +103,37 @@ def test_the_review_splits_are_cut_stratified(dry, monkeypatch):
 def test_the_runner_makes_a_fresh_dry_cache_that_reads_the_fetched_data(tmp_path, monkeypatch):
     cache_root = tmp_path / "cache"
     (cache_root / "data" / "reviews-en").mkdir(parents=True)
+    (cache_root / "data" / "reviews-en" / "reviews.csv.bz2").write_bytes(b"fetched")
+    (cache_root / "archives").mkdir()
     (cache_root / "dry-run" / "runs" / "old").mkdir(parents=True)
     monkeypatch.setenv("LABKIT_CACHE", str(cache_root))
     dry = report.dry_cache()
     assert dry == cache_root / "dry-run" and (dry / "data").resolve() == (cache_root / "data").resolve()
+    assert (dry / "archives").is_symlink() and (dry / env.DRY_MARKER).is_file()
     assert not (dry / "runs").exists()  # nothing from an earlier dry run: every path runs again
+    (dry / "runs").mkdir()
+    report.dry_cache()  # the next dry run deletes the last one's folder and its links, never the data behind them
+    assert (cache_root / "data" / "reviews-en" / "reviews.csv.bz2").read_bytes() == b"fetched"
+    monkeypatch.setenv("LABKIT_CACHE", str(dry))
+    with pytest.raises(ValueError, match="a dry run's own cache"):
+        report.dry_cache()
     monkeypatch.setenv("LABKIT_CACHE", str(tmp_path / "empty"))
     with pytest.raises(FileNotFoundError, match="labkit fetch"):
         report.dry_cache()
     with pytest.raises(ValueError, match="gpu configuration"):
         report.run([], "cpu", tmp_path / "out", dry_run=True)
+
+
+def test_a_dry_report_is_never_taken_for_a_measurement(tmp_path):
+    row = {"notebook": "00_start_here.ipynb", "status": "passed", "failed": None, "results": {"x": 1}}
+    rep = {"meta": {"scale": "gpu", "dry_run": dict(env.DRY_RUN)}, "notebooks": [row]}
+    assert any("a dry run" in p for p in report.check(rep))
+    assert not any("a dry run" in p for p in report.check(rep, dry_run=True))
+    new, ref = tmp_path / "new.json", tmp_path / "ref.json"
+    new.write_text(json.dumps(rep))
+    ref.write_text(json.dumps({**rep, "meta": {"scale": "gpu"}}))
+    with pytest.raises(ValueError, match="is a dry run"):
+        report.merge(ref, new)
 
 
 def test_the_command_refuses_a_dry_run_at_another_scale(capsys):

@@ -45,6 +45,7 @@ def scale() -> str:
 # real gpu run would compute differs; what it would read, branch on and record is the same.
 # 8 steps: lab 03 checks its by-hand loop against labkit's over 8 steps, and a dry run must not cut that
 DRY_RUN = {"steps": 8, "train": 2400, "validation": 300, "test": 300}
+DRY_MARKER = ".labkit-dry-run"  # written by `labkit.course.report.dry_cache` into the dry run's own cache
 
 
 def dry_run() -> bool:
@@ -58,7 +59,8 @@ def dry_run() -> bool:
     if scale() != "gpu":
         raise ScaleError("LABKIT_DRY_RUN=1 runs the gpu configuration at tiny sizes: set LABKIT_SCALE=gpu too "
                          "(`labkit run --scale gpu --dry-run` sets both)")
-    if Path(os.environ.get("LABKIT_CACHE", "")).name != "dry-run":
+    folder = Path(os.environ.get("LABKIT_CACHE", "")).expanduser().resolve()
+    if folder.name != "dry-run" or not (folder / DRY_MARKER).is_file():
         raise ScaleError("LABKIT_DRY_RUN=1 keeps its runs in a cache of their own, or they would stand in for "
                          "real gpu runs: start it with `labkit run --scale gpu --dry-run`, which sets "
                          "LABKIT_CACHE to <cache>/dry-run")

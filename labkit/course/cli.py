@@ -136,7 +136,7 @@ def main(argv=None) -> int:
         out = args.out or (f"reports/{scale}-dry-run" if args.dry_run else f"reports/{scale}")
         rep = report.run(notebooks, scale, Path(out), fresh=args.fresh, keep=args.keep, binder=args.binder,
                          dry_run=args.dry_run)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:
         print(e, file=sys.stderr)
         return 2
     return 0 if all(r["status"] == "passed" for r in rep["notebooks"]) else 1

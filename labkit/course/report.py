@@ -137,12 +137,18 @@ def dry_cache() -> Path:
     """A new, empty ``<cache>/dry-run`` whose ``data`` and ``archives`` are the cache's own
     (linked): a dry run reads what `labkit fetch` put there and computes everything else."""
     root = cache.cache_dir()
+    if root.name == "dry-run":
+        raise ValueError(f"LABKIT_CACHE={root} is a dry run's own cache: point it at the cache `labkit fetch` filled")
     if not (root / "data").is_dir():
         raise FileNotFoundError(f"nothing fetched in {root}: run `labkit fetch` before a dry run")
     dry = root / "dry-run"
-    shutil.rmtree(dry, ignore_errors=True)
+    if dry.is_symlink():
+        raise ValueError(f"{dry} is a link: a dry run deletes and remakes that folder; remove the link")
+    if dry.exists():
+        shutil.rmtree(dry)  # unlinks the data/archives links, never what they point to
     dry.mkdir(parents=True)
-    for sub in ("data", "archives"):
+    (dry / env.DRY_MARKER).write_text("made by labkit run --dry-run: deleted and remade by the next one\n")
+    for sub in ("data", "archives"):  # read through: a re-extraction by `labkit fetch` would land in the real cache
         if (root / sub).is_dir():
             (dry / sub).symlink_to(root / sub, target_is_directory=True)
     return dry
@@ -172,6 +178,8 @@ def run(notebooks, scale: str, out_dir, fresh: bool = False, keep=(), binder: bo
         if scale != "gpu":
             raise ValueError(f"a dry run runs the gpu configuration, not {scale}")
         child_env.update(LABKIT_CACHE=str(dry_cache()), LABKIT_DRY_RUN="1")
+    else:
+        child_env["LABKIT_DRY_RUN"] = ""  # one exported in this shell must not turn a real run dry
     one_core = (lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})) if binder else None
     since = time.time() if fresh else None
     report = {"meta": {**meta(scale, fresh), **({"fresh_keep": list(keep)} if keep else {}),
@@ -205,13 +213,17 @@ def run(notebooks, scale: str, out_dir, fresh: bool = False, keep=(), binder: bo
     return report
 
 
-def check(report: dict) -> list[str]:
+def check(report: dict, dry_run: bool = False) -> list[str]:
     """What is wrong with a report: failed notebooks, labs that recorded nothing, registered
     claims a lab that ran at that scale did not evaluate (or claims it made unregistered),
     and committed studies missing or failing their claims (`claims.study_problems`)."""
     if not report.get("notebooks"):
         return ["the report has no notebooks"]
     problems, scale = [], report.get("meta", {}).get("scale")
+    made = [c for r in report["notebooks"] for c in r.get("results", {}).get("claims", {}).values()]
+    dry = report.get("meta", {}).get("dry_run") or any(c.get("status") == "dry run: not asserted" for c in made)
+    if dry and not dry_run:
+        problems.append("a dry run (labkit run --dry-run), not a measurement: its claims were not asserted")
     if scale not in claims.SCALES:
         problems.append(f"the report names no scale (meta.scale is {scale!r}): its claims cannot be checked")
     due = claims.labs_at(scale) if scale else {}
@@ -364,6 +376,8 @@ def merge(reference: Path, new: Path) -> list[str]:
     says so: a lab added later is measured alone, with the labs it reads from run before it
     in the same `labkit run` (cold: ``--fresh``). Returns the notebooks merged."""
     ref, rep = json.loads(Path(reference).read_text()), json.loads(Path(new).read_text())
+    if rep["meta"].get("dry_run"):
+        raise ValueError(f"{new} is a dry run (labkit run --dry-run): it measures nothing to merge into a reference")
     if (ref["meta"]["scale"], cold(ref["meta"])) != (rep["meta"]["scale"], cold(rep["meta"])):
         raise ValueError(f"{new} (scale {rep['meta']['scale']}, cold {cold(rep['meta'])}) was not measured "
                          f"like {reference} (scale {ref['meta']['scale']}, cold {cold(ref['meta'])})")
