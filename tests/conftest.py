@@ -19,12 +19,3 @@ def module_cache(tmp_path_factory):
         mp.setenv("LABKIT_CACHE", str(cache))
         yield cache
 
-
-def pytest_collection_modifyitems(items):
-    """nbval waits a hard-coded 5 s for each of a finished cell's output messages (nbval
-    issues #136, #231): on a busy 2-core CI machine a cell's progress-bar output can take
-    longer, and a notebook that ran fine fails ("Timeout of 5 seconds exceeded waiting for
-    output", seen once on lab 02's pretraining cell). Give it a minute."""
-    for item in items:
-        if type(item).__name__ == "IPyNbCell":
-            item.output_timeout = 60
