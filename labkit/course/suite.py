@@ -14,8 +14,10 @@ the suite from 756 s on one worker to 482 s (a cold cache, smoke). What makes it
 - `one_thread`: two torch processes with two threads each on two cores thrash (OpenMP threads
   spin waiting for a core: the same suite took 869 s), so under more than one worker each
   worker, and every kernel and service it starts, gets one thread.
-- The slow checks time the labs against their budgets and run them in course order: `-m slow`
-  runs on one worker, whatever ``-n`` says (`pytest_configure`).
+- The slow checks time the labs against their budgets and run them in course order: an ``-m``
+  that selects them runs on one worker, whatever ``-n`` says (`pytest_configure`).
+- A test module that trains and saves what a lab does (tests/test_study.py) keeps its own cache:
+  the notebooks beside it write the same entries of the user's.
 
 ``pytest -n 0`` runs everything in one process (for a debugger).
 """
@@ -35,7 +37,7 @@ def workers() -> int:
 
 def one_thread() -> None:
     """One thread for torch (OpenMP, MKL) in this worker and what it starts; before torch loads."""
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"
 
 
@@ -58,8 +60,11 @@ def order(nodeid: str) -> int:
 
 
 def slow_selected(markexpr: str) -> bool:
-    """True when ``-m`` asks for the slow checks (``slow``, ``slow and ...``), not ``not slow``."""
-    return "slow" in markexpr.replace("not slow", "")
+    """True when ``-m`` selects a test marked slow (``slow``, ``slow or drift``, ``not drift``, no
+    expression at all), by pytest's own reading of the expression; False for ``not slow``."""
+    from _pytest.mark.expression import Expression  # what -m itself evaluates (pytest 8+)
+
+    return not markexpr.strip() or Expression.compile(markexpr).evaluate(lambda name, **kwargs: name == "slow")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -67,6 +72,9 @@ def pytest_configure(config):
     if slow_selected(config.option.markexpr or "") and getattr(config.option, "numprocesses", None):
         # xdist reads these after this hook (its own is trylast) and starts no workers
         config.option.numprocesses, config.option.dist, config.option.tx = 0, "no", []
+    elif workers() > 1:  # numpy's BLAS started with this plugin's import (labkit imports numpy): one thread too
+        from threadpoolctl import threadpool_limits  # scikit-learn's dependency
+        threadpool_limits(1)
 
 
 def pytest_collection_modifyitems(items):
