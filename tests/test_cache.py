@@ -1,5 +1,6 @@
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -60,6 +61,29 @@ def test_atomic_folder_keeps_nothing_half_written(tmp_path):
     cache.write_json(tmp_path / "x.json", {"a": np.float32(0.5), "b": np.arange(2)})
     assert json.loads((tmp_path / "x.json").read_text())["a"] == 0.5
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_an_entry_made_meanwhile_by_another_process_gives_way_to_ours(tmp_path, monkeypatch):
+    target = tmp_path / "out"
+    with cache.atomic_folder(target) as tmp:
+        (tmp / "ours").write_text("ours")
+        target.mkdir()  # another process finished the same entry first
+        (target / "theirs").write_text("theirs")
+    assert [p.name for p in target.iterdir()] == ["ours"] and [p.name for p in tmp_path.iterdir()] == ["out"]
+    real = cache.os.replace
+    calls = []
+
+    def racing(src, dst):  # between our moving theirs away and ours taking its place, another lands
+        calls.append(dst)
+        if Path(dst) == target and len(calls) == 2:
+            target.mkdir()
+            (target / "late").write_text("late")
+        return real(src, dst)
+
+    monkeypatch.setattr(cache.os, "replace", racing)
+    with cache.atomic_folder(target) as tmp:
+        (tmp / "second").write_text("second")
+    assert [p.name for p in target.iterdir()] == ["second"] and [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
 def test_done_marks_and_fresh(tmp_cache, monkeypatch):

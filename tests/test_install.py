@@ -154,6 +154,13 @@ def test_torch_and_labkit_install_with_the_lock_as_constraints_less_torch(monkey
     assert "installs from pyproject.toml's ranges" in capsys.readouterr().out
 
 
+def test_pip_leaves_bytecode_to_python(monkeypatch):
+    seen = []
+    monkeypatch.setattr(install.subprocess, "call", lambda cmd: seen.append(cmd) or 0)
+    assert install.pip("-e", ".[course]") == 0
+    assert seen == [[install.sys.executable, "-m", "pip", "install", "--no-compile", "-e", ".[course]"]]
+
+
 @pytest.mark.drift
 def test_no_locked_package_has_a_newer_release_inside_its_range():
     """Drift, seen before it bites: re-resolve the ranges now (needs uv and the package index)

@@ -54,11 +54,9 @@ def test_a_worker_beside_another_gives_torch_one_thread():
 
 
 def test_the_slow_checks_run_on_one_worker():
-    def run(marks):
-        env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}  # -q: "bringing up nodes"
-        return subprocess.run([sys.executable, "-m", "pytest", "-m", marks, "tests/test_stats.py", "-q"],
-                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    slow = run("slow")  # test_stats has no slow test: nothing runs, and no worker is started for it
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}  # -q: "bringing up nodes"
+    slow = subprocess.run([sys.executable, "-m", "pytest", "-m", "slow", "tests/test_stats.py", "-q"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    # test_stats has no slow test: nothing runs, and no worker is started for it (the README's
+    # command itself, -m 'not slow', brings up two: CI's run of this file is one of them)
     assert slow.returncode == 5 and "bringing up nodes" not in slow.stdout, slow.stdout
-    fast = run("not slow")
-    assert fast.returncode == 0 and "bringing up nodes" in fast.stdout, fast.stdout

@@ -19,7 +19,9 @@ Leaves out: what goes into each folder (the modules that write them) and evictio
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -63,9 +65,26 @@ def atomic_folder(final: Path, keep_failed: bool = False):
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     try:
         yield tmp
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        # An older ``final`` (a fresh run's redo, or the same entry made meanwhile by another
+        # process: the test command runs the notebooks beside the unit tests) is renamed away
+        # before ours takes its place, then deleted. Two processes finishing one entry together
+        # both succeed, the last one's folder stays, and no folder is deleted where it is read.
+        away = Path(tempfile.mkdtemp(prefix=f".{final.name}.old.", dir=final.parent))
+        try:
+            for _ in range(10):
+                with contextlib.suppress(FileNotFoundError):  # another process moved it first
+                    os.replace(final, away / "old")
+                try:
+                    os.replace(tmp, final)
+                    break
+                except OSError as e:  # another process put its own in place meanwhile: again
+                    if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                        raise
+                    shutil.rmtree(away / "old", ignore_errors=True)
+            else:
+                raise OSError(f"{final}: other processes kept writing it; run again")
+        finally:
+            shutil.rmtree(away, ignore_errors=True)
     except BaseException:
         if keep_failed and tmp.exists():
             failed = final.with_name(final.name + ".failed")
