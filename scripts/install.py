@@ -26,7 +26,8 @@ less what Colab's own runtime provides (``COLAB_KEEPS``).
     python scripts/install.py --check          # exit 1 unless this environment is the lock
     python scripts/install.py --upgrade-lock   # re-resolve the lock from the ranges (needs uv)
 
-Last, it writes ``labkit-install.json`` into the environment (how long the set-up took and
+pip installs without compiling; the bytecode is compiled afterwards on every core
+(`compile_bytecode`). Last, it writes ``labkit-install.json`` into the environment (how long the set-up took and
 how big the environment is), which `labkit run` copies into each report's ``meta``.
 """
 from __future__ import annotations
@@ -93,9 +94,7 @@ def torch_installed() -> str | None:
 
 
 def pip(*args: str, check: bool = True) -> int:
-    """``pip install --no-compile ARGS``. Without --no-compile pip writes bytecode for every one of
-    the ~20,000 modules it installs: 96 s of one core here, over half of the set-up's time (as uv,
-    leave it to Python, which compiles what is imported the first time it is, a few seconds)."""
+    """``pip install --no-compile ARGS``: `compile_bytecode` does it afterwards, on every core."""
     cmd = [sys.executable, "-m", "pip", "install", "--no-compile", *args]
     print("+", " ".join(cmd), flush=True)
     rc = subprocess.call(cmd)
@@ -196,6 +195,21 @@ def colab_constraints(lock: Path = LOCK) -> str:
             f"# ({', '.join(COLAB_KEEPS)}) and what only those require. Generated with it by\n"
             f"# `{UPGRADE}`.\n")
     return head + "".join(f"{n}=={v}\n" for n, v in sorted(pins.items()) if n not in left)
+
+
+def compile_bytecode() -> None:
+    """Bytecode for every installed module, on every core. pip's own compile runs on one core
+    (the ~20,000 modules of this environment: 96 s here, over half of the set-up), and it cannot
+    be left to Python's first imports: where PYTHONDONTWRITEBYTECODE is set (as on this machine
+    kind, and in many container images) nothing would ever be written, and every process would
+    compile torch again (seen: the test command ran more than twice as long)."""
+    import compileall
+    import sysconfig
+
+    start = time.perf_counter()
+    # workers=0: one process a core; a file that is not valid Python 3 here is skipped, as pip skips it
+    compileall.compile_dir(sysconfig.get_paths()["purelib"], quiet=2, workers=0)
+    print(f"bytecode compiled ({time.perf_counter() - start:.0f} s)", flush=True)
 
 
 def install(gpu: bool, extra: str) -> bool:
@@ -345,6 +359,7 @@ def main(argv: list[str] | None = None) -> None:
     gpu = args.gpu or (not args.cpu and has_gpu())
     print(f"labkit install: {'GPU' if gpu else 'CPU'} build of torch {TORCH}", flush=True)
     fresh = install(gpu, "test" if args.test else "course")
+    compile_bytecode()
     if fresh:  # a first set-up: keep its time and size (a re-run only checks)
         write_summary(time.perf_counter() - start, "test" if args.test else "course")
     print("labkit installed. Next: `labkit fetch` (data and weights), then `labkit doctor`.")

@@ -1,4 +1,5 @@
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -71,19 +72,21 @@ def test_an_entry_made_meanwhile_by_another_process_gives_way_to_ours(tmp_path, 
         (target / "theirs").write_text("theirs")
     assert [p.name for p in target.iterdir()] == ["ours"] and [p.name for p in tmp_path.iterdir()] == ["out"]
     real = cache.os.replace
-    calls = []
+    landed = []
 
-    def racing(src, dst):  # between our moving theirs away and ours taking its place, another lands
-        calls.append(dst)
-        if Path(dst) == target and len(calls) == 2:
+    def racing(src, dst):  # just before ours takes target's place, another process's lands there
+        if Path(dst) == target and Path(src) != target and not landed:
+            landed.append(dst)
             target.mkdir()
             (target / "late").write_text("late")
         return real(src, dst)
 
     monkeypatch.setattr(cache.os, "replace", racing)
     with cache.atomic_folder(target) as tmp:
+        shutil.rmtree(target)  # and the entry we started from went away meanwhile (nothing to move)
         (tmp / "second").write_text("second")
-    assert [p.name for p in target.iterdir()] == ["second"] and [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert landed and [p.name for p in target.iterdir()] == ["second"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
 def test_done_marks_and_fresh(tmp_cache, monkeypatch):

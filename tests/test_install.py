@@ -154,11 +154,17 @@ def test_torch_and_labkit_install_with_the_lock_as_constraints_less_torch(monkey
     assert "installs from pyproject.toml's ranges" in capsys.readouterr().out
 
 
-def test_pip_leaves_bytecode_to_python(monkeypatch):
+def test_pip_leaves_bytecode_to_a_compile_on_every_core(monkeypatch, tmp_path):
     seen = []
     monkeypatch.setattr(install.subprocess, "call", lambda cmd: seen.append(cmd) or 0)
     assert install.pip("-e", ".[course]") == 0
     assert seen == [[install.sys.executable, "-m", "pip", "install", "--no-compile", "-e", ".[course]"]]
+    (tmp_path / "mod.py").write_text("X = 1\n")
+    (tmp_path / "broken.py").write_text("def (\n")  # skipped, as pip skips it
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")  # the bytecode is written all the same
+    monkeypatch.setattr("sysconfig.get_paths", lambda: {"purelib": str(tmp_path)})
+    install.compile_bytecode()
+    assert [p.name.split(".")[0] for p in (tmp_path / "__pycache__").iterdir()] == ["mod"]
 
 
 @pytest.mark.drift

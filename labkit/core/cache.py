@@ -56,8 +56,8 @@ def run_dir(name: str, run_key: str) -> Path:
 
 @contextmanager
 def atomic_folder(final: Path, keep_failed: bool = False):
-    """Yield a temporary folder beside ``final``; when the block succeeds it replaces
-    ``final`` in one rename, when it fails it is deleted (with ``keep_failed``, renamed to
+    """Yield a temporary folder beside ``final``; when the block succeeds it takes the place of
+    ``final`` by renames (an older one moved away first), when it fails it is deleted (with ``keep_failed``, renamed to
     ``<final>.failed`` for its logs: never read back as a result). Nothing half-written is
     left under ``final``."""
     final = Path(final)
@@ -68,19 +68,18 @@ def atomic_folder(final: Path, keep_failed: bool = False):
         # An older ``final`` (a fresh run's redo, or the same entry made meanwhile by another
         # process: the test command runs the notebooks beside the unit tests) is renamed away
         # before ours takes its place, then deleted. Two processes finishing one entry together
-        # both succeed, the last one's folder stays, and no folder is deleted where it is read.
+        # both succeed, and the last one's folder stays; a reader may find it missing for a moment.
         away = Path(tempfile.mkdtemp(prefix=f".{final.name}.old.", dir=final.parent))
         try:
-            for _ in range(10):
+            for attempt in range(10):
                 with contextlib.suppress(FileNotFoundError):  # another process moved it first
-                    os.replace(final, away / "old")
+                    os.replace(final, away / str(attempt))
                 try:
                     os.replace(tmp, final)
                     break
                 except OSError as e:  # another process put its own in place meanwhile: again
                     if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                         raise
-                    shutil.rmtree(away / "old", ignore_errors=True)
             else:
                 raise OSError(f"{final}: other processes kept writing it; run again")
         finally:
