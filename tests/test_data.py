@@ -119,3 +119,30 @@ def test_validation_arrays_are_the_fixed_validation_split():
     assert x_val == list(data.review_splits()["validation"]["text"]) and len(y_val) == len(x_val)
     xs, ys = data.validation_arrays(size=100, seed=0)
     assert len(xs) == 100 and set(xs) <= set(x_val)
+
+
+def test_dataset_columns_are_read_at_once_never_row_by_row(monkeypatch, tmp_path):
+    # since datasets 4, ds["text"] is a lazy Column whose loop reads one row at a time (lab 01's
+    # warm run spent over a minute there): labkit reads a column given to it in one piece
+    from datasets.arrow_dataset import Column
+
+    from labkit.core import checks, curves, text
+    from labkit.labs import clean
+    monkeypatch.setenv("LABKIT_CACHE", str(tmp_path))
+    train = ds([f"great film number {i}" if i % 2 else f"awful film number {i}" for i in range(40)], [0, 1] * 20)
+    test = ds(["great film", "awful film", "great", "awful"], [1, 0, 1, 0])
+
+    def row_by_row(self):
+        raise AssertionError("a Column was read row by row")
+    monkeypatch.setattr(Column, "__iter__", row_by_row)
+    assert checks.column(train["text"]) == [train[i]["text"] for i in range(40)]
+    assert checks.column(x := [1, 2]) is x  # anything else as it is
+    assert text.check_texts(test["text"]) == ["great film", "awful film", "great", "awful"]
+    assert checks.labels(test["label"]).tolist() == [1, 0, 1, 0]
+    assert len(data.sample_per_class(train["label"], 10)) == 10
+    assert curves.baseline_accuracy(train["text"], train["label"], test["text"], test["label"]) == 1.0
+    assert set(curves.learning_curve(train, test, [10, None], seeds=2)) == {10, 40}
+    assert clean.count_leaks(train["text"], test["text"]) == 0 and clean.find_duplicates(test["text"]) == []
+    clean.find_near_duplicates(train["text"])
+    data.validate(train)
+    assert sorted(sum(data.split_rows(train, 0.25, 0.25).values(), [])) == list(range(40))

@@ -11,6 +11,7 @@ of failing later inside torch, numpy or Opacus, or being silently coerced.
   learning rate, steps, epochs and batch size.
 - `probabilities`: rows of class probabilities, refused when they look like logits.
 - `finite`: an array of scores with no NaN or infinity.
+- `column`: a `datasets` column (``ds["text"]``) read in one piece, before anything iterates it.
 
 Example: ``labels([1, 0, 2], classes=2)`` -> ValueError "labels[2] = 2 is outside 0..1 ...
 pass classes=3 ...". Leaves out: text checks (`labkit.core.text.check_texts`) and file checks
@@ -18,9 +19,20 @@ pass classes=3 ...". Leaves out: text checks (`labkit.core.text.check_texts`) an
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 ANY = 2 ** 31 - 1  # classes=ANY: check the labels' form only (a helper whose caller checks the range)
+
+
+def column(values):
+    """``values`` as a list when it is a `datasets` column (``ds["text"]``, ``ds["label"]``),
+    read from Arrow in one piece; anything else as it is. Since datasets 4 a column is a lazy
+    view: a loop over it, ``list()`` or ``np.asarray()`` reads it one row at a time (tens of
+    microseconds a row: seconds for a lab's splits, each time a function is given one)."""
+    module = sys.modules.get("datasets.arrow_dataset")  # not imported: not a column
+    return values[:] if module is not None and isinstance(values, module.Column) else values
 
 
 def classes_of(classes, name: str = "classes") -> int:
@@ -38,7 +50,7 @@ def labels(values, n: int | None = None, classes: int | None = None, unlabelled:
     a model, not an argument."""
     k = classes_of(classes)
     try:
-        arr = np.asarray(values)
+        arr = np.asarray(column(values))
     except ValueError as e:  # ragged lists
         raise ValueError(f"{name} must be a flat list of class numbers ({e})") from None
     if arr.ndim != 1:

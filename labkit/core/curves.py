@@ -41,17 +41,16 @@ def baseline_accuracy(train_texts, train_labels, test_texts, test_labels, lang: 
                       C: float = C) -> float:
     """Accuracy on (test_texts, test_labels) of `baseline` fitted on the training texts; a
     fit on the same data and settings is read back from the run cache."""
+    checked = []
     for what, texts, labels in (("train", train_texts, train_labels), ("test", test_texts, test_labels)):
-        check_texts(texts, f"{what}_texts is empty: give at least one text", f"{what}_texts")
+        texts = check_texts(texts, f"{what}_texts is empty: give at least one text", f"{what}_texts")
         if len(texts) != len(labels):
             raise DataError(f"{what}_texts has {len(texts)} texts but {what}_labels has {len(labels)} labels")
-        checks.labels(labels, classes=checks.ANY, name=f"{what}_labels", why="the TF-IDF baseline")
-    train_texts, test_texts = list(train_texts), list(test_texts)
-    if len(set(np.asarray(train_labels).tolist())) < 2:
+        checked += [texts, checks.labels(labels, classes=checks.ANY, name=f"{what}_labels", why="the TF-IDF baseline")]
+    if len(np.unique(checked[1])) < 2:
         raise DataError("train_labels hold one class only: a classifier needs at least two")
 
-    return float(_fit_and_score(train_texts, np.asarray(train_labels), test_texts, np.asarray(test_labels),
-                                lang, C)["accuracy"][0])
+    return float(_fit_and_score(*checked, lang, C)["accuracy"][0])
 
 
 @cache.cached("tfidf")
@@ -112,7 +111,8 @@ def learning_curve(train, test, sizes, seeds: int = 3) -> dict:
     """Baseline accuracy at each training size (None = all): {size: [acc per seed]}."""
     def run(rows, seed):
         sub = train.select(rows)
-        return baseline_accuracy(sub["text"], sub["label"], test["text"], test["label"])
-    return budget_curve(run, train["label"], sizes, seeds)
+        return baseline_accuracy(sub["text"][:], sub["label"][:], test_texts, test_labels)
+    test_texts, test_labels = test["text"][:], test["label"][:]  # [:]: each column read once, not row by row
+    return budget_curve(run, train["label"][:], sizes, seeds)
 
 

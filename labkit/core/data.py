@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from labkit.core import cache, env, fetch
+from labkit.core import cache, checks, env, fetch
 
 LABEL_NAMES = ["negative", "positive"]
 LANGS = ("en", "zh")
@@ -152,12 +152,12 @@ def validate(ds, text_column: str = "text", label_column: str | None = "label",
         if col not in ds.column_names:
             raise DataError(f"no column {col!r}; the dataset has {ds.column_names}. "
                             f"Pass text_column=/label_column= to name yours.")
-    bad = [i for i, t in enumerate(ds[text_column]) if not isinstance(t, str)]
+    bad = [i for i, t in enumerate(ds[text_column][:]) if not isinstance(t, str)]  # [:]: one read, not row by row
     if bad:
         raise DataError(f"column {text_column!r} must hold strings; rows {bad[:5]} hold "
                         f"{type(ds[bad[0]][text_column]).__name__}. Convert or drop them first.")
     if label_column:
-        labels = ds[label_column]
+        labels = ds[label_column][:]
         wrong = [i for i, y in enumerate(labels) if not isinstance(y, (int, np.integer))
                  or isinstance(y, bool) or (num_labels and not 0 <= y < num_labels)]
         if wrong:
@@ -416,7 +416,7 @@ def dedup_key(text: str) -> str:
 def sample_per_class(labels, n: int, seed: int = 0) -> np.ndarray:
     """Indices of a stratified random sample of ``n`` rows (class shares kept)."""
     from sklearn.model_selection import train_test_split
-    labels = np.asarray(labels)
+    labels = np.asarray(checks.column(labels))
     if labels.ndim != 1 or len(labels) == 0:
         raise DataError(f"labels must be a non-empty 1-D list of class ids; got shape {labels.shape}")
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
@@ -451,9 +451,9 @@ def split_rows(ds, test: float = 0.15, validation: float = 0.1, seed: int = 0) -
         raise DataError(f"test={test}, validation={validation}: each must be in [0, 1) and "
                         "their sum below 1")
     groups = defaultdict(list)
-    for i, t in enumerate(ds["text"]):
+    for i, t in enumerate(ds["text"][:]):
         groups[dedup_key(t)].append(i)
-    labels = ds["label"]
+    labels = ds["label"][:]
     by_label = defaultdict(list)
     for rows in groups.values():
         majority = Counter(labels[i] for i in rows).most_common(1)[0][0]
@@ -490,7 +490,7 @@ def review_splits(lang: str = "en", seed: int = 0):
     ds = load_reviews(lang)
     rows = _split_rows(lang, seed, 0.15, 0.1, fetch.REGISTRY[f"reviews-{lang}"].archive.sha256)
     if env.dry_run():  # `labkit run --dry-run`: a stratified cut of each split
-        rows = {k: r[np.sort(sample_per_class(np.asarray(ds["label"])[r], env.DRY_RUN[k], seed))]
+        rows = {k: r[np.sort(sample_per_class(np.asarray(ds["label"][:])[r], env.DRY_RUN[k], seed))]
                 for k, r in rows.items()}
     return DatasetDict({k: ds.select(rows[k].tolist()) for k in ("train", "validation", "test")})
 
@@ -509,21 +509,21 @@ def review_arrays(train_size: int | None = None, test_size: int | None = None, s
     The split itself is always the course's fixed one."""
     train, test = _training(train_size, seed), review_splits()["test"]
     if test_size:
-        test = test.select(sample_per_class(test["label"], test_size, seed))
-    return (np.array(train["text"], dtype=object), np.array(train["label"]),
-            list(test["text"]), np.array(test["label"]))
+        test = test.select(sample_per_class(test["label"][:], test_size, seed))
+    return (np.array(train["text"][:], dtype=object), np.array(train["label"][:]),
+            test["text"][:], np.array(test["label"][:]))
 
 
 def review_sources(train_size: int | None = None, seed: int = 0) -> np.ndarray:
     """The movie (``source``) of each training review `review_arrays` returns with the same
     ``train_size`` and ``seed``, in the same order: lab 07 makes one client per group of movies."""
-    return np.array(_training(train_size, seed)["source"], dtype=object)
+    return np.array(_training(train_size, seed)["source"][:], dtype=object)
 
 
 def _training(train_size: int | None, seed: int):
     """The fixed training split, or a stratified sample of ``train_size`` of it."""
     train = review_splits()["train"]
-    return train.select(sample_per_class(train["label"], train_size, seed)) if train_size else train
+    return train.select(sample_per_class(train["label"][:], train_size, seed)) if train_size else train
 
 
 def validation_arrays(size: int | None = None, seed: int = 0):
@@ -531,5 +531,5 @@ def validation_arrays(size: int | None = None, seed: int = 0):
     choices; ``size`` caps it with a stratified sample (what `smoke` scale does)."""
     val = review_splits()["validation"]
     if size:
-        val = val.select(sample_per_class(val["label"], size, seed))
-    return list(val["text"]), np.array(val["label"])
+        val = val.select(sample_per_class(val["label"][:], size, seed))
+    return val["text"][:], np.array(val["label"][:])

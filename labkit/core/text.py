@@ -11,7 +11,7 @@ import re
 
 import numpy as np
 
-from labkit.core import cache
+from labkit.core import cache, checks
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -29,7 +29,7 @@ def check_texts(texts, empty: str = "texts is empty: give at least one", name: s
     if isinstance(texts, (str, bytes)) or not hasattr(texts, "__iter__"):
         raise TypeError(f"{name} must be a list of strings, got {type(texts).__name__}"
                         + (f": wrap one text as [{name}]" if isinstance(texts, str) else ""))
-    texts = list(texts)
+    texts = list(checks.column(texts))  # a datasets column in one read, not row by row
     if not texts:
         raise ValueError(empty if empty.startswith(name) else f"{name} is empty: {empty}")
     bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]

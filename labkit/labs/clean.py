@@ -65,7 +65,7 @@ def find_near_duplicates(texts, threshold: float = 0.85, batch: int = 1000):
     """Pairs (i, j, cosine) with i < j whose word/bigram TF-IDF cosine is >= threshold
     and whose `dedup_key`s differ (exact duplicates are `find_duplicates`' job)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
-    keys = [dedup_key(t) for t in texts]
+    keys = [dedup_key(t) for t in check_texts(texts, "no texts to compare")]
     x = TfidfVectorizer(ngram_range=(1, 2)).fit_transform(keys)  # words and word pairs
     pairs = []
     for start in range(0, x.shape[0], batch):
@@ -82,8 +82,8 @@ def count_leaks(train_texts, test_texts) -> int:
 
     Example: ``count_leaks(["Great film!"], ["great film", "new"])`` -> 1.
     """
-    keys = {dedup_key(t) for t in train_texts}
-    return sum(dedup_key(t) in keys for t in test_texts)
+    keys = {dedup_key(t) for t in checks.column(train_texts)}
+    return sum(dedup_key(t) in keys for t in checks.column(test_texts))
 
 
 def find_contradictions(texts, labels) -> dict[str, list[int]]:
@@ -138,7 +138,7 @@ def _injectable(texts, rate: float) -> list:
     """The texts as a list, after checking what the seeded injectors need."""
     if not 0 <= rate <= 1:
         raise DataError(f"rate must be between 0 and 1, got {rate}")
-    texts = list(texts)
+    texts = list(checks.column(texts))
     bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
     if bad:
         raise DataError(f"texts must be strings; items {bad[:5]} are {type(texts[bad[0]]).__name__}")
@@ -342,7 +342,7 @@ def label_noise_draw(train_texts, y_clean, test_texts, y_test, rate: float, fold
     flagged, probs = find_label_issues(train_texts, noisy, folds=folds, seed=seed, embeddings=embeddings, classes=k)
     random_rows = np.zeros(len(noisy), bool)
     random_rows[np.random.default_rng(seed).choice(len(noisy), flagged.sum(), replace=False)] = True
-    x = np.asarray(list(train_texts), dtype=object)
+    x = np.asarray(list(checks.column(train_texts)), dtype=object)
 
     def acc(labels, keep=None):
         keep = np.ones(len(labels), bool) if keep is None else keep

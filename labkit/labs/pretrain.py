@@ -242,8 +242,8 @@ def load_or_pretrain(cfg: PretrainConfig | None = None, progress: bool = True):
 
 def corpus(cfg: PretrainConfig) -> list:
     """The English pretraining passages, without the fixed test reviews of labs 01-05."""
-    test = data.review_splits()["test"]["text"]
-    texts = list(data.load_text("en", exclude=test)["text"])  # a list, not a lazy Column
+    test = data.review_splits()["test"]["text"][:]
+    texts = data.load_text("en", exclude=test)["text"][:]  # a list, read at once (not the lazy Column)
     if cfg.max_texts:
         texts = [texts[i] for i in np.random.default_rng(cfg.seed).permutation(len(texts))[:cfg.max_texts]]
     return texts
@@ -299,7 +299,7 @@ class AdaptConfig(ScaledConfig):
 
 def domain_corpus() -> list:
     """The in-domain passages: reviews and plot summaries, without the fixed test reviews."""
-    return list(data.load_text("en", exclude=data.review_splits()["test"]["text"], reviews_only=True)["text"])
+    return data.load_text("en", exclude=data.review_splits()["test"]["text"][:], reviews_only=True)["text"][:]
 
 
 def minilm_mlm(seed: int = 0):
