@@ -206,10 +206,12 @@ def accuracy(model, tokenizer, texts, labels, max_len: int = 64) -> float:
 
 def features(encoder, tokenizer, texts, max_len: int = 64) -> np.ndarray:
     """Mean-pooled token states of a frozen ``encoder``, shape (len(texts), hidden): what a
-    `Classifier`'s head sees. Example: features for a linear probe of lab 02's model."""
+    `Classifier`'s head sees, kept in the run cache (kind ``features``) by the encoder's weights,
+    vocabulary and texts, so lab 03 reads lab 02's probes' features back. Example: features for
+    a linear probe of lab 02's model."""
     pool = Classifier(encoder)
     pool.head = torch.nn.Identity()
-    return predict_logits(pool, tokenizer, texts, max_len)
+    return cached_logits(pool, tokenizer, texts, max_len, kind="features")
 
 
 def predictor(model, tokenizer, max_len: int = 64):

@@ -332,14 +332,18 @@ class Server:
 
         def healthy() -> bool:
             try:
-                return httpx.get(self.url + "/health", timeout=1).status_code == 200
+                return client.get(self.url + "/health").status_code == 200
             except httpx.HTTPError:
                 return False
-        try:
-            procs.wait_until(healthy, self.proc, self.start_timeout, self.log, "the service (GET /health)", every=0.1)
-        except (RuntimeError, TimeoutError):
-            self.stop()
-            raise
+        # one client for every poll: each httpx.get builds a client and its TLS context, ~45 ms
+        # of CPU taken from the starting service ten times a second
+        with httpx.Client(timeout=1) as client:
+            try:
+                procs.wait_until(healthy, self.proc, self.start_timeout, self.log, "the service (GET /health)",
+                                 every=0.1)
+            except (RuntimeError, TimeoutError):
+                self.stop()
+                raise
         return self
 
     def output(self) -> str:
