@@ -188,13 +188,21 @@ def test_pretrained_encoder_is_copied(tok):
     assert w.abs().sum() > 0  # fine-tuning the copy leaves lab 02's model alone
 
 
-def test_features_are_the_pooled_states_the_head_sees(tok):
+def test_features_are_the_pooled_states_the_head_sees(tok, tmp_cache):
     model = tiny(tok).eval()
     f = C.features(model.encoder, tok, TEXTS)
     assert f.shape == (10, 32)
     with torch.no_grad():
         logits = model.head(torch.from_numpy(f))
     assert np.allclose(logits.numpy(), C.predict_logits(model, tok, TEXTS, 64), atol=1e-5)
+    # kept in the run cache under the encoder's weights: read back, and another encoder computes its own
+    assert len(list((tmp_cache / "runs").glob("features-*"))) == 1
+    assert np.array_equal(C.features(model.encoder, tok, TEXTS), f)
+    other = tiny(tok).eval()
+    with torch.no_grad():
+        next(other.encoder.parameters()).add_(1.0)
+    assert not np.allclose(C.features(other.encoder, tok, TEXTS), f)
+    assert len(list((tmp_cache / "runs").glob("features-*"))) == 2
 
 
 def test_a_truncated_checkpoint_names_the_file_and_the_fix(tok, tmp_cache, monkeypatch):

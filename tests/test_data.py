@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 from datasets import Dataset
 
@@ -132,9 +133,13 @@ def test_dataset_columns_are_read_at_once_never_row_by_row(monkeypatch, tmp_path
     train = ds([f"great film number {i}" if i % 2 else f"awful film number {i}" for i in range(40)], [0, 1] * 20)
     test = ds(["great film", "awful film", "great", "awful"], [1, 0, 1, 0])
 
-    def row_by_row(self):
-        raise AssertionError("a Column was read row by row")
+    def row_by_row(self, *key):
+        if not key or isinstance(key[0], int):  # a loop, or col[i] in one
+            raise AssertionError("a Column was read row by row")
+        return whole(self, key[0])
+    whole = Column.__getitem__
     monkeypatch.setattr(Column, "__iter__", row_by_row)
+    monkeypatch.setattr(Column, "__getitem__", row_by_row)
     assert checks.column(train["text"]) == [train[i]["text"] for i in range(40)]
     assert checks.column(x := [1, 2]) is x  # anything else as it is
     assert text.check_texts(test["text"]) == ["great film", "awful film", "great", "awful"]
@@ -143,6 +148,8 @@ def test_dataset_columns_are_read_at_once_never_row_by_row(monkeypatch, tmp_path
     assert curves.baseline_accuracy(train["text"], train["label"], test["text"], test["label"]) == 1.0
     assert set(curves.learning_curve(train, test, [10, None], seeds=2)) == {10, 40}
     assert clean.count_leaks(train["text"], test["text"]) == 0 and clean.find_duplicates(test["text"]) == []
+    assert clean.find_contradictions(test["text"], test["label"]) == {}
+    assert curves.frozen_accuracy(np.eye(40)[:, :8], train["label"], np.eye(4, 8), test["label"]) >= 0
     clean.find_near_duplicates(train["text"])
     data.validate(train)
     assert sorted(sum(data.split_rows(train, 0.25, 0.25).values(), [])) == list(range(40))

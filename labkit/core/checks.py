@@ -27,12 +27,13 @@ ANY = 2 ** 31 - 1  # classes=ANY: check the labels' form only (a helper whose ca
 
 
 def column(values):
-    """``values`` as a list when it is a `datasets` column (``ds["text"]``, ``ds["label"]``),
-    read from Arrow in one piece; anything else as it is. Since datasets 4 a column is a lazy
-    view: a loop over it, ``list()`` or ``np.asarray()`` reads it one row at a time (tens of
-    microseconds a row: seconds for a lab's splits, each time a function is given one)."""
+    """``values`` read from Arrow in one piece when it is a `datasets` column (``ds["text"]``,
+    ``ds["label"]``: a list, or an array where the dataset has a numpy format); anything else
+    as it is. Since datasets 4 a column is a lazy view: a loop over it, ``list()`` or
+    ``np.asarray()`` reads it one row at a time (tens of microseconds a row: seconds for a lab's
+    splits, each time a function is given one). Datasets 3 has no such view."""
     module = sys.modules.get("datasets.arrow_dataset")  # not imported: not a column
-    return values[:] if module is not None and isinstance(values, module.Column) else values
+    return values[:] if isinstance(values, getattr(module, "Column", ())) else values
 
 
 def classes_of(classes, name: str = "classes") -> int:

@@ -68,12 +68,13 @@ def frozen_accuracy(train_x, train_y, test_x, test_y, C: float = FROZEN_C,
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     checks.number(C, "C", low=0, fix="the inverse strength of the regularisation, e.g. 4.0")
-    for what, x, y in (("train", train_x, train_y), ("test", test_x, test_y)):
-        checks.finite(x, f"{what}_x", "the feature rows")
-        checks.labels(y, n=len(x), classes=checks.ANY, name=f"{what}_y", why="a logistic regression")
+    y = {}
+    for what, x, labels in (("train", train_x, train_y), ("test", test_x, test_y)):
+        checks.finite(x, f"{what}_x", "the feature rows")  # the features go on as given (their dtype)
+        y[what] = checks.labels(labels, n=len(x), classes=checks.ANY, name=f"{what}_y", why="a logistic regression")
     clf = LogisticRegression(C=C, max_iter=3000)
     clf = make_pipeline(StandardScaler(), clf) if standardize else clf
-    return float(clf.fit(train_x, train_y).score(test_x, test_y))
+    return float(clf.fit(train_x, y["train"]).score(test_x, y["test"]))
 
 
 def budget_curve(run, labels, budgets, seeds: int | Sequence[int] = 3, seeds_on_all: bool = False) -> dict:
@@ -109,10 +110,11 @@ def budget_curve(run, labels, budgets, seeds: int | Sequence[int] = 3, seeds_on_
 
 def learning_curve(train, test, sizes, seeds: int = 3) -> dict:
     """Baseline accuracy at each training size (None = all): {size: [acc per seed]}."""
+    test_texts, test_labels = test["text"][:], test["label"][:]  # [:]: each column read once, not row by row
+
     def run(rows, seed):
         sub = train.select(rows)
         return baseline_accuracy(sub["text"][:], sub["label"][:], test_texts, test_labels)
-    test_texts, test_labels = test["text"][:], test["label"][:]  # [:]: each column read once, not row by row
     return budget_curve(run, train["label"][:], sizes, seeds)
 
 

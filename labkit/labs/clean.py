@@ -88,7 +88,7 @@ def count_leaks(train_texts, test_texts) -> int:
 
 def find_contradictions(texts, labels) -> dict[str, list[int]]:
     """Texts (by `dedup_key`) that occur with more than one label -> their row indices."""
-    texts = check_texts(texts, "no texts to compare")
+    texts, labels = check_texts(texts, "no texts to compare"), checks.column(labels)
     if len(texts) != len(labels):
         raise DataError(f"texts and labels must align: {len(texts)} texts but {len(labels)} labels")
     rows, seen = defaultdict(list), defaultdict(set)
