@@ -110,11 +110,9 @@ def budget_curve(run, labels, budgets, seeds: int | Sequence[int] = 3, seeds_on_
 
 def learning_curve(train, test, sizes, seeds: int = 3) -> dict:
     """Baseline accuracy at each training size (None = all): {size: [acc per seed]}."""
-    test_texts, test_labels = test["text"][:], test["label"][:]  # [:]: each column read once, not row by row
-
-    def run(rows, seed):
+    def run(rows, seed):  # each function reads the columns it is given at once (checks.column)
         sub = train.select(rows)
-        return baseline_accuracy(sub["text"][:], sub["label"][:], test_texts, test_labels)
-    return budget_curve(run, train["label"][:], sizes, seeds)
+        return baseline_accuracy(sub["text"], sub["label"], test["text"], test["label"])
+    return budget_curve(run, train["label"], sizes, seeds)
 
 

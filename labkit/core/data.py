@@ -509,7 +509,7 @@ def review_arrays(train_size: int | None = None, test_size: int | None = None, s
     The split itself is always the course's fixed one."""
     train, test = _training(train_size, seed), review_splits()["test"]
     if test_size:
-        test = test.select(sample_per_class(test["label"][:], test_size, seed))
+        test = test.select(sample_per_class(test["label"], test_size, seed))
     return (np.array(train["text"][:], dtype=object), np.array(train["label"][:]),
             test["text"][:], np.array(test["label"][:]))
 
@@ -523,7 +523,7 @@ def review_sources(train_size: int | None = None, seed: int = 0) -> np.ndarray:
 def _training(train_size: int | None, seed: int):
     """The fixed training split, or a stratified sample of ``train_size`` of it."""
     train = review_splits()["train"]
-    return train.select(sample_per_class(train["label"][:], train_size, seed)) if train_size else train
+    return train.select(sample_per_class(train["label"], train_size, seed)) if train_size else train
 
 
 def validation_arrays(size: int | None = None, seed: int = 0):
@@ -531,5 +531,5 @@ def validation_arrays(size: int | None = None, seed: int = 0):
     choices; ``size`` caps it with a stratified sample (what `smoke` scale does)."""
     val = review_splits()["validation"]
     if size:
-        val = val.select(sample_per_class(val["label"][:], size, seed))
+        val = val.select(sample_per_class(val["label"], size, seed))
     return val["text"][:], np.array(val["label"][:])
