@@ -110,3 +110,26 @@ def test_interleaved_times_functions_in_turn_on_the_same_batches():
     assert row["vs_reference"] > 1.5  # no work at all against 6 ms a call, timed in the same rounds
     with pytest.raises(TypeError, match="texts -> predictions"):
         measure.interleaved({"a": fast, "b": "not a function"}, texts, 3)
+
+
+def test_afresh_counts_the_measurements_a_second_run_takes_again(monkeypatch, tmp_path):
+    """Benchmarks and load tests run again on every run on purpose: their seconds are recorded
+    as ``afresh_s`` (nested blocks once), for the report to take out of a second run's budget."""
+    import time
+    from labkit.core import results
+    monkeypatch.setattr(results, "_RESULTS", {})
+    monkeypatch.setattr(measure, "_AFRESH", {"seconds": 0.0, "depth": 0})
+    monkeypatch.setenv("LABKIT_RESULTS", str(tmp_path / "r.json"))
+    with measure.afresh():
+        time.sleep(0.05)
+        with measure.afresh():  # inside another: counted once
+            time.sleep(0.05)
+    first = results.results()["afresh_s"]
+    assert 0.1 <= first < 0.3
+    time.sleep(0.1)  # outside: not counted
+    measure.interleaved({"a": lambda b: time.sleep(0.01)}, ["x"], 1, repeats=5, warmup=0)
+    assert 0.15 <= results.results()["afresh_s"] - first + 0.1 < 0.4  # the timings, ~0.05 s, and nothing between
+    with pytest.raises(RuntimeError):  # a failing measurement still counts, and the depth unwinds
+        with measure.afresh():
+            raise RuntimeError("boom")
+    assert measure._AFRESH["depth"] == 0

@@ -360,7 +360,7 @@ def gemm_speedup(tokens: int = 1024, size: tuple = (384, 1536), repeats: int = 1
     import time
     lin = torch.nn.Sequential(torch.nn.Linear(*size)).eval()
     q, x, out = quantize_int8(lin), torch.randn(tokens, size[0]), {}
-    with threads(1), torch.inference_mode():
+    with threads(1), torch.inference_mode(), measure.afresh():
         for name, m in (("fp32", lin), ("int8", q)):
             m(x)
             times = []
