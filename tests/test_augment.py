@@ -89,12 +89,17 @@ def test_the_guard_protects_negation(th):
     assert any("bad" in u or "awful" in u for u in unguarded)
 
 
-def test_eda_and_augment(th, monkeypatch):
+def test_eda_and_augment(th, monkeypatch, tmp_cache):  # its own cache: these variants come from a toy thesaurus
     monkeypatch.setattr(A.Thesaurus, "load", classmethod(lambda cls, *a: th))
     texts, labels = ["not a good film", "a bad movie", "great"], [1, 0, 1]
     out, y = A.augment(texts, labels, n_aug=4, strength=0.3, seed=0)
     assert out[:3] == texts and len(out) == 15 and y.tolist() == [1, 0, 1] + [1] * 4 + [0] * 4 + [1] * 4
-    assert A.augment(texts, labels, 4, 0.3, seed=0)[0] == out
+    real_eda = A.eda
+    monkeypatch.setattr(A, "eda", lambda *a, **k: pytest.fail("augment() recomputed variants it has cached"))
+    assert A.augment(texts, labels, 4, 0.3, seed=0)[0] == out  # read back from the run cache
+    assert A.augment(texts, [0, 1, 0], 4, 0.3, seed=0)[0] == out  # the labels are not in the variants' key
+    monkeypatch.setattr(A, "eda", real_eda)
+    assert A.augment(texts, labels, 4, 0.3, seed=1)[0] != out  # another seed: computed afresh
     variants = A.eda("not a good film", 4, 0.3, seed=0, thesaurus=th)
     assert variants == out[3:7]  # augment = eda on each review, in order
     assert variants == [A.apply(op, "not a good film", 0.3, i, thesaurus=th) for i, op in enumerate(A.OPS)]

@@ -122,6 +122,12 @@ def samples():
         "labkit.core.classifier._run_logits": (
             dict(run_folder="student-0123456789abcdef", created=1.0, texts=TEXTS, max_len=16, run=None),
             dict(run_folder="student-fedcba9876543210", created=2.0, texts=TEXTS[:2], max_len=32)),
+        "labkit.labs.federated.privacy._noise_multiplier": (
+            dict(epsilon=1.0, delta=1e-5, sample_rate=0.01, steps=100, accountant="rdp"),
+            dict(epsilon=2.0, delta=1e-6, sample_rate=0.02, steps=200, accountant="prv")),
+        "labkit.labs.augment._variants": (
+            dict(texts=TEXTS, n_aug=4, strength=0.1, seed=0, guard=True, ops=["replace", "insert", "swap", "delete"]),
+            dict(texts=TEXTS[:2], n_aug=2, strength=0.2, seed=1, guard=False, ops=["swap"])),
         "labkit.core.classifier._logits": (
             dict(model=tiny_model(0), tokenizer=tok, texts=TEXTS, max_len=16, kind="teacher-logits"),
             dict(model=tiny_model(1), tokenizer=other_tok, texts=TEXTS[:2], max_len=32)),

@@ -73,6 +73,28 @@ def test_normalize_repairs_markup_entities_mojibake():
         data.normalize(None)
 
 
+def test_normalize_skips_ftfy_only_where_it_has_nothing_to_fix(monkeypatch):
+    """Printable ASCII without '&' skips ftfy (slow, and such text has no mojibake, entity,
+    control character or wide form to fix): on the course's texts, and on text ftfy must fix,
+    normalize gives exactly what it gave with ftfy on every text."""
+    import html
+
+    import ftfy
+
+    def with_ftfy_always(t):
+        return data._SPACE.sub(" ", html.unescape(data._MARKUP.sub(" ", ftfy.fix_text(t)))).strip()
+    tricky = ["caf\u00c3\u00a9 <b>ok</b>", "a &lt;b&gt; &amp; c", "tab\there", "\uff21\uff22 wide", "line\r\nbreak",
+              "x\x1b[31my", "It\u00e2\u20ac\u2122s", "plain <i>ascii</i> text", "  spaced   out  "]
+    texts = data.load_reviews("en", raw=True)["text"][:] + data.load_text("en")["text"][:2000] + tricky
+    assert [data.normalize(t) for t in texts] == [with_ftfy_always(t) for t in texts]
+    called = []
+    monkeypatch.setattr(ftfy, "fix_text", lambda t: called.append(t) or t)
+    data.normalize("A plain review, 10/10 <br /> fine.")
+    assert called == []  # ftfy skipped
+    data.normalize("It\u00e2\u20ac\u2122s")
+    assert called == ["It\u00e2\u20ac\u2122s"]
+
+
 def test_split_hand_case_exact_sizes():
     texts = [f"pos {i}" for i in range(10)] + [f"neg {i}" for i in range(10)]
     out = data.split(ds(texts, [1] * 10 + [0] * 10), test=0.2, validation=0.1, seed=0)

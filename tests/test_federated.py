@@ -93,9 +93,14 @@ def test_fedavg_learns_matches_its_cache_and_counts_bytes(tmp_path, monkeypatch)
         federated.fedavg(x, y, parts, x, y, 3, 5, 1e-2)
 
 
-def test_client_dp_noise_multiplier_reaches_its_epsilon():
+def test_client_dp_noise_multiplier_reaches_its_epsilon(tmp_cache, monkeypatch):
     z = privacy.client_dp_noise_multiplier(8.0, 10, 100, 30, 1e-5)
     assert abs(privacy.client_dp_epsilon(z, 10, 100, 30, 1e-5) - 8.0) < 0.05
+    # kept in the run cache: another process (a second run) reads it back without searching again
+    privacy.noise_multiplier.cache_clear()
+    import opacus.accountants.utils as ou
+    monkeypatch.setattr(ou, "get_noise_multiplier", lambda **kw: pytest.fail("searched again"))
+    assert privacy.client_dp_noise_multiplier(8.0, 10, 100, 30, 1e-5) == z
     assert federated.client_dp_noise(z, 0.5, 10) == pytest.approx(z * 0.05)
     with pytest.raises(ValueError, match="epsilon"):
         privacy.client_dp_noise_multiplier(0, 10, 100, 30, 1e-5)

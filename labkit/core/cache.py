@@ -269,7 +269,8 @@ def arrays(name: str, run_key: str, compute) -> dict:
 VERSIONS = {"tfidf": 1, "minilm-embeddings": 1, "review-splits": 1, "label-issues": 1, "teacher-logits": 1,
             "variant-logits": 1, "fedavg": 1, "centralised": 1, "dp-head": 1, "dp-bert": 1, "wordpiece": 1,
             "pretrain": 1, "adapt-minilm": 1, "fine-tune": 1, "attack": 1, "onnx": 1, "onnx-export": 1, "recovered": 1,
-            "structured": 1, "flower": 1, "run-logits": 1, "features": 1}
+            "structured": 1, "flower": 1, "run-logits": 1, "features": 1, "augment": 1,
+            "noise-multiplier": 1}
 
 
 def keyable(value, name: str = "value"):

@@ -398,10 +398,11 @@ def normalize(text: str) -> str:
 
     Example: ``normalize("Itâ€™s <i>great</i> &amp; fun ")`` -> ``"It's great & fun"``.
     """
-    import ftfy
     if not isinstance(text, str):
         raise TypeError(f"normalize() takes a str, got {type(text).__name__}")
-    text = ftfy.fix_text(text)
+    if not (text.isascii() and text.isprintable() and "&" not in text):  # else ftfy has nothing to fix
+        import ftfy                          # (no mojibake, entity, control character or wide form)
+        text = ftfy.fix_text(text)
     text = html.unescape(_MARKUP.sub(" ", text))
     return _SPACE.sub(" ", text).strip()
 

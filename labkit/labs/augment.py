@@ -27,7 +27,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from labkit.core import checks
+from labkit.core import cache, checks, fetch
 from labkit.core.config import ScaledConfig
 from labkit.core.curves import budget_curve
 from labkit.core.lexicon import NEGATION_RE, Thesaurus, protected_positions, split_token, stop_words
@@ -166,9 +166,25 @@ def augment(texts, labels, n_aug: int = 4, strength: float = 0.1, seed: int = 0,
     if len(labels) != len(texts):
         raise ValueError(f"{len(texts)} texts but {len(labels)} labels: give one label per text")
     labels = checks.labels(labels, classes=checks.ANY, unlabelled=True)  # copied to the variants, any class
+    bad = [o for o in ops if o not in OPS]
+    if bad or not ops:
+        raise ValueError(f"unknown operations {bad}; use some of {', '.join(OPS)}")
+    new = _variants(texts, n_aug, strength, seed, guard, list(ops))
+    return texts + new, np.concatenate([labels, np.repeat(labels, n_aug)])
+
+
+@cache.keyed("augment", depends=lambda: {k: fetch.REGISTRY[k].archive.sha256 for k in ("thesaurus-en", "minilm")})
+def _variants(texts, n_aug, strength, seed, guard, ops, *, folder) -> list:
+    """`eda`'s variants of every text in order, kept in the run cache: lab 04 augments the same
+    sample for TF-IDF and for the small BERT, and a second run reads them back (the course's
+    thesaurus comes from the fetched `thesaurus-en` and `minilm`: their hashes are in the key)."""
+    if cache.is_done(folder):
+        return cache.read_json(folder / "variants.json")
     thesaurus = Thesaurus.load() if {"replace", "insert"} & set(ops) else None
     new = [v for t in texts for v in eda(t, n_aug, strength, seed, guard, ops, thesaurus)]
-    return texts + new, np.concatenate([labels, np.repeat(labels, n_aug)])
+    with cache.artifact(folder) as (tmp, _):
+        cache.write_json(tmp / "variants.json", new)
+    return new
 
 
 def negations(text: str) -> list[str]:

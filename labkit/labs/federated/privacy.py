@@ -66,14 +66,31 @@ def check_accounting(delta, sample_rate=None, steps=None) -> None:
 def noise_multiplier(epsilon: float, delta: float, sample_rate: float, steps: int) -> float:
     """The smallest noise multiplier whose (epsilon, delta) after ``steps`` Poisson-sampled
     steps at ``sample_rate`` is at most ``epsilon`` (within 0.01), from Opacus' accountant
-    ``ACCOUNTANT``; remembered, because every seed of a setting needs the same one."""
-    from opacus.accountants.utils import get_noise_multiplier
+    ``ACCOUNTANT``; remembered, because every seed of a setting needs the same one, and kept
+    in the run cache (the accountant's search takes a second or more), so a second run and
+    the next process read it back."""
     check_epsilon(epsilon)
     check_accounting(delta, sample_rate, steps)
+    return _noise_multiplier(float(epsilon), float(delta), float(sample_rate), int(steps), ACCOUNTANT)
+
+
+def _opacus_version() -> dict:
+    from importlib.metadata import version
+    return {"opacus": version("opacus")}
+
+
+@cache.keyed("noise-multiplier", depends=_opacus_version)
+def _noise_multiplier(epsilon, delta, sample_rate, steps, accountant, *, folder) -> float:
+    if cache.is_done(folder):
+        return float(cache.read_json(folder / "noise.json")["noise_multiplier"])
+    from opacus.accountants.utils import get_noise_multiplier
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return float(get_noise_multiplier(target_epsilon=epsilon, target_delta=delta, sample_rate=sample_rate,
-                                          steps=steps, accountant=ACCOUNTANT, epsilon_tolerance=0.01))
+        noise = float(get_noise_multiplier(target_epsilon=epsilon, target_delta=delta, sample_rate=sample_rate,
+                                           steps=steps, accountant=accountant, epsilon_tolerance=0.01))
+    with cache.artifact(folder) as (tmp, _):
+        cache.write_json(tmp / "noise.json", {"noise_multiplier": noise})
+    return noise
 
 
 def spent_epsilon(noise: float, sample_rate: float, steps: int, delta: float = DELTA) -> float:
