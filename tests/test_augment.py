@@ -132,7 +132,9 @@ def test_real_thesaurus():
     assert "movie" in th.synonyms("film")
 
 
-def test_paired_gains_share_rows_and_seeds_between_arms():
+def test_paired_gains_share_rows_and_seeds_between_arms(monkeypatch, tmp_path):
+    A.Thesaurus.load()  # the course's thesaurus (fetched data), remembered; then this test's own run cache
+    monkeypatch.setenv("LABKIT_CACHE", str(tmp_path))
     texts = [f"a good film number {i}" for i in range(30)] + [f"a bad film number {i}" for i in range(30)]
     labels = [1] * 30 + [0] * 30
     seen = []

@@ -314,7 +314,7 @@ def test_labels_of_any_integer_dtype_and_object_ints_are_accepted(dtype, tmp_cac
     assert curves.baseline_accuracy(T, y, T, y) >= 0
 
 
-def test_minus_one_is_accepted_where_the_loss_takes_it():
+def test_minus_one_is_accepted_where_the_loss_takes_it(tmp_cache):  # augment() writes a cache entry
     """Distillation's loss learns from unlabelled rows: fine_tune's label check passes -1 with
     it (and refuses -1 without it); the defences' losses say the same."""
     y = np.array([0, -1, 1, -1])

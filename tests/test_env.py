@@ -118,3 +118,15 @@ def test_doctor_says_which_scales_were_measured_and_which_never_ran(capsys):
     assert facts["measured_scales"] == [s for s in env.SCALES if (env.REFERENCE / f"{s}.json").exists()]
     assert {"smoke", "cpu"} <= set(facts["measured_scales"]) and "gpu" not in facts["measured_scales"]
     assert "never run by us: gpu" in said and "you are the first" in said
+
+
+def test_cost_says_how_much_of_a_second_run_is_measured_afresh(monkeypatch, capsys):
+    meta = {"matmul_gflops": 120, "cpu": "CPU", "usable_cores": 2, "date": "2026-12-07 10:00 UTC"}
+    row = {"notebook": "09_x.ipynb", "wall_s": 100.0, "peak_mb": 900, "results": {"afresh_s": 30.0}}
+    monkeypatch.setattr(env, "reference", lambda name: {"meta": meta, "notebooks": [row]} if name in ("cpu", "cpu-warm")
+                        else None)
+    assert env.cost("09_x", verbose=False)["cpu, second run"] == (200.0, 900)  # x 2: 120 GFLOP/s
+    env.cost("09_x")
+    out = capsys.readouterr().out
+    assert "cpu, second run     3.3 min, peak 900 MB (60 s of it benchmarks and load tests, measured afresh)" in out
+    assert "cpu, cold cache     3.3 min, peak 900 MB\n" in out  # cold: nothing set apart

@@ -94,6 +94,7 @@ def test_fedavg_learns_matches_its_cache_and_counts_bytes(tmp_path, monkeypatch)
 
 
 def test_client_dp_noise_multiplier_reaches_its_epsilon(tmp_cache, monkeypatch):
+    privacy.noise_multiplier.cache_clear()  # searched here, into this test's cache
     z = privacy.client_dp_noise_multiplier(8.0, 10, 100, 30, 1e-5)
     assert abs(privacy.client_dp_epsilon(z, 10, 100, 30, 1e-5) - 8.0) < 0.05
     # kept in the run cache: another process (a second run) reads it back without searching again

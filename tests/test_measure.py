@@ -114,22 +114,27 @@ def test_interleaved_times_functions_in_turn_on_the_same_batches():
 
 def test_afresh_counts_the_measurements_a_second_run_takes_again(monkeypatch, tmp_path):
     """Benchmarks and load tests run again on every run on purpose: their seconds are recorded
-    as ``afresh_s`` (nested blocks once), for the report to take out of a second run's budget."""
+    as ``afresh_s`` (overlapping blocks once), for the report to take out of a second run's budget."""
     import time
     from labkit.core import results
+    clock = {"now": 100.0}
+    monkeypatch.setattr(measure.time, "perf_counter", lambda: clock["now"])  # a clock the test moves
     monkeypatch.setattr(results, "_RESULTS", {})
-    monkeypatch.setattr(measure, "_AFRESH", {"seconds": 0.0, "depth": 0})
+    monkeypatch.setattr(measure, "_AFRESH", {"seconds": 0.0, "depth": 0, "since": 0.0})
     monkeypatch.setenv("LABKIT_RESULTS", str(tmp_path / "r.json"))
     with measure.afresh():
-        time.sleep(0.05)
+        clock["now"] += 2.0
         with measure.afresh():  # inside another: counted once
-            time.sleep(0.05)
-    first = results.results()["afresh_s"]
-    assert 0.1 <= first < 0.3
-    time.sleep(0.1)  # outside: not counted
-    measure.interleaved({"a": lambda b: time.sleep(0.01)}, ["x"], 1, repeats=5, warmup=0)
-    assert 0.15 <= results.results()["afresh_s"] - first + 0.1 < 0.4  # the timings, ~0.05 s, and nothing between
-    with pytest.raises(RuntimeError):  # a failing measurement still counts, and the depth unwinds
+            clock["now"] += 3.0
+        clock["now"] += 1.0
+    assert measure._AFRESH["seconds"] == 6.0 and results.results()["afresh_s"] == 6.0
+    clock["now"] += 50.0  # outside any block: not counted
+    with pytest.raises(RuntimeError, match="boom"):  # a failing measurement still counts, its error surfaces
         with measure.afresh():
+            clock["now"] += 4.0
             raise RuntimeError("boom")
-    assert measure._AFRESH["depth"] == 0
+    assert measure._AFRESH == {"seconds": 10.0, "depth": 0, "since": 156.0}
+    monkeypatch.undo()  # the real clock: interleaved's timings are counted too
+    before = measure._AFRESH["seconds"]
+    measure.interleaved({"a": lambda b: time.sleep(0.01)}, ["x"], 1, repeats=5, warmup=0)
+    assert 0.05 <= measure._AFRESH["seconds"] - before < 1.0

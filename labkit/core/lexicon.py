@@ -28,6 +28,9 @@ _TOKEN = re.compile(r"(\W*)(.*?)(\W*)", re.S)  # leading punctuation, core, trai
 
 # ---------------------------------------------------------------- synonyms
 
+COURSE_THESAURUS = {"common_words": 40000, "min_similarity": 0.35, "k": 5}  # `Thesaurus.load`'s settings
+
+
 class Thesaurus:
     """Ranked synonyms from word categories, word vectors and word polarities.
 
@@ -40,7 +43,8 @@ class Thesaurus:
     """
 
     def __init__(self, categories: dict, vectors: dict, polarity: dict | None = None,
-                 common=None, min_similarity: float = 0.35, k: int = 5):
+                 common=None, min_similarity: float = COURSE_THESAURUS["min_similarity"],
+                 k: int = COURSE_THESAURUS["k"]):
         self.categories, self.polarity = categories, polarity or {}
         self.min_similarity, self.k = min_similarity, k
         self.words = [w for w in categories if w in vectors]
@@ -57,7 +61,7 @@ class Thesaurus:
 
     @classmethod
     @functools.lru_cache(maxsize=1)
-    def load(cls, common_words: int = 40000) -> "Thesaurus":
+    def load(cls, common_words: int = COURSE_THESAURUS["common_words"]) -> "Thesaurus":
         """The course's English thesaurus from the fetched `thesaurus-en` and `minilm`."""
         return cls(*_load_sources(common_words))
 
@@ -129,6 +133,8 @@ def split_token(token: str) -> tuple[str, str, str]:
     return _TOKEN.fullmatch(token).groups()
 
 
+# A change to the rules below or to `Thesaurus` changes lab 04's augmented reviews, which the run
+# cache keeps: raise `labkit.core.cache.VERSIONS["augment"]` with it.
 def protected_positions(words: list[str]) -> set[int]:
     """Indices of negation and contrast words, and of each negation's scope: the words after
     it up to and including the first one that is not a stop word ("not *a bad* film").

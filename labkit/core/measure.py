@@ -53,7 +53,8 @@ def threads() -> int:
     return torch.get_num_threads()
 
 
-_AFRESH = {"seconds": 0.0, "depth": 0}
+_AFRESH = {"seconds": 0.0, "depth": 0, "since": 0.0}
+_AFRESH_LOCK = threading.Lock()
 
 
 @contextmanager
@@ -61,18 +62,24 @@ def afresh():
     """Count the time inside as measured afresh on purpose: a benchmark or a load test that a
     second run must take again (a cached speed is no measurement of this machine now). The
     kernel's total is recorded as ``afresh_s`` (`labkit.core.results.record`), which the report
-    subtracts from a second run's budget and shows on its own; nested blocks count once.
-    `benchmark`, `interleaved` and lab 09's load tests use it, so a lab need not."""
-    _AFRESH["depth"] += 1
-    t0 = time.perf_counter()
+    subtracts from a second run's budget and shows on its own. Blocks that overlap (nested, or
+    in two threads) count their span once; a block that raises is counted, and its own error
+    is what the caller sees (the total is recorded at the next block that ends well)."""
+    with _AFRESH_LOCK:
+        if _AFRESH["depth"] == 0:
+            _AFRESH["since"] = time.perf_counter()
+        _AFRESH["depth"] += 1
     try:
         yield
     finally:
-        _AFRESH["depth"] -= 1
-        if _AFRESH["depth"] == 0:
-            _AFRESH["seconds"] += time.perf_counter() - t0
-            from labkit.core.results import record
-            record("afresh_s", round(_AFRESH["seconds"], 1))
+        with _AFRESH_LOCK:
+            _AFRESH["depth"] -= 1
+            last = _AFRESH["depth"] == 0
+            if last:
+                _AFRESH["seconds"] += time.perf_counter() - _AFRESH["since"]
+    if last:  # not reached when the block raised
+        from labkit.core.results import record
+        record("afresh_s", round(_AFRESH["seconds"], 1))
 
 
 def benchmark(predict_fn, texts, batch_size: int, repeats: int = 20, warmup: int = 2) -> dict:

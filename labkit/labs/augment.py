@@ -30,7 +30,8 @@ import numpy as np
 from labkit.core import cache, checks, fetch
 from labkit.core.config import ScaledConfig
 from labkit.core.curves import budget_curve
-from labkit.core.lexicon import NEGATION_RE, Thesaurus, protected_positions, split_token, stop_words
+from labkit.core.lexicon import (COURSE_THESAURUS, LOGIC_RE, NEGATION_RE, Thesaurus, protected_positions, split_token,
+                                 stop_words)
 from labkit.core.text import check_texts
 
 OPS = ("replace", "insert", "swap", "delete")
@@ -173,11 +174,21 @@ def augment(texts, labels, n_aug: int = 4, strength: float = 0.1, seed: int = 0,
     return texts + new, np.concatenate([labels, np.repeat(labels, n_aug)])
 
 
-@cache.keyed("augment", depends=lambda: {k: fetch.REGISTRY[k].archive.sha256 for k in ("thesaurus-en", "minilm")})
+def _sources() -> dict:
+    """What EDA's variants depend on besides the arguments: the fetched thesaurus and MiniLM
+    (their archives' hashes), `Thesaurus.load`'s settings, the negation and contrast patterns
+    and the stop words that bound a negation's scope (a change to the code of the operations
+    themselves raises `labkit.core.cache.VERSIONS` ``augment``)."""
+    return {**{k: fetch.REGISTRY[k].archive.sha256 for k in ("thesaurus-en", "minilm")},
+            "thesaurus": COURSE_THESAURUS, "negation": NEGATION_RE.pattern, "logic": LOGIC_RE.pattern,
+            "stop_words": sorted(stop_words())}
+
+
+@cache.keyed("augment", depends=_sources)
 def _variants(texts, n_aug, strength, seed, guard, ops, *, folder) -> list:
     """`eda`'s variants of every text in order, kept in the run cache: lab 04 augments the same
-    sample for TF-IDF and for the small BERT, and a second run reads them back (the course's
-    thesaurus comes from the fetched `thesaurus-en` and `minilm`: their hashes are in the key)."""
+    sample for TF-IDF and for the small BERT, and a second run reads them back (`_sources`:
+    what else is in the key)."""
     if cache.is_done(folder):
         return cache.read_json(folder / "variants.json")
     thesaurus = Thesaurus.load() if {"replace", "insert"} & set(ops) else None
