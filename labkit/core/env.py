@@ -221,11 +221,18 @@ def reference(name: str) -> dict | None:
 NORMAL_GFLOPS = 60  # times are stated as on a machine of this fp32 matmul speed
 
 
-def normalised(row: dict, meta: dict) -> float:
+def normalised(row: dict, meta: dict, less_afresh: bool = False) -> float:
     """A row's wall seconds as on a `NORMAL_GFLOPS` machine: wall x the GFLOP/s measured with
-    it (a row merged in later carries its own, else its report's) / `NORMAL_GFLOPS`."""
+    it (a row merged in later carries its own, else its report's) / `NORMAL_GFLOPS`.
+    ``less_afresh``: without the seconds the lab measured afresh on purpose (`afresh`)."""
     gflops = (row.get("measured") or {}).get("matmul_gflops") or meta["matmul_gflops"]
-    return row["wall_s"] * gflops / NORMAL_GFLOPS
+    return (row["wall_s"] - (afresh(row) if less_afresh else 0.0)) * gflops / NORMAL_GFLOPS
+
+
+def afresh(row: dict) -> float:
+    """Wall seconds a report's row spent on measurements its lab takes again on every run on
+    purpose (benchmarks and load tests: `labkit.core.measure.afresh`, recorded as ``afresh_s``)."""
+    return float((row.get("results") or {}).get("afresh_s", 0.0))
 
 
 def expected(scale_name: str, gflops: float = NORMAL_GFLOPS) -> dict:
@@ -250,8 +257,8 @@ def cost(lab: str, verbose: bool = True) -> dict:
         ref = reference(name)
         rows = [r for r in (ref or {}).get("notebooks", []) if Path(r["notebook"]).stem == lab]
         out[label] = (normalised(rows[0], ref["meta"]), rows[0]["peak_mb"]) if rows and rows[0]["wall_s"] else None
-        if out[label] and rows[0].get("results", {}).get("afresh_s"):  # its benchmarks and load tests
-            fresh[label] = normalised(dict(rows[0], wall_s=rows[0]["results"]["afresh_s"]), ref["meta"])
+        if out[label] and afresh(rows[0]):  # its benchmarks and load tests
+            fresh[label] = out[label][0] - normalised(rows[0], ref["meta"], less_afresh=True)
     if verbose:
         m = (reference("cpu") or {}).get("meta")
         where = f" on {m['cpu']}, {m['usable_cores']} cores ({m['date'][:10]})" if m else ""

@@ -41,11 +41,10 @@ def _cell(row, meta: dict) -> str:
 
 def _normalised(rows: list, meta: dict) -> str:
     """The rows' normalised time; on a second run (the cache warm), less the seconds they
-    measured afresh on purpose (`report.afresh`: benchmarks, load tests), shown beside it."""
-    if meta["scale"] != "cpu" or report.cold(meta):
-        return _duration(sum(env.normalised(r, meta) for r in rows))
-    fresh = sum(report.afresh(r) for r in rows)
-    net = _duration(sum(env.normalised(dict(r, wall_s=r["wall_s"] - report.afresh(r)), meta) for r in rows))
+    measured afresh on purpose (`labkit.core.env.afresh`: benchmarks, load tests), shown beside it."""
+    warm = meta["scale"] == "cpu" and not report.cold(meta)
+    net = _duration(sum(env.normalised(r, meta, less_afresh=warm) for r in rows))
+    fresh = sum(env.afresh(r) for r in rows) if warm else 0
     return f"{net} + {_duration(fresh)} wall measured afresh" if fresh else net
 
 

@@ -313,43 +313,37 @@ def record_problems(lab: str, res: dict) -> list[str]:
 
 # Issue 30's budgets, on a 2-core machine: normalised seconds a lab and the course may take cold
 # at `cpu`, and the whole course on a second run, less what the labs measure afresh on purpose
-# (`afresh`); wall seconds a lab may take at `smoke`; peak memory of a lab's whole process tree
+# (`labkit.core.env.afresh`); wall seconds a lab may take at `smoke`; peak memory of a lab's whole process tree
 # (07's federation and 09's services run beside their kernels).
 BUDGETS = {"cpu_lab_s": 300, "cpu_course_s": 1800, "second_run_s": 300, "smoke_wall_s": 45,
            "memory_mb": 1536, "memory_mb_by_lab": {"07_federated": 2048, "09_deployment": 2048}}
 
 
-def afresh(row: dict) -> float:
-    """Wall seconds a lab spent on measurements it takes again on every run on purpose (its
-    benchmarks and load tests: `labkit.core.measure.afresh`, recorded as ``afresh_s``)."""
-    return float((row.get("results") or {}).get("afresh_s", 0.0))
-
-
 def over_budget(report: dict) -> list[str]:
     """What a report's rows spend over `BUDGETS` (cold `cpu`, a second `cpu` run, or `smoke`;
     other scales have none): one line each, empty when every lab and the course fit. A second
-    run's budget is the whole course's, less each lab's `afresh` seconds (reported on their
+    run's budget is the whole course's, less each lab's `labkit.core.env.afresh` seconds (reported on their
     own), so each lab is held to it too (a report of one lab, as `pytest -m slow` makes)."""
     m, b, out = report["meta"], BUDGETS, []
     rows = [r for r in report["notebooks"] if r.get("wall_s") is not None]
     warm = m["scale"] == "cpu" and not cold(m)
 
     def net(r):  # normalised seconds, less the afresh measurements on a second run
-        return env.normalised(dict(r, wall_s=r["wall_s"] - (afresh(r) if warm else 0.0)), m)
+        return env.normalised(r, m, less_afresh=warm)
     for r in rows:
         lab = Path(r["notebook"]).stem
         if m["scale"] == "smoke" and r["wall_s"] > b["smoke_wall_s"]:
             out.append(f"{lab}: {r['wall_s']:.0f} s wall at smoke, over {b['smoke_wall_s']} s")
         if m["scale"] == "cpu" and net(r) > (b["second_run_s"] if warm else b["cpu_lab_s"]):
             out.append(f"{lab}: {net(r) / 60:.1f} min normalised at cpu ("
-                       + (f"second run, less {afresh(r):.0f} s measured afresh" if warm else "cold")
+                       + (f"second run, less {env.afresh(r):.0f} s measured afresh" if warm else "cold")
                        + f"), over {(b['second_run_s'] if warm else b['cpu_lab_s']) / 60:.0f}")
         if m["scale"] == "cpu" and r["peak_mb"] > b["memory_mb_by_lab"].get(lab, b["memory_mb"]):
             out.append(f"{lab}: peak {r['peak_mb']} MB, over {b['memory_mb_by_lab'].get(lab, b['memory_mb'])} MB")
     total = sum(net(r) for r in rows)
     if m["scale"] == "cpu" and len(rows) > 1 and total > (b["second_run_s"] if warm else b["cpu_course_s"]):
         out.append(f"the course: {total / 60:.1f} min normalised at cpu, "
-                   + (f"second run, less {sum(afresh(r) for r in rows):.0f} s measured afresh, over "
+                   + (f"second run, less {sum(env.afresh(r) for r in rows):.0f} s measured afresh, over "
                       f"{b['second_run_s'] / 60:.0f}" if warm else f"cold, over {b['cpu_course_s'] / 60:.0f}"))
     return out
 
@@ -373,8 +367,8 @@ def markdown(report: dict) -> str:
         fail = f"{r['failed']['cell']}: {r['failed']['error']}" if r["failed"] else ""
         slow = ", ".join(f"{i}: {s:.0f}" for i, s in sorted(r.get("cells", []), key=lambda c: -c[1])[:3])
         norm = f"{env.normalised(r, m):.0f}" if r["wall_s"] is not None else ""
-        lines.append(f"| {r['notebook']} | {r['status']} | {r['wall_s']} | {norm} | {afresh(r):.0f} | {r['peak_mb']} "
-                     f"| {slow} | {fail} |")
+        lines.append(f"| {r['notebook']} | {r['status']} | {r['wall_s']} | {norm} | {env.afresh(r):.0f} "
+                     f"| {r['peak_mb']} | {slow} | {fail} |")
     over = over_budget(report)
     lines += ["", "Over issue 30's budgets: " + ("; ".join(over) if over else "nothing")]
     for r in report["notebooks"]:

@@ -26,7 +26,7 @@ import torch
 
 from labkit.core import cache, checks
 from labkit.core.classifier import check_inputs, loader, num_labels, predict_logits, small_classifier
-from labkit.core.env import seed_everything
+from labkit.core.env import seed_everything, version
 from labkit.core.metrics import accuracy
 from labkit.core.train import RECIPE, adamw, steps_taken, train
 from labkit.labs.federated import Head, feature_loader, one_thread
@@ -74,23 +74,17 @@ def noise_multiplier(epsilon: float, delta: float, sample_rate: float, steps: in
     return _noise_multiplier(float(epsilon), float(delta), float(sample_rate), int(steps), ACCOUNTANT)
 
 
-def _opacus_version() -> dict:
-    from importlib.metadata import version
-    return {"opacus": version("opacus")}
-
-
-@cache.keyed("noise-multiplier", depends=_opacus_version)
+@cache.keyed("noise-multiplier", depends=lambda: {"opacus": version("opacus")})
 def _noise_multiplier(epsilon, delta, sample_rate, steps, accountant, *, folder) -> float:
-    if cache.is_done(folder):
-        return float(cache.read_json(folder / "noise.json")["noise_multiplier"])
-    from opacus.accountants.utils import get_noise_multiplier
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        noise = float(get_noise_multiplier(target_epsilon=epsilon, target_delta=delta, sample_rate=sample_rate,
-                                           steps=steps, accountant=accountant, epsilon_tolerance=0.01))
-    with cache.artifact(folder) as (tmp, _):
-        cache.write_json(tmp / "noise.json", {"noise_multiplier": noise})
-    return noise
+    if not cache.is_done(folder):
+        from opacus.accountants.utils import get_noise_multiplier
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            noise = get_noise_multiplier(target_epsilon=epsilon, target_delta=delta, sample_rate=sample_rate,
+                                         steps=steps, accountant=accountant, epsilon_tolerance=0.01)
+        with cache.artifact(folder) as (tmp, _):
+            cache.write_json(tmp / "noise.json", {"noise_multiplier": float(noise)})
+    return float(cache.read_json(folder / "noise.json")["noise_multiplier"])
 
 
 def spent_epsilon(noise: float, sample_rate: float, steps: int, delta: float = DELTA) -> float:
