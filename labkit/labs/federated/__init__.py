@@ -56,7 +56,7 @@ class FederatedConfig(ScaledConfig):
     epsilons: tuple = (0.5, 1.0, 3.0, 8.0)  # DP-SGD targets, at delta = privacy.DELTA
     head_epochs: int = 20          # DP-SGD of a head on MiniLM features
     head_batch: int = 256
-    head_lrs: tuple = (3e-3, 1e-2, 3e-2)  # compared on validation at every budget, non-private too
+    head_lrs: tuple = (3e-3, 1e-2, 3e-2)  # compared on validation at every budget by the study (live off its scale)
     head_seeds: tuple = (5, 6, 7)  # the lab's live DP-SGD heads: seeds the lab07 study (0-4) never drew
     bert_epsilons: tuple = (1.0,)  # DP-SGD of the small BERT from scratch (see the lab)
     bert_epochs: int = 1
