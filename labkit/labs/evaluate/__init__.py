@@ -40,7 +40,7 @@ class DeployConfig(ScaledConfig):
     typo_size: int = 600            # test reviews scored again with random typos
     zh_size: int = 500              # labelled Chinese reviews: an out-of-domain slice
     resamples: int = 2000           # bootstrap resamples
-    student_load: tuple = ((1, 5), (8, 10), (32, 30), (100, 30))  # (concurrency, seconds)
+    student_load: tuple = ((1, 5), (8, 10), (32, 15), (100, 15))  # (concurrency, seconds)
     teacher_load: tuple = ((1, 5), (8, 5), (32, 5))
     open_shares: tuple = (0.5, 0.9, 1.2)  # open-loop arrival rates, as shares of the closed-loop capacity
     open_requests: int = 300        # requests sent at each open-loop rate
