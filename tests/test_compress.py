@@ -103,6 +103,36 @@ def test_variant_scores_with_the_function_it_is_given_and_refuses_another_models
                          scores=lambda t: compress.logits(classifier.predictor(other, tok, 16), t))
 
 
+def test_cached_scores_reads_a_quantized_variants_logits_back_and_keys_what_makes_them(tok, tmp_cache):
+    model, texts, labels = tiny(tok), POS + NEG, [1] * 5 + [0] * 5
+    fn, calls = classifier.predictor(compress.quantize_int8(model), tok, 16), []
+
+    def counting(t):
+        calls.append(len(t))
+        return fn(t)
+
+    scores = compress.cached_scores(counting, tok, 16, compress.int8_key(model))
+    first = scores(texts)
+    assert np.array_equal(first, compress.logits(fn, texts)) and calls == [10]
+    assert np.array_equal(scores(texts), first) and calls == [10]  # read back, not scored again
+    for other in (compress.int8_key(model, per_channel=False), compress.int8_key(tiny(tok, seed=1))):
+        compress.cached_scores(counting, tok, 16, other)(texts)  # another scheme, other weights: scored
+    compress.cached_scores(counting, tok, 12, compress.int8_key(model))(texts)  # another max_len: scored
+    compress.cached_scores(counting, tok, 16, compress.int8_key(model))(texts[:4])  # other texts: scored
+    assert calls == [10, 10, 10, 10, 4]
+    row = compress.variant(fn, texts, labels, texts, 1, 1, repeats=1, min_seconds=0, scores=scores)
+    assert np.array_equal(row["logits"], first)  # and variant's check accepts dynamic int8's scores
+
+
+def test_onnx_key_names_the_file_by_its_bytes(tmp_path):
+    a, b = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    a.write_bytes(b"graph one")
+    b.write_bytes(b"graph one")
+    assert runtime.onnx_key(a) == runtime.onnx_key(b)
+    b.write_bytes(b"graph two")
+    assert runtime.onnx_key(a)["onnx"] != runtime.onnx_key(b)["onnx"]
+
+
 def test_removing_heads_and_neurons_equals_masking_them(tok):
     model = tiny(tok, hidden=32, heads=4)
     keep_heads, keep_neurons = [[0, 2], [3]], [list(range(0, 128, 2)), [5, 9, 77]]

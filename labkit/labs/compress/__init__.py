@@ -395,6 +395,30 @@ def logits(predict_fn, texts, batch_size: int = 64) -> np.ndarray:
     return result
 
 
+def int8_key(model, per_channel: bool = True) -> dict:
+    """What `quantize_int8` (``model``, ``per_channel``) computes with, for `cached_scores`: the
+    model's weights and the scheme, and the torch version, quantized engine and int8 instructions
+    of this CPU, on which dynamic int8's kernels (and so its logits) depend."""
+    return {"int8_of": cache.fingerprint(model), "per_channel": bool(per_channel), "torch": torch.__version__,
+            "engine": torch.backends.quantized.engine, "cpu_int8_dot": cpu_int8_dot()}
+
+
+def cached_scores(predict_fn, tokenizer, max_len: int, made_from: dict):
+    """``texts -> logits`` of ``predict_fn`` (`logits`, batched by length as always), kept in the
+    run cache as ``variant-logits`` under ``made_from`` (what the model is and what its kernels
+    depend on: `int8_key`, `labkit.labs.compress.runtime.onnx_key`), ``tokenizer``, ``max_len``
+    (what ``predict_fn`` tokenizes with) and the texts. `variant`'s ``scores`` for the models
+    `labkit.core.classifier.cached_logits` cannot key by their weights (quantized ones, ONNX
+    files), so a second run reads their accuracies back; `variant` still checks them against
+    ``predict_fn`` on one batch, and times ``predict_fn`` afresh."""
+    return lambda texts: _scores(made_from, tokenizer, max_len, list(texts), predict_fn)["logits"]
+
+
+@cache.cached("variant-logits", exclude=("predict_fn",))
+def _scores(made_from, tokenizer, max_len, texts, predict_fn) -> dict:
+    return {"logits": logits(predict_fn, texts)}
+
+
 def variant(predict_fn, texts, labels, sample, params: int, disk_bytes: int, repeats: int = 5,
             min_seconds: float = 1.0, val=None, reference=None, scores=None) -> dict:
     """One row of the comparison: accuracy on (texts, labels) and, with ``val`` = (texts, labels),
@@ -410,9 +434,11 @@ def variant(predict_fn, texts, labels, sample, params: int, disk_bytes: int, rep
     score = scores or (lambda t: logits(predict_fn, t))
     out = np.asarray(score(texts))
     checks.labels(labels, classes=out.shape[-1], fix=f"The model gives {out.shape[-1]} classes")
-    if scores is not None and not np.allclose(np.asarray(predict_fn(texts[:8])), out[:8], atol=1e-3):
-        raise ValueError("variant(): scores= and predict_fn give different logits for the same texts: "
-                         "pass the scores of the model predict_fn runs")
+    if scores is not None:  # the shortest batch, as `logits` batches it (dynamic int8 depends on the batch)
+        first = np.argsort([len(t) for t in texts], kind="stable")[:64]
+        if not np.allclose(np.asarray(predict_fn([texts[i] for i in first])), out[first], atol=1e-3):
+            raise ValueError("variant(): scores= and predict_fn give different logits for the same texts: "
+                             "pass the scores of the model predict_fn runs")
     pred = out.argmax(-1)
     fns = {"variant": predict_fn, **({} if reference is None else {"reference": reference})}
     rows = {}

@@ -76,6 +76,17 @@ def onnx_predictor(sess, tokenizer, max_len: int = 64):
     return predict_fn
 
 
+def onnx_key(path) -> dict:
+    """What an ONNX Runtime session on the file ``path`` computes with, for
+    `labkit.labs.compress.cached_scores`: the file's sha256, the ONNX Runtime version and this
+    CPU's int8 instructions (its int8 kernels depend on them)."""
+    import onnxruntime as ort
+
+    from labkit.core.fetch import sha256_of
+    from labkit.labs.compress import cpu_int8_dot
+    return {"onnx": sha256_of(Path(path)), "onnxruntime": ort.__version__, "cpu_int8_dot": cpu_int8_dot()}
+
+
 def cached_export(model, tokenizer, max_len: int = 64) -> tuple[Path, Path]:
     """(fp32 file, int8 file): `labkit.core.export.cached_onnx` and `onnx_int8` of ``model``, kept in the run
     cache under a hash of its weights, so a second run opens them at once."""
