@@ -107,6 +107,11 @@ def samples():
                  max_len=16, seed=0),
             dict(model=tiny_model(1), tokenizer=other_tok, texts=TEXTS[:3], targets=emb[:, :2] + 1, steps=6, lr=2e-3,
                  batch_size=4, max_len=32, seed=1)),
+        "labkit.labs.compress._scores": (
+            dict(made_from={"int8_of": "abc", "per_channel": True}, tokenizer=tok, max_len=16, texts=TEXTS,
+                 predict_fn=print),
+            dict(made_from={"int8_of": "abc", "per_channel": False}, tokenizer=other_tok, max_len=32,
+                 texts=TEXTS[:2])),
         "labkit.labs.compress._structured": (
             dict(teacher=tiny_model(0), tokenizer=tok, texts=TEXTS, labels=labels, targets=emb[:, :2], heads_keep=1,
                  ffn_keep=8, importance_reviews=2, steps=5, lr=1e-3, batch_size=2, max_len=16, seed=0),
@@ -150,7 +155,7 @@ def test_each_keyed_argument_changes_the_key_and_no_other_does(name):
         assert fn.key(**{**base, arg: value}) != key, f"{name}: {arg} does not change the key"
     for arg in set(base) - set(fn.keyed):
         other = {"batch_size": 7, "progress": False, "kind": "variant-logits", "name": "defence", "proba_fn": len,
-                 "run": object(), "force": True, "max_len": 32}[arg]
+                 "run": object(), "force": True, "max_len": 32, "predict_fn": len}[arg]
         assert fn.key(**{**base, arg: other}) == key, f"{name}: {arg} is excluded but changes the key"
 
 

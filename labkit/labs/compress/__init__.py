@@ -16,9 +16,11 @@ serve, and measure what each variant costs and keeps.
   (`labkit.core.export`) and its `onnx_int8` (ONNX Runtime's own dynamic quantization);
   `session` and `onnx_predictor`, so an ONNX model is timed by `labkit.core.measure.benchmark` like a torch one.
 - **The comparison.** `variant` measures one model the same way as every other (accuracy,
-  weights, size on disk, latency at batch 1, throughput at batch 32, threads); `pareto` finds
-  the variants no other beats on both accuracy and speed; `gemm_speedup` shows why int8 does
-  or does not pay on this CPU.
+  weights, size on disk, latency at batch 1, throughput at batch 32, threads), its accuracy
+  from scores a second run reads back (`cached_scores`, keyed for a quantized model by
+  `int8_key` or `runtime.onnx_key`) and its timings always afresh; `pareto` finds the
+  variants no other beats on both accuracy and speed; `gemm_speedup` shows why int8 does or
+  does not pay on this CPU.
 Leaves out: movement pruning (it needs a full fine-tune), static quantization, sparse kernels.
 """
 from __future__ import annotations
