@@ -1,5 +1,6 @@
 """Lab 08: pruning, structured removal, int8, ONNX export and sessions, on tiny models."""
 import copy
+import random
 
 import numpy as np
 import pytest
@@ -122,6 +123,19 @@ def test_cached_scores_reads_a_quantized_variants_logits_back_and_keys_what_make
     assert calls == [10, 10, 10, 10, 4]
     row = compress.variant(fn, texts, labels, texts, 1, 1, repeats=1, min_seconds=0, scores=scores)
     assert np.array_equal(row["logits"], first)  # and variant's check accepts dynamic int8's scores
+
+
+def test_variant_checks_int8_scores_on_a_batch_as_they_were_scored(tok, tmp_cache):
+    rng = random.Random(0)
+    words = " ".join(POS + NEG).split()
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(2, 14))) for _ in range(90)]  # 2 batches of 64
+    labels = [rng.randint(0, 1) for _ in texts]
+    fn = classifier.predictor(compress.quantize_int8(tiny(tok)), tok, 16)
+    scores = compress.logits(fn, texts)
+    # dynamic int8 quantizes activations per batch: the first 8 reviews scored alone give other logits
+    assert not np.allclose(fn(texts[:8]), scores[:8], atol=1e-3)
+    row = compress.variant(fn, texts, labels, texts[:4], 1, 1, repeats=1, min_seconds=0, scores=lambda t: scores)
+    assert np.array_equal(row["logits"], scores)
 
 
 def test_onnx_key_names_the_file_by_its_bytes(tmp_path):

@@ -177,11 +177,12 @@ def predict_logits(model, tokenizer, texts, max_len: int = 64, batch_size: int =
 def cached_logits(model, tokenizer, texts, max_len: int = 64, kind: str = "teacher-logits") -> np.ndarray:
     """`predict_logits` computed once per model (its weights' hash), vocabulary and texts, kept
     in the run cache as ``kind`` (``teacher-logits``, lab 05's name: lab 08 scores the fp32
-    teacher and student with it, and lab 09 reads those back; lab 08 keeps its other variants'
-    scores as ``variant-logits``, so that a `labkit run --fresh --keep teacher-logits` of lab 08
-    still scores them afresh). The kind names the folder, not the key: one model's logits of one
-    set of texts are the same under either. The model is left on the device it was on
-    (`predict_logits` computes on the default one)."""
+    teacher and student with it, and lab 09 reads those back where both score at the models'
+    own max_len, as at cpu and smoke; lab 08 keeps its other variants' scores as
+    ``variant-logits``, so that a `labkit run --fresh --keep teacher-logits` of lab 08 still
+    scores those afresh, though no longer its two fp32 models). The kind names the folder, not
+    the key: one model's logits of one set of texts are the same under either. The model is
+    left on the device it was on (`predict_logits` computes on the default one)."""
     texts, _ = check_inputs(texts)
     return _logits(model, tokenizer, texts, max_len, kind)["logits"]
 

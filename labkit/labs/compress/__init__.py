@@ -301,6 +301,9 @@ def save_weights(model, path) -> Path:
 
 # ---------------------------------------------------------------- int8
 
+INT8_RECIPE = "dynamic qint8 of every torch.nn.Linear, v1"  # what `quantize_int8` does: change it with the code
+
+
 def quantize_int8(model, per_channel: bool = True):
     """A copy of ``model`` whose Linear layers (the head included) compute in int8: weights
     stored as int8 with one scale per output row (``per_channel``) or per matrix, activations
@@ -401,8 +404,8 @@ def int8_key(model, per_channel: bool = True) -> dict:
     """What `quantize_int8` (``model``, ``per_channel``) computes with, for `cached_scores`: the
     model's weights and the scheme, and the torch version, quantized engine and int8 instructions
     of this CPU, on which dynamic int8's kernels (and so its logits) depend."""
-    return {"int8_of": cache.fingerprint(model), "per_channel": bool(per_channel), "torch": torch.__version__,
-            "engine": torch.backends.quantized.engine, "cpu_int8_dot": cpu_int8_dot()}
+    return {"int8_of": cache.fingerprint(model), "per_channel": bool(per_channel), "recipe": INT8_RECIPE,
+            "torch": torch.__version__, "engine": torch.backends.quantized.engine, "cpu_int8_dot": cpu_int8_dot()}
 
 
 def cached_scores(predict_fn, tokenizer, max_len: int, made_from: dict):
