@@ -51,7 +51,9 @@ def test_run_reports_status_time_tree_memory_results_and_meta(tmp_path):
     rows = rep["notebooks"]
     assert [r["status"] for r in rows] == ["passed", "failed"]
     assert rows[0]["results"] == {"scale": "smoke"} and rows[0]["title"] == "Lab 99 · A test"
-    assert rows[0]["peak_mb"] >= 300 + 50, rows[0]  # the whole process tree is measured
+    # the whole process tree is measured: at least the child's 300 MB, where a kernel alone (the bad
+    # notebook's) peaks far below (kernel + child measured 349-360 MB: a bound of 350 failed in CI)
+    assert rows[0]["peak_mb"] >= 300 > rows[1]["peak_mb"] + 100, rows
     assert rows[1]["failed"] == {"cell": 2, "error": "AssertionError: a is not 2"}
     assert rows[0]["wall_s"] > 0
     m = rep["meta"]
