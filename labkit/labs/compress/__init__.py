@@ -389,7 +389,10 @@ def cpu_int8_dot() -> list:
 
 # ---------------------------------------------------------------- the comparison
 
-def logits(predict_fn, texts, batch_size: int = 64) -> np.ndarray:
+BATCH = 64  # texts a batch when a variant is scored: `logits` batches by length, and `variant` checks one batch
+
+
+def logits(predict_fn, texts, batch_size: int = BATCH) -> np.ndarray:
     """``predict_fn``'s outputs for ``texts`` (n, classes) in the order given, batched by
     length (little padding). ``predict_fn``: texts -> logits, torch or ONNX Runtime."""
     order = np.argsort([len(t) for t in texts], kind="stable")
@@ -440,7 +443,7 @@ def variant(predict_fn, texts, labels, sample, params: int, disk_bytes: int, rep
     out = np.asarray(score(texts))
     checks.labels(labels, classes=out.shape[-1], fix=f"The model gives {out.shape[-1]} classes")
     if scores is not None:  # the shortest batch, as `logits` batches it (dynamic int8 depends on the batch)
-        first = np.argsort([len(t) for t in texts], kind="stable")[:64]
+        first = np.argsort([len(t) for t in texts], kind="stable")[:BATCH]
         if not np.allclose(np.asarray(predict_fn([texts[i] for i in first])), out[first], atol=1e-3):
             raise ValueError("variant(): scores= and predict_fn give different logits for the same texts: "
                              "pass the scores of the model predict_fn runs")
