@@ -163,7 +163,8 @@ class PeakSampler(threading.Thread):
     of a core (2%), but never beyond ``longest`` seconds (then up to 6% of a core for that
     kernel): a federation's processes, which together cost more to read, still get a sample
     every half second. A memory peak shorter than the wait can be missed, and a capped run
-    is stopped that much later."""
+    is stopped that much later. ``trace`` keeps every sample as (``time.time()``, bytes), so
+    a caller can say during which step the peak came (`labkit.course.report.cell_peaks`)."""
 
     def __init__(self, every: float = 0.1, cap_mb: int | None = None, share: float = 0.02,
                  longest: float = 0.5):
@@ -173,11 +174,14 @@ class PeakSampler(threading.Thread):
         self.every, self.share, self.longest = every, share, max(every, longest)
         self.peak, self._stop_flag = 0, threading.Event()
         self.cap, self.over, self.samples = (cap_mb or 0) * 2**20, False, 0
+        self.trace: list[tuple[float, int]] = []
 
     def run(self):
         while not self._stop_flag.is_set():
             t0 = time.perf_counter()
-            self.peak = max(self.peak, tree_memory(os.getpid()))
+            now = tree_memory(os.getpid())
+            self.trace.append((time.time(), now))
+            self.peak = max(self.peak, now)
             self.samples += 1
             if self.cap and self.peak > self.cap and not self.over:  # as a container's limit would
                 self.over = True

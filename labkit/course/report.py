@@ -72,6 +72,22 @@ def cell_seconds(nb, at_least: float = 1.0) -> list[list]:
     return out
 
 
+def cell_peaks(nb, trace, top: int = 3) -> list[list]:
+    """Where a notebook's memory went: [cell index, MB] for the ``top`` code cells with the
+    largest process-tree memory sampled while they ran (``trace``: `PeakSampler.trace`, matched
+    to the timestamps nbclient writes into the executed cells), largest first."""
+    out = []
+    for i, cell in enumerate(nb.cells):
+        t = cell.get("metadata", {}).get("execution", {})
+        if cell.cell_type == "code" and "iopub.execute_input" in t and "shell.execute_reply" in t:
+            start, end = (datetime.datetime.fromisoformat(t[k].replace("Z", "+00:00")).timestamp()
+                          for k in ("iopub.execute_input", "shell.execute_reply"))
+            seen = [b for when, b in trace if start <= when <= end]
+            if seen:
+                out.append([i, round(max(seen) / 2**20)])
+    return sorted(out, key=lambda c: -c[1])[:top]
+
+
 def execute(notebook: Path, scale: str, out_dir: Path, fresh_since: float | None) -> dict:
     """Run one notebook in a child kernel of this process and return its report row (`run`
     calls it in a fresh worker process per notebook, through `labkit.course.cli`)."""
@@ -122,6 +138,7 @@ def execute(notebook: Path, scale: str, out_dir: Path, fresh_since: float | None
     nbformat.write(nb, out_dir / notebook.name)
     return {"notebook": notebook.name, "title": _title(nb), "status": status, "failed": failed,
             "wall_s": round(wall, 1), "peak_mb": round(max(peak, biggest) / 2**20), "cells": cell_seconds(nb),
+            "peak_cells": cell_peaks(nb, sampler.trace),
             "results": json.loads(results.read_text()) if results.exists() else {}}
 
 
@@ -361,14 +378,16 @@ def markdown(report: dict) -> str:
              f"notebook and {m.get('matmul_gflops_after', '-')} after the last); torch {m['torch']}, "
              f"transformers {m['transformers']}",
              "", f"| notebook | status | wall (s) | normalised to {env.NORMAL_GFLOPS} GFLOP/s (s) "
-             "| measured afresh (s) | peak memory (MB) | slowest cells (index: s) | failing cell |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| measured afresh (s) | peak memory (MB) | slowest cells (index: s) | cells with most memory (index: MB) "
+             "| failing cell |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in report["notebooks"]:
         fail = f"{r['failed']['cell']}: {r['failed']['error']}" if r["failed"] else ""
         slow = ", ".join(f"{i}: {s:.0f}" for i, s in sorted(r.get("cells", []), key=lambda c: -c[1])[:3])
+        heavy = ", ".join(f"{i}: {mb}" for i, mb in r.get("peak_cells", []))  # rows measured before: none
         norm = f"{env.normalised(r, m):.0f}" if r["wall_s"] is not None else ""
         lines.append(f"| {r['notebook']} | {r['status']} | {r['wall_s']} | {norm} | {env.afresh(r):.0f} "
-                     f"| {r['peak_mb']} | {slow} | {fail} |")
+                     f"| {r['peak_mb']} | {slow} | {heavy} | {fail} |")
     over = over_budget(report)
     lines += ["", "Over issue 30's budgets: " + ("; ".join(over) if over else "nothing")]
     for r in report["notebooks"]:
