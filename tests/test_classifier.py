@@ -116,6 +116,12 @@ def test_cached_runs_hit_miss_and_keep_their_scores(tok, tmp_cache, monkeypatch)
     third = C.cached_fine_tune(make, TEXTS, LABELS, **settings)
     assert len(list((tmp_cache / "runs").glob("run-logits-*"))) == 1  # scored once, kept in the run cache
     assert third.accuracy(TEXTS, LABELS, 16) == acc and third.trained is None  # read back, no model
+    # unloaded, the trained model is let go and read back from its folder when next used: the same weights
+    trained = first.model
+    first.unload()
+    assert first.trained is None and first.accuracy(TEXTS, LABELS, 16) == acc and first.trained is None
+    assert first.model is not trained and all(torch.equal(a, b) for a, b in zip(first.model.state_dict().values(),
+                                                                                 trained.state_dict().values()))
     # anything that changes the result misses: labels, a setting, the initial weights, the loss
     changed = [dict(labels=LABELS[::-1]), dict(lr=1e-3), dict(make=lambda: make(seed=1)),
                dict(loss_fn=_spec_loss({"loss": "other"}))]

@@ -516,6 +516,11 @@ class Run:
             self.trained = load_classifier(self.folder)[1]
         return self.trained
 
+    def unload(self) -> None:
+        """Let go of the model (a MiniLM's is ~90 MB): `model` reads it back from the run folder
+        when next used. Its kept predictions stay."""
+        self.trained = None
+
     def logits(self, texts, max_len: int = 64) -> np.ndarray:
         """The model's logits for ``texts``, computed once per run and set of texts and kept
         in the run cache (a second lab that scores the same run on the same reviews reads
