@@ -58,33 +58,31 @@ def _title(nb) -> str:
     return ""
 
 
-def cell_seconds(nb, at_least: float = 1.0) -> list[list]:
-    """Where a notebook's time went: [cell index, seconds] for each code cell that took at least
-    ``at_least`` seconds, from the timestamps nbclient writes into the executed cells."""
-    out = []
+def _cell_times(nb):
+    """(index, start, end) of each executed code cell, in epoch seconds, from the timestamps
+    nbclient writes into the executed cells."""
     for i, cell in enumerate(nb.cells):
         t = cell.get("metadata", {}).get("execution", {})
         if cell.cell_type == "code" and "iopub.execute_input" in t and "shell.execute_reply" in t:
-            start, end = (datetime.datetime.fromisoformat(t[k].replace("Z", "+00:00"))
-                          for k in ("iopub.execute_input", "shell.execute_reply"))
-            if (end - start).total_seconds() >= at_least:
-                out.append([i, round((end - start).total_seconds(), 1)])
-    return out
+            yield (i, *(datetime.datetime.fromisoformat(t[k].replace("Z", "+00:00")).timestamp()
+                        for k in ("iopub.execute_input", "shell.execute_reply")))
+
+
+def cell_seconds(nb, at_least: float = 1.0) -> list[list]:
+    """Where a notebook's time went: [cell index, seconds] for each code cell that took at least
+    ``at_least`` seconds."""
+    return [[i, round(end - start, 1)] for i, start, end in _cell_times(nb) if end - start >= at_least]
 
 
 def cell_peaks(nb, trace, top: int = 3) -> list[list]:
     """Where a notebook's memory went: [cell index, MB] for the ``top`` code cells with the
-    largest process-tree memory sampled while they ran (``trace``: `PeakSampler.trace`, matched
-    to the timestamps nbclient writes into the executed cells), largest first."""
+    largest process-tree memory sampled while they ran (``trace``: `PeakSampler.trace`),
+    largest first. A cell shorter than the sampler's wait may have no sample, and no place."""
     out = []
-    for i, cell in enumerate(nb.cells):
-        t = cell.get("metadata", {}).get("execution", {})
-        if cell.cell_type == "code" and "iopub.execute_input" in t and "shell.execute_reply" in t:
-            start, end = (datetime.datetime.fromisoformat(t[k].replace("Z", "+00:00")).timestamp()
-                          for k in ("iopub.execute_input", "shell.execute_reply"))
-            seen = [b for when, b in trace if start <= when <= end]
-            if seen:
-                out.append([i, round(max(seen) / 2**20)])
+    for i, start, end in _cell_times(nb):
+        seen = [b for when, b in trace if start <= when <= end]
+        if seen:
+            out.append([i, round(max(seen) / 2**20)])
     return sorted(out, key=lambda c: -c[1])[:top]
 
 
